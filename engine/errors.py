@@ -1,0 +1,51 @@
+"""The one exception type whose message may be shown to a person.
+
+Anything else raised while serving a job is a bug: it is logged with the job id and the
+user is told "something went wrong (job <id>)".
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem the requester can fix or must be told about, worded for them."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:  # one clean line, whatever subclasses add
+        return self.message
+
+
+class OptionError(UserError):
+    """An option was unknown, of the wrong type or out of range."""
+
+
+class ImageError(UserError):
+    """An upload was not a usable image (not an image, too big, truncated, a bomb)."""
+
+
+class WeightsMissing(UserError):
+    """A weight file is neither cached, local, shipped in a wheel, nor downloadable."""
+
+    def __init__(self, message: str, *, name: str = "", url: str = "") -> None:
+        super().__init__(message)
+        self.name = name
+        self.url = url
+
+
+class QueueFull(UserError):
+    """The queue, or this user's share of it, has no room for another job."""
+
+
+class PresetNotFound(UserError):
+    """No preset of that name belongs to this user (other users' presets are invisible)."""
+
+
+class JobCancelled(Exception):
+    """Raised inside a method when its job was cancelled; not an error to report."""
+
+
+class JobTimeout(UserError):
+    """The job ran past the configured per-job limit."""

@@ -1,0 +1,157 @@
+"""Safe, tolerant image decoding and the few conversions every method needs.
+
+Uploads come from strangers: anything not a readable image, too large in bytes or in
+pixels (decompression bombs), or truncated is refused with a message a person can act
+on. What is accepted comes out as plain RGB with EXIF rotation applied.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import TYPE_CHECKING
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+if TYPE_CHECKING:
+    import torch
+
+FORMATS_HINT = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+def check_upload_size(n_bytes: int, max_bytes: int, what: str = "image") -> None:
+    """Refuse before downloading or decoding when the declared size is already too big."""
+    if n_bytes > max_bytes:
+        raise ImageError(f"The {what} is {_mb(n_bytes)}; the limit is {_mb(max_bytes)}.")
+
+
+def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, what: str = "image") -> Image.Image:
+    """Decode untrusted bytes into an RGB image, or raise ``ImageError`` saying why not."""
+    check_upload_size(len(data), max_bytes, what)
+    if not data:
+        raise ImageError(f"The {what} is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"The {what} is {width}x{height} pixels; the limit is "
+                    f"{max_pixels / 1e6:.0f} megapixels.")
+            if getattr(img, "is_animated", False):
+                img.seek(0)  # animated GIF/WebP/APNG: use the first frame
+            img.load()
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        if isinstance(exc, UnidentifiedImageError):
+            raise ImageError(f"The {what} is not an image Stylebot can read ({FORMATS_HINT}).") from None
+        raise ImageError(f"The {what} decompresses to too many pixels to be safe to open.") from None
+    except (OSError, SyntaxError, ValueError, EOFError):
+        raise ImageError(f"The {what} is truncated or damaged and cannot be read.") from None
+    return to_rgb(ImageOps.exif_transpose(img))
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB; transparency is composited over white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16/32-bit greyscale: scale the actual range into 0..255.
+        lo, hi = img.getextrema()
+        scale = 255.0 / (hi - lo) if hi > lo else 1.0
+        img = img.point(lambda v: (v - lo) * scale).convert("L")
+    elif img.mode == "F":
+        lo, hi = img.getextrema()
+        scale = 255.0 / (hi - lo) if hi > lo else 1.0
+        img = img.point(lambda v: (v - lo) * scale).convert("L")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("LA", "La", "PA"):
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "RGBa"):
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img, mask=img.getchannel("A"))
+        return background
+    if img.mode != "RGB":
+        img = img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+    return img
+
+
+def fit_within(img: Image.Image, max_side: int) -> Image.Image:
+    """Shrink (never enlarge) so the longest side is at most ``max_side``, keeping aspect."""
+    width, height = img.size
+    if max(width, height) <= max_side:
+        return img
+    scale = max_side / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return img.resize(size, Image.Resampling.LANCZOS)
+
+
+def resize_to_side(img: Image.Image, side: int) -> Image.Image:
+    """Scale so the longest side is exactly ``side`` (up or down), keeping aspect."""
+    width, height = img.size
+    scale = side / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return img if size == img.size else img.resize(size, Image.Resampling.LANCZOS)
+
+
+def to_tensor(img: Image.Image, device=None) -> "torch.Tensor":
+    """RGB image -> float tensor [1, 3, H, W] in 0..1."""
+    import numpy as np
+    import torch
+
+    array = np.asarray(to_rgb(img), dtype=np.float32) / 255.0
+    tensor = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+    return tensor.to(device) if device is not None else tensor
+
+
+def to_image(tensor: "torch.Tensor") -> Image.Image:
+    """Float tensor [1, 3, H, W] or [3, H, W] in 0..1 -> RGB image (clamped)."""
+    import numpy as np
+
+    t = tensor.detach().float()
+    if t.dim() == 4:
+        t = t[0]
+    array = (t.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    return Image.fromarray(array, "RGB")
+
+
+def preserve_color(content: Image.Image, styled: Image.Image) -> Image.Image:
+    """Luminance-only transfer: the styled image's brightness with the content's colours.
+
+    Gatys et al. 2016 ("Preserving colour in neural artistic style transfer"), YCbCr variant.
+    """
+    content = content.resize(styled.size, Image.Resampling.LANCZOS) if content.size != styled.size else content
+    y, _, _ = styled.convert("YCbCr").split()
+    _, cb, cr = content.convert("YCbCr").split()
+    return Image.merge("YCbCr", (y, cb, cr)).convert("RGB")
+
+
+def encode_png(img: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def encode_within(img: Image.Image, max_bytes: int) -> tuple[bytes, str]:
+    """PNG if it fits, else JPEG at falling quality, then smaller sizes: never dropped."""
+    data = encode_png(img)
+    if len(data) <= max_bytes:
+        return data, "png"
+    current = img
+    while True:
+        for quality in (92, 85, 75, 60):
+            buffer = io.BytesIO()
+            current.save(buffer, format="JPEG", quality=quality, optimize=True)
+            if buffer.tell() <= max_bytes:
+                return buffer.getvalue(), "jpg"
+        if max(current.size) <= 64:
+            return buffer.getvalue(), "jpg"
+        current = current.resize((max(1, current.width * 3 // 4), max(1, current.height * 3 // 4)),
+                                 Image.Resampling.LANCZOS)

@@ -1,0 +1,137 @@
+"""The interface every style-transfer method implements.
+
+A method is a small class: it declares its options and the weight files it needs, and
+turns one decoded ``MethodInput`` into one PIL image. The engine owns everything around
+that (queueing, devices, model caching, progress plumbing, cancellation, OOM retry).
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable
+
+from ..errors import JobCancelled, OptionError
+from ..options import OptionSet
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..models import ModelCache
+    from ..settings import Settings
+    from ..weights import WeightStore
+
+
+@dataclass
+class MethodInput:
+    """A request after decoding and validation: what a method actually works on.
+
+    ``content`` is RGB and already fits ``size`` (longest side); ``styles`` are RGB at
+    their own size (capped by the engine); ``options`` are validated and typed; ``seed``
+    is always set (chosen at random when the user gave none, and reported back).
+    """
+
+    content: "Image.Image"
+    options: dict[str, Any]
+    seed: int
+    size: int
+    styles: list["Image.Image"] = field(default_factory=list)
+    style_weights: list[float] = field(default_factory=list)
+    prompt: str | None = None
+    mask: "Image.Image | None" = None
+
+
+class RunContext:
+    """What a running method may use: device, weights, model cache, progress, cancellation.
+
+    ``progress`` is safe to call from the worker thread; it also raises ``JobCancelled``
+    once the job was cancelled, so a method that reports progress each step stops at the
+    next step without extra code.
+    """
+
+    def __init__(self, *, device: Any, settings: "Settings", weights: "WeightStore",
+                 models: "ModelCache",
+                 on_progress: Callable[[float, str, "Image.Image | None"], None] | None = None,
+                 cancel_event: threading.Event | None = None) -> None:
+        self.device = device
+        self.settings = settings
+        self.weights = weights
+        self.models = models
+        self._on_progress = on_progress
+        self.cancel_event = cancel_event or threading.Event()
+
+    @property
+    def half(self) -> bool:
+        """Whether fp16 is worth using: on CUDA and allowed by settings."""
+        return self.settings.half_precision and str(self.device).startswith("cuda")
+
+    def check_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise JobCancelled()
+
+    def progress(self, fraction: float, stage: str = "",
+                 preview: "Image.Image | None" = None) -> None:
+        self.check_cancelled()
+        if self._on_progress is not None:
+            self._on_progress(min(max(float(fraction), 0.0), 1.0), stage, preview)
+
+
+class Method(ABC):
+    """One style-transfer method. Subclasses set the class attributes and ``run``.
+
+    Modules defining methods import torch and friends inside functions, not at the top,
+    so that listing methods and options stays fast.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]  # a few words for menus
+    summary: ClassVar[str]  # one or two sentences for `stylebot methods` and /methods
+    options: ClassVar[OptionSet]
+    min_styles: ClassVar[int] = 0
+    max_styles: ClassVar[int] = 0
+    needs_prompt: ClassVar[bool] = False
+    uses_mask: ClassVar[bool] = False
+    batchable: ClassVar[bool] = False
+    needs_gpu: ClassVar[bool] = False  # refused on CPU unless the settings allow it
+
+    def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
+        """Catalogue names this method needs for ``options`` (``None``: its defaults)."""
+        return []
+
+    def check(self, inp: MethodInput, settings: "Settings") -> None:
+        """Refuse inputs the option ranges cannot express; raise ``OptionError``."""
+
+    def check_inputs(self, *, n_styles: int, has_prompt: bool, has_mask: bool) -> None:
+        """The engine calls this before queueing: wrong number of inputs is the user's error."""
+        if n_styles < self.min_styles:
+            need = "a style image" if self.min_styles == 1 else f"at least {self.min_styles} style images"
+            raise OptionError(f"Method '{self.name}' needs {need}.")
+        if n_styles > self.max_styles:
+            if self.max_styles == 0:
+                raise OptionError(f"Method '{self.name}' takes no style image.")
+            raise OptionError(f"Method '{self.name}' takes at most {self.max_styles} style images.")
+        if self.needs_prompt and not has_prompt:
+            raise OptionError(f"Method '{self.name}' needs a text prompt.")
+        if has_mask and not self.uses_mask:
+            raise OptionError(f"Method '{self.name}' does not take a mask.")
+
+    @abstractmethod
+    def run(self, inp: MethodInput, ctx: RunContext) -> "Image.Image":
+        """Restyle one input. Call ``ctx.progress`` regularly; it handles cancellation."""
+
+    def batch_key(self, inp: MethodInput) -> Hashable | None:
+        """Jobs with equal non-None keys may be run together by ``run_batch``."""
+        return None
+
+    def run_batch(self, inputs: list[MethodInput], ctx: RunContext) -> list["Image.Image"]:
+        return [self.run(inp, ctx) for inp in inputs]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "title": self.title, "summary": self.summary,
+            "min_styles": self.min_styles, "max_styles": self.max_styles,
+            "needs_prompt": self.needs_prompt, "uses_mask": self.uses_mask,
+            "needs_gpu": self.needs_gpu,
+            "options": [o.to_dict() for o in self.options],
+        }

@@ -1,0 +1,50 @@
+"""The one request type every adapter builds, whatever platform the command came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asked: presets and limits are per (platform, user_id)."""
+
+    platform: str  # "discord", "slack", "playground", "cli"
+    user_id: str
+    display_name: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class ImageUpload:
+    """Raw bytes of an image as received; decoded (and refused) by engine.images."""
+
+    data: bytes
+    filename: str = "image"
+
+    def __repr__(self) -> str:
+        return f"ImageUpload({self.filename!r}, {len(self.data)} bytes)"
+
+
+@dataclass
+class StyleRequest:
+    """Restyle ``content`` with ``method``.
+
+    ``options`` holds raw values (strings from chat are fine): each method's declared
+    options validate and convert them. ``preset`` names a saved preset of the requester
+    whose method, options and style images fill whatever the request leaves out.
+    """
+
+    method: str | None
+    content: ImageUpload
+    requester: Requester
+    styles: list[ImageUpload] = field(default_factory=list)
+    style_weights: list[float] | None = None
+    prompt: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None
+    mask: ImageUpload | None = None

