@@ -52,6 +52,7 @@ class Failed:
     job_id: str
     message: str  # fit to show the requester
     detail: str = ""  # for the log only
+    internal: bool = False  # a bug on our side rather than a problem with the request
 
 
 @dataclass(frozen=True)

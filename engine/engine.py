@@ -1,0 +1,174 @@
+"""The GPU engine: turns requests into validated jobs and runs them on the one device.
+
+``prepare`` does everything that can refuse a request (method, options, images, limits)
+before it is queued, so users hear about mistakes at once. ``execute`` runs a batch of
+prepared jobs in the worker thread, retrying once at a smaller size on out-of-memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import OptionError, UserError
+from .images import decode_image, fit_within, resize_to_side
+from .methods import DEFAULT_METHOD, Method, get_method
+from .methods.base import MethodInput, RunContext
+from .models import ModelCache
+from .request import StyleRequest
+from .settings import Settings
+from .weights import WeightStore
+
+if TYPE_CHECKING:
+    import threading
+
+    from PIL import Image
+
+log = logging.getLogger(__name__)
+
+OOM_RETRY_SCALE = 0.7
+
+
+@dataclass
+class PreparedJob:
+    """A request that passed every check: decoded images, typed options, a seed."""
+
+    method: Method
+    input: MethodInput
+    request: StyleRequest
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.input.options
+
+    def batch_key(self) -> tuple | None:
+        if not self.method.batchable:
+            return None
+        key = self.method.batch_key(self.input)
+        return None if key is None else (self.method.name, key)
+
+
+ProgressFn = Callable[[float, str, "Image.Image | None"], None]
+
+
+class StyleEngine:
+    """Hosts every method on one device, with one weight store and one model cache."""
+
+    def __init__(self, settings: Settings, weights: WeightStore | None = None,
+                 device: str | None = None) -> None:
+        self.settings = settings
+        self.weights = weights or WeightStore.from_settings(settings)
+        self.models = ModelCache(settings.model_memory_mb * 1_000_000)
+        self._device = device
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            from .device import resolve_device
+
+            self._device = resolve_device(self.settings.device)
+        return self._device
+
+    # -- before queueing -------------------------------------------------------------
+
+    def prepare(self, request: StyleRequest) -> PreparedJob:
+        """Validate and decode ``request``; raise ``UserError`` with the reason if unusable."""
+        method = get_method(request.method or DEFAULT_METHOD)
+        options = method.options.validate(request.options, method=method.name)
+        has_prompt = bool(request.prompt and request.prompt.strip())
+        method.check_inputs(n_styles=len(request.styles), has_prompt=has_prompt,
+                            has_mask=request.mask is not None)
+        if method.needs_gpu and self.device == "cpu" and not self._cpu_allowed(method):
+            raise UserError(f"Method '{method.name}' needs a GPU and this server has none; "
+                            "try 'hub' or 'fast' instead.")
+
+        requested_size = options.get("size")
+        if requested_size is not None and requested_size > self.settings.max_side:
+            raise OptionError(f"Option 'size' is {requested_size}, above this server's limit of "
+                              f"{self.settings.max_side} pixels.")
+        limits = dict(max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_pixels)
+        content = decode_image(request.content.data, what="content image", **limits)
+        content = (resize_to_side(content, requested_size) if requested_size
+                   else fit_within(content, self.settings.max_side))
+        styles = [fit_within(decode_image(s.data, what=f"style image {i + 1}" if len(request.styles) > 1
+                                          else "style image", **limits), self.settings.max_side)
+                  for i, s in enumerate(request.styles)]
+        mask = None
+        if request.mask is not None:
+            mask = decode_image(request.mask.data, what="mask", **limits).convert("L")
+        weights = self._style_weights(request, len(styles))
+        seed = options.get("seed")
+        if seed is None:
+            seed = random.randrange(2**31)
+        options = {**options, "seed": seed} if "seed" in options else options
+        inp = MethodInput(content=content, options=options, seed=seed, size=max(content.size),
+                          styles=styles, style_weights=weights,
+                          prompt=request.prompt.strip() if has_prompt else None, mask=mask)
+        method.check(inp, self.settings)
+        return PreparedJob(method=method, input=inp, request=request)
+
+    def _cpu_allowed(self, method: Method) -> bool:
+        return method.name == "nada" and self.settings.allow_cpu_nada
+
+    @staticmethod
+    def _style_weights(request: StyleRequest, n_styles: int) -> list[float]:
+        if n_styles == 0:
+            return []
+        raw = request.style_weights
+        if raw is None:
+            return [1.0 / n_styles] * n_styles
+        if len(raw) != n_styles:
+            raise OptionError(f"Got {len(raw)} style weights for {n_styles} style images; "
+                              "give one weight per style image.")
+        if any(w < 0 for w in raw) or sum(raw) <= 0:
+            raise OptionError("Style weights must be zero or positive, and not all zero.")
+        total = float(sum(raw))
+        return [w / total for w in raw]
+
+    # -- in the worker thread --------------------------------------------------------
+
+    def context(self, on_progress: ProgressFn | None, cancel_event: "threading.Event") -> RunContext:
+        return RunContext(device=self.device, settings=self.settings, weights=self.weights,
+                          models=self.models, on_progress=on_progress, cancel_event=cancel_event)
+
+    def execute(self, jobs: list[PreparedJob], ctx: RunContext) -> list["Image.Image"]:
+        """Run jobs sharing one batch key (or a single job); retry smaller once on OOM."""
+        from .device import free_cached_memory, is_out_of_memory
+
+        method = jobs[0].method
+        inputs = [job.input for job in jobs]
+        try:
+            return self._run(method, inputs, ctx)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            log.warning("out of memory running %s on %s (%d job(s)); retrying smaller",
+                        method.name, self.device, len(jobs))
+        free_cached_memory()
+        smaller = [self._shrunk(inp) for inp in inputs]
+        try:
+            results = [self._run(method, [inp], ctx)[0] for inp in smaller]
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                free_cached_memory()
+                raise UserError("The GPU ran out of memory for this image, even at a smaller "
+                                "size; try a smaller size option.") from exc
+            raise
+        return results
+
+    def _run(self, method: Method, inputs: list[MethodInput], ctx: RunContext) -> list["Image.Image"]:
+        started = time.perf_counter()
+        results = method.run_batch(inputs, ctx) if len(inputs) > 1 else [method.run(inputs[0], ctx)]
+        log.debug("%s ran %d job(s) in %.2fs", method.name, len(inputs), time.perf_counter() - started)
+        return results
+
+    @staticmethod
+    def _shrunk(inp: MethodInput) -> MethodInput:
+        side = max(64, int(inp.size * OOM_RETRY_SCALE))
+        content = resize_to_side(inp.content, side)
+        return MethodInput(content=content, options=inp.options, seed=inp.seed, size=max(content.size),
+                           styles=inp.styles, style_weights=inp.style_weights, prompt=inp.prompt,
+                           mask=inp.mask)

@@ -1,0 +1,384 @@
+"""One asyncio job queue in front of the engine, served by a single worker.
+
+The worker owns the device: GPU work runs in one background thread at a time, so the
+event loop (and every chat adapter on it) stays responsive. Jobs that the method can
+batch and that share a batch key are run together. Each job has a stream of events
+that any number of listeners can follow, replayed from the start for late listeners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Awaitable, Callable
+
+from .engine import PreparedJob, StyleEngine
+from .errors import JobCancelled, QueueFull, UserError
+from .events import (Cancelled, Done, Failed, JobEvent, Progress, Queued, ResultMeta, Started,
+                     is_final)
+from .request import Requester, StyleRequest
+
+log = logging.getLogger(__name__)
+
+PROGRESS_MIN_INTERVAL_S = 0.2
+SHUTDOWN_MESSAGE = "Stylebot is restarting, so your job was not run. Please send it again in a minute."
+
+Observer = Callable[["Job", JobEvent], Awaitable[None]]
+
+
+@dataclass
+class Job:
+    """A queued or running request and everything said about it so far."""
+
+    id: str
+    requester: Requester
+    prepared: PreparedJob
+    created: float = field(default_factory=time.monotonic)
+    state: str = "queued"  # queued, running, done, failed, cancelled
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    history: list[JobEvent] = field(default_factory=list)
+    listeners: list[asyncio.Queue] = field(default_factory=list)
+    cancel_reason: str = "cancelled"
+
+    @property
+    def method(self) -> str:
+        return self.prepared.method.name
+
+    @property
+    def final(self) -> JobEvent | None:
+        return self.history[-1] if self.history and is_final(self.history[-1]) else None
+
+
+class JobHandle:
+    """What a caller keeps after submitting: the job id, its events, and a way to cancel."""
+
+    def __init__(self, queue: "JobQueue", job: Job) -> None:
+        self._queue = queue
+        self._job = job
+
+    @property
+    def id(self) -> str:
+        return self._job.id
+
+    @property
+    def state(self) -> str:
+        return self._job.state
+
+    @property
+    def prepared(self) -> PreparedJob:
+        return self._job.prepared
+
+    def cancel(self, reason: str = "cancelled by the requester") -> bool:
+        return self._queue.cancel(self._job.id, reason=reason)
+
+    async def events(self) -> AsyncIterator[JobEvent]:
+        """Every event of the job, from the first, ending with Done, Failed or Cancelled."""
+        listener: asyncio.Queue = asyncio.Queue()
+        for event in self._job.history:
+            listener.put_nowait(event)
+        if self._job.final is None:
+            self._job.listeners.append(listener)
+        try:
+            while True:
+                event = await listener.get()
+                yield event
+                if is_final(event):
+                    return
+        finally:
+            if listener in self._job.listeners:
+                self._job.listeners.remove(listener)
+
+    async def wait(self) -> JobEvent:
+        """The final event."""
+        async for event in self.events():
+            if is_final(event):
+                return event
+        raise AssertionError("event stream ended without a final event")  # pragma: no cover
+
+
+class JobQueue:
+    """Limits, ordering, batching, progress, cancellation and timeouts around the engine."""
+
+    def __init__(self, engine: StyleEngine, *, observers: list[Observer] | None = None) -> None:
+        self.engine = engine
+        self.settings = engine.settings
+        self.observers: list[Observer] = list(observers or [])
+        self._waiting: deque[Job] = deque()
+        self._running: list[Job] = []
+        self._jobs: dict[str, Job] = {}
+        self._wakeup = asyncio.Event()
+        self._worker: asyncio.Task | None = None
+        self._accepting = True
+        self._observer_events: asyncio.Queue = asyncio.Queue()
+        self._observer_task: asyncio.Task | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._observer_task is None:
+            self._observer_task = asyncio.create_task(self._observe(), name="stylebot-observers")
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work(), name="stylebot-worker")
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Refuse new jobs, tell waiting users, let the running batch finish within the grace."""
+        self._accepting = False
+        grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
+        while self._waiting:
+            job = self._waiting.popleft()
+            self._finish(job, Cancelled(job.id, SHUTDOWN_MESSAGE), state="cancelled")
+        if self._worker is None:
+            return
+        if self._running:
+            deadline = time.monotonic() + grace
+            while self._running and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            for job in list(self._running):
+                job.cancel_reason = SHUTDOWN_MESSAGE
+                job.cancel_event.set()
+            while self._running:
+                await asyncio.sleep(0.05)
+        self._worker.cancel()
+        try:
+            await self._worker
+        except asyncio.CancelledError:
+            pass
+        self._worker = None
+        await self.drain_observers()
+        if self._observer_task is not None:
+            self._observer_task.cancel()
+            self._observer_task = None
+
+    async def drain_observers(self) -> None:
+        """Wait until observers (e.g. the job log) have seen every event so far."""
+        if self._observer_task is not None:
+            await self._observer_events.join()
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    # -- submitting ------------------------------------------------------------------
+
+    async def submit(self, request: StyleRequest) -> JobHandle:
+        """Validate, decode and enqueue; raise ``UserError`` (incl. ``QueueFull``) to refuse."""
+        self._check_room(request.requester)
+        prepared = await asyncio.to_thread(self.engine.prepare, request)
+        self._check_room(request.requester)  # others may have submitted meanwhile
+        return await self.enqueue(prepared)
+
+    async def enqueue(self, prepared: PreparedJob) -> JobHandle:
+        job = Job(id=uuid.uuid4().hex[:8], requester=prepared.request.requester, prepared=prepared)
+        self._jobs[job.id] = job
+        self._waiting.append(job)
+        self._emit(job, Queued(job.id, len(self._waiting)))
+        self._wakeup.set()
+        return JobHandle(self, job)
+
+    def _check_room(self, requester: Requester) -> None:
+        if not self._accepting:
+            raise QueueFull("Stylebot is shutting down and not taking new jobs; try again in a minute.")
+        mine = sum(1 for j in self._active() if j.requester.key == requester.key)
+        if mine >= self.settings.jobs_per_user:
+            raise QueueFull(f"You already have {mine} job{'s' if mine > 1 else ''} queued or running "
+                            f"(the limit is {self.settings.jobs_per_user}); wait for one to finish "
+                            "or cancel one.")
+        if len(self._waiting) >= self.settings.queue_size:
+            raise QueueFull(f"The queue is full ({len(self._waiting)} jobs waiting); "
+                            "please try again in a few minutes.")
+
+    # -- asking and cancelling -------------------------------------------------------
+
+    def _active(self) -> list[Job]:
+        return list(self._running) + list(self._waiting)
+
+    def jobs_of(self, requester: Requester) -> list[tuple[Job, int]]:
+        """The requester's active jobs with their positions (0 = running)."""
+        out = [(job, 0) for job in self._running if job.requester.key == requester.key]
+        out += [(job, i + 1) for i, job in enumerate(self._waiting) if job.requester.key == requester.key]
+        return out
+
+    def get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def handle(self, job_id: str) -> JobHandle | None:
+        job = self._jobs.get(job_id)
+        return JobHandle(self, job) if job else None
+
+    @property
+    def waiting_count(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    def cancel(self, job_id: str, requester: Requester | None = None,
+               reason: str = "cancelled by the requester") -> bool:
+        """Cancel a queued job at once or ask a running one to stop at its next step."""
+        job = self._jobs.get(job_id)
+        if job is None or job.final is not None:
+            return False
+        if requester is not None and job.requester.key != requester.key:
+            return False
+        job.cancel_reason = reason
+        job.cancel_event.set()
+        if job in self._waiting:
+            self._waiting.remove(job)
+            self._finish(job, Cancelled(job.id, reason), state="cancelled")
+            self._announce_positions()
+        return True
+
+    # -- the worker ------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            while not self._waiting:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            batch = self._take_batch()
+            self._announce_positions()
+            try:
+                await self._run_batch(batch)
+            except Exception:  # the worker must survive anything one batch does
+                log.exception("worker error on jobs %s", [j.id for j in batch])
+                for job in batch:
+                    if job.final is None:
+                        self._finish(job, Failed(job.id, _bug_message(job.id), internal=True),
+                                     state="failed")
+            finally:
+                self._running = []
+
+    def _take_batch(self) -> list[Job]:
+        first = self._waiting.popleft()
+        batch = [first]
+        key = first.prepared.batch_key()
+        if key is not None:
+            for job in list(self._waiting):
+                if len(batch) >= self.settings.max_batch:
+                    break
+                if job.prepared.batch_key() == key:
+                    self._waiting.remove(job)
+                    batch.append(job)
+        self._running = batch
+        return batch
+
+    def _announce_positions(self) -> None:
+        for position, job in enumerate(list(self._waiting), start=1):
+            last = next((e for e in reversed(job.history) if isinstance(e, Queued)), None)
+            if last is None or last.position != position:
+                self._emit(job, Queued(job.id, position))
+
+    async def _run_batch(self, batch: list[Job]) -> None:
+        device = self.engine.device if batch else "?"
+        for job in batch:
+            job.state = "running"
+            self._emit(job, Started(job.id, device))
+        loop = asyncio.get_running_loop()
+        batch_cancel = threading.Event()
+        throttle = {"at": 0.0, "fraction": -1.0}
+
+        def on_progress(fraction: float, stage: str, preview) -> None:
+            now = time.monotonic()
+            if (preview is None and fraction < 1.0 and now - throttle["at"] < PROGRESS_MIN_INTERVAL_S
+                    and fraction - throttle["fraction"] < 0.05):
+                return
+            throttle.update(at=now, fraction=fraction)
+            for job in batch:
+                loop.call_soon_threadsafe(self._emit, job, Progress(job.id, fraction, stage, preview))
+
+        def all_cancelled() -> None:
+            if all(job.cancel_event.is_set() for job in batch):
+                batch_cancel.set()
+
+        watcher = asyncio.create_task(self._watch_cancel(batch, all_cancelled))
+        ctx = self.engine.context(on_progress, batch_cancel)
+        started = time.perf_counter()
+        future = loop.run_in_executor(None, self.engine.execute, [j.prepared for j in batch], ctx)
+        timed_out = False
+        try:
+            results = await asyncio.wait_for(asyncio.shield(future), self.settings.job_timeout_s)
+            error: BaseException | None = None
+        except asyncio.TimeoutError:
+            timed_out = True
+            batch_cancel.set()
+            error = None
+            results = None
+            try:
+                await future  # the method stops at its next progress call
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                error = exc
+        except BaseException as exc:  # noqa: BLE001 - every failure is reported to its job
+            results, error = None, exc
+        finally:
+            watcher.cancel()
+        seconds = time.perf_counter() - started
+
+        for i, job in enumerate(batch):
+            if job.cancel_event.is_set() and not timed_out:
+                self._finish(job, Cancelled(job.id, job.cancel_reason), state="cancelled")
+            elif timed_out:
+                minutes = self.settings.job_timeout_s / 60
+                self._finish(job, Failed(job.id, f"Your job took longer than the {minutes:g}-minute "
+                                               f"limit and was stopped (job {job.id}).", "timeout"),
+                                   state="failed")
+            elif error is not None:
+                self._finish(job, self._failure(job, error), state="failed")
+            else:
+                meta = ResultMeta(method=job.method, options=dict(job.prepared.options),
+                                  seconds=round(seconds, 3), device=device, seed=job.prepared.input.seed,
+                                  size=results[i].size)
+                self._finish(job, Done(job.id, results[i], meta), state="done")
+
+    async def _watch_cancel(self, batch: list[Job], check: Callable[[], None]) -> None:
+        while True:
+            check()
+            await asyncio.sleep(0.05)
+
+    def _failure(self, job: Job, error: BaseException) -> Failed:
+        if isinstance(error, UserError):
+            log.info("job %s (%s) refused: %s", job.id, job.method, error.message)
+            return Failed(job.id, error.message, type(error).__name__)
+        if isinstance(error, JobCancelled):
+            return Failed(job.id, f"Your job was stopped (job {job.id}).", "cancelled")
+        log.error("job %s (%s, user %s) failed", job.id, job.method, job.requester.key,
+                  exc_info=(type(error), error, error.__traceback__))
+        return Failed(job.id, _bug_message(job.id), f"{type(error).__name__}: {error}", internal=True)
+
+    # -- events ------------------------------------------------------------------------
+
+    def _finish(self, job: Job, event: JobEvent, *, state: str) -> None:
+        job.state = state
+        self._emit(job, event)
+
+    def _emit(self, job: Job, event: JobEvent) -> None:
+        if job.final is not None:
+            return
+        if isinstance(event, Progress) and job.history and isinstance(job.history[-1], Progress):
+            job.history[-1] = event  # keep the replay short: only the latest progress
+        else:
+            job.history.append(event)
+        for listener in list(job.listeners):
+            listener.put_nowait(event)
+        if self.observers and not isinstance(event, Progress):
+            self._observer_events.put_nowait((job, event))
+
+    async def _observe(self) -> None:
+        """Feed observers in event order, one event at a time."""
+        while True:
+            job, event = await self._observer_events.get()
+            for observer in self.observers:
+                try:
+                    await observer(job, event)
+                except Exception:  # an observer (e.g. the job log) must never break the queue
+                    log.exception("event observer failed for job %s", job.id)
+            self._observer_events.task_done()
+
+
+def _bug_message(job_id: str) -> str:
+    return f"Something went wrong on our side (job {job_id}); it has been logged."

@@ -1,0 +1,1 @@
+"""The application layer: wires engine, queue and storage together for every front end."""
