@@ -60,6 +60,7 @@ async def test_connections_enforce_foreign_keys_and_use_wal(db):
     async with db.session() as s:
         assert (await s.execute(text("PRAGMA foreign_keys"))).scalar() == 1
         assert (await s.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await s.execute(text("PRAGMA synchronous"))).scalar() == 1  # NORMAL
     with pytest.raises(Exception, match="FOREIGN KEY"):
         async with db.write() as s:
             await s.execute(text("INSERT INTO preset_styles (preset_id, position, weight, image,"
