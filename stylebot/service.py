@@ -22,7 +22,7 @@ from engine.settings import Settings
 from storage import jobs as job_log
 from storage import presets as preset_store
 from storage.db import Database, open_database
-from storage.presets import PresetRecord, StyleBlob
+from storage.presets import PresetRecord, PresetSummary, StyleBlob
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class StyleService:
         return await preset_store.save_preset(self.db, requester.platform, requester.user_id, name,
                                               m.name, _jsonable(stored_options), blobs, replace=replace)
 
-    async def list_presets(self, requester: Requester) -> list[PresetRecord]:
+    async def list_presets(self, requester: Requester) -> list[PresetSummary]:
         return await preset_store.list_presets(self.db, requester.platform, requester.user_id)
 
     async def get_preset(self, requester: Requester, name: str) -> PresetRecord:
