@@ -8,6 +8,7 @@ manages presets. It holds no platform code and no SQL of its own.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,10 +121,11 @@ class StyleService:
             await job_log.record_started(self.db, job.id, event.device)
         elif isinstance(event, Done):
             await job_log.record_finished(self.db, job.id, "done", event.meta.seconds)
-        elif isinstance(event, Failed):
-            await job_log.record_finished(self.db, job.id, "failed", None, error=event.detail or event.message)
-        elif isinstance(event, Cancelled):
-            await job_log.record_finished(self.db, job.id, "cancelled", None, error=event.reason)
+        elif isinstance(event, (Failed, Cancelled)):
+            status = "failed" if isinstance(event, Failed) else "cancelled"
+            error = event.reason if isinstance(event, Cancelled) else (event.detail or event.message)
+            await job_log.record_finished(self.db, job.id, status, time.monotonic() - job.created,
+                                          error=error)
 
     # -- presets -----------------------------------------------------------------------
 
