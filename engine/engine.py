@@ -167,7 +167,7 @@ class StyleEngine:
 
     @staticmethod
     def _shrunk(inp: MethodInput) -> MethodInput:
-        side = max(64, int(inp.size * OOM_RETRY_SCALE))
+        side = max(16, int(inp.size * OOM_RETRY_SCALE))
         content = resize_to_side(inp.content, side)
         return MethodInput(content=content, options=inp.options, seed=inp.seed, size=max(content.size),
                            styles=inp.styles, style_weights=inp.style_weights, prompt=inp.prompt,

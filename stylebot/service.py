@@ -8,6 +8,7 @@ manages presets. It holds no platform code and no SQL of its own.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from engine.settings import Settings
 from storage import jobs as job_log
 from storage import presets as preset_store
 from storage.db import Database, open_database
-from storage.presets import PresetRecord, StyleBlob
+from storage.presets import PresetRecord, PresetSummary, StyleBlob
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +121,11 @@ class StyleService:
             await job_log.record_started(self.db, job.id, event.device)
         elif isinstance(event, Done):
             await job_log.record_finished(self.db, job.id, "done", event.meta.seconds)
-        elif isinstance(event, Failed):
-            await job_log.record_finished(self.db, job.id, "failed", None, error=event.detail or event.message)
-        elif isinstance(event, Cancelled):
-            await job_log.record_finished(self.db, job.id, "cancelled", None, error=event.reason)
+        elif isinstance(event, (Failed, Cancelled)):
+            status = "failed" if isinstance(event, Failed) else "cancelled"
+            error = event.reason if isinstance(event, Cancelled) else (event.detail or event.message)
+            await job_log.record_finished(self.db, job.id, status, time.monotonic() - job.created,
+                                          error=error)
 
     # -- presets -----------------------------------------------------------------------
 
@@ -152,7 +154,7 @@ class StyleService:
         return await preset_store.save_preset(self.db, requester.platform, requester.user_id, name,
                                               m.name, _jsonable(stored_options), blobs, replace=replace)
 
-    async def list_presets(self, requester: Requester) -> list[PresetRecord]:
+    async def list_presets(self, requester: Requester) -> list[PresetSummary]:
         return await preset_store.list_presets(self.db, requester.platform, requester.user_id)
 
     async def get_preset(self, requester: Requester, name: str) -> PresetRecord:

@@ -1,0 +1,126 @@
+"""The tables, declared once; Alembic migrations must produce exactly this schema.
+
+``tests/storage/test_migrations.py`` compares a migrated database with this metadata, so a
+change here without a new migration (or the other way round) fails the suite.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (JSON, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer,
+                        LargeBinary, MetaData, String, Text, TypeDecorator, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Names every constraint and index, so SQLite batch migrations can find them later.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes in and out, on every backend.
+
+    SQLite has no time zones and hands back naive values; storing UTC and re-attaching it on
+    load keeps comparisons with ``datetime.now(timezone.utc)`` safe for callers.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware datetimes")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Preset(Base):
+    """A user's saved method + options + style images, recalled by name."""
+
+    __tablename__ = "presets"
+    __table_args__ = (
+        UniqueConstraint("platform", "user_id", "name_key", name="uq_presets_owner_name_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(32))  # as the user typed it
+    name_key: Mapped[str] = mapped_column(String(32))  # lower-cased: uniqueness and lookups
+    method: Mapped[str] = mapped_column(String(64))
+    options: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    use_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    styles: Mapped[list[PresetStyle]] = relationship(
+        back_populates="preset", order_by="PresetStyle.position",
+        cascade="all, delete-orphan", passive_deletes=True)
+
+
+class PresetStyle(Base):
+    """One style image of a preset, in the order (and with the weight) it was given."""
+
+    __tablename__ = "preset_styles"
+
+    preset_id: Mapped[int] = mapped_column(
+        ForeignKey("presets.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    weight: Mapped[float] = mapped_column(Float)
+    image: Mapped[bytes] = mapped_column(LargeBinary)
+    mime: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+
+    preset: Mapped[Preset] = relationship(back_populates="styles")
+
+
+class Job(Base):
+    """One request's life: queued, started, finished (or interrupted by a restart)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'done', 'failed', 'cancelled', "
+                        "'interrupted')", name="status"),
+        Index("ix_jobs_owner_queued_at", "platform", "user_id", "queued_at"),
+        Index("ix_jobs_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(128))
+    method: Mapped[str] = mapped_column(String(64))
+    options: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    queued_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    seconds: Mapped[float | None] = mapped_column(Float)
+    device: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    preset: Mapped[str | None] = mapped_column(String(32))

@@ -1,0 +1,113 @@
+"""Untrusted uploads: refused with a clear reason, or decoded to upright RGB."""
+
+import io
+
+import pytest
+from PIL import Image
+
+from engine.errors import ImageError
+from engine.images import decode_image, encode_within, fit_within, preserve_color, to_image, to_tensor
+
+LIMITS = dict(max_bytes=5 * 1024 * 1024, max_pixels=4_000_000)
+
+
+def encode(img, fmt="PNG", **kw) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format=fmt, **kw)
+    return buffer.getvalue()
+
+
+def test_non_image_is_refused():
+    with pytest.raises(ImageError, match="not an image Stylebot can read"):
+        decode_image(b"hello, I am a text file", **LIMITS)
+
+
+def test_empty_is_refused():
+    with pytest.raises(ImageError, match="empty"):
+        decode_image(b"", **LIMITS)
+
+
+def test_too_many_bytes_is_refused_before_decoding():
+    with pytest.raises(ImageError, match=r"is 6.0 MB; the limit is 5.0 MB"):
+        decode_image(b"\0" * (6 * 1024 * 1024), **LIMITS)
+
+
+def test_decompression_bomb_is_refused_without_decoding():
+    # A 10000x10000 PNG of one colour compresses to a few KB but would be 300 MB decoded.
+    bomb = encode(Image.new("L", (10000, 10000)), optimize=True)
+    assert len(bomb) < 200_000
+    with pytest.raises(ImageError, match="10000x10000 pixels; the limit is 4 megapixels"):
+        decode_image(bomb, **LIMITS)
+
+
+def test_truncated_file_is_refused():
+    data = encode(Image.effect_noise((200, 200), 50).convert("RGB"), "JPEG")
+    with pytest.raises(ImageError, match="truncated or damaged"):
+        decode_image(data[: len(data) // 2], **LIMITS)
+
+
+def test_exif_rotation_is_applied():
+    img = Image.new("RGB", (40, 20), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    out = decode_image(encode(img, "JPEG", exif=exif), **LIMITS)
+    assert out.size == (20, 40)
+
+
+@pytest.mark.parametrize("mode, fmt", [("CMYK", "JPEG"), ("P", "PNG"), ("L", "PNG"), ("LA", "PNG"),
+                                       ("RGBA", "PNG"), ("I;16", "PNG"), ("1", "BMP")])
+def test_odd_modes_become_rgb(mode, fmt):
+    img = Image.new("RGB", (16, 12), (10, 120, 240)).convert(mode) if mode != "I;16" else \
+        Image.new("I;16", (16, 12), 40000)
+    out = decode_image(encode(img, fmt), **LIMITS)
+    assert out.mode == "RGB" and out.size == (16, 12)
+
+
+def test_transparency_is_composited_over_white():
+    img = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    assert decode_image(encode(img), **LIMITS).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_sixteen_bit_range_is_kept():
+    img = Image.linear_gradient("L").resize((64, 64)).convert("I")
+    img = img.point(lambda v: v * 200).convert("I;16")
+    out = decode_image(encode(img), **LIMITS)
+    lo, hi = out.convert("L").getextrema()
+    assert lo < 10 and hi > 245
+
+
+def test_animated_gif_uses_first_frame():
+    frames = [Image.new("RGB", (10, 10), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
+    r, g, b = decode_image(buffer.getvalue(), **LIMITS).getpixel((5, 5))
+    assert r > 200 and b < 50
+
+
+def test_fit_within_keeps_aspect_and_never_enlarges():
+    assert fit_within(Image.new("RGB", (2000, 1000)), 1024).size == (1024, 512)
+    assert fit_within(Image.new("RGB", (100, 50)), 1024).size == (100, 50)
+
+
+def test_tensor_round_trip_is_lossless():
+    img = Image.effect_noise((20, 10), 60).convert("RGB")
+    t = to_tensor(img)
+    assert tuple(t.shape) == (1, 3, 10, 20) and 0 <= float(t.min()) and float(t.max()) <= 1
+    assert to_image(t).tobytes() == img.tobytes()
+
+
+def test_preserve_color_keeps_content_chroma_and_styled_luma():
+    content = Image.new("RGB", (8, 8), (200, 40, 40))
+    styled = Image.new("RGB", (8, 8), (30, 30, 200))
+    out = preserve_color(content, styled)
+    y_out, cb, cr = out.convert("YCbCr").getpixel((0, 0))
+    y_styled = styled.convert("YCbCr").getpixel((0, 0))[0]
+    _, cb_c, cr_c = content.convert("YCbCr").getpixel((0, 0))
+    assert abs(y_out - y_styled) <= 2 and abs(cb - cb_c) <= 2 and abs(cr - cr_c) <= 2
+
+
+def test_encode_within_shrinks_instead_of_dropping():
+    img = Image.effect_noise((600, 600), 100).convert("RGB")
+    data, fmt = encode_within(img, 60_000)
+    assert len(data) <= 60_000 and fmt == "jpg"
+    assert Image.open(io.BytesIO(data)).size[0] <= 600

