@@ -27,7 +27,6 @@ STYLE_DIM = 100
 PREDICTOR_SIZE = 256  # the side the style prediction network was trained and released at
 NORM_EPS = 1e-5  # the conditional instance norm's epsilon, as stored in both graphs
 SIZE_MULTIPLE = 4  # two stride-2 convolutions in T's contracting part
-MIN_SIDE = 16  # T's mirror padding needs a few pixels left after contracting by 4
 
 # MobileNetV2's bottleneck blocks: (expansion, channels, repeats, first stride).
 MOBILENET_V2 = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
