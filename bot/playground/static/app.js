@@ -172,14 +172,16 @@ function optionControl(method, option) {
     const max = option.name === "size" ? Math.min(option.max, state.config.max_side || option.max) : option.max;
     const toSlider = (v) => (option.log_scale ? Math.log10(v) : v);
     const fromSlider = (s) => (option.log_scale ? Math.pow(10, s) : s);
-    const start = value === null || value === undefined ? max : Number(value);
+    const unset = value === null || value === undefined;
+    // An option without a default means "the server decides": size is the server's cap.
+    const start = unset ? (option.name === "size" ? max : option.min) : Number(value);
     control = el("input", {
       id, type: "range",
       min: toSlider(option.min), max: toSlider(max),
       step: option.log_scale ? 0.01 : (option.step || (option.type === "int" ? 1 : 0.01)),
       value: toSlider(start), "data-log": option.log_scale ? "1" : null,
     });
-    shown.textContent = value === null || value === undefined ? `auto (${max})` : formatNumber(option, value);
+    shown.textContent = unset ? (option.name === "size" ? `auto (${max})` : "default") : formatNumber(option, value);
     note = el("p", { class: "range-note", id: `note-${option.name}` });
     const showNote = (v) => {
       const text = rangeNote(method.name, option, v);
@@ -393,6 +395,7 @@ function follow(reply) {
 }
 
 function onEvent(event) {
+  if (["queued", "done", "failed", "cancelled"].includes(event.type)) pollHealth();
   if (event.type === "queued") {
     showStatus("queued", event.position === 1 ? "Queued: next in line." : `Queued: position ${event.position}.`);
   } else if (event.type === "started") {
