@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import web
 
-from bot.checks import bind_socket, chat_adapters, serves_playground, validate_settings
+from bot.checks import (bind_socket, chat_adapters, is_loopback, serves_playground,
+                        validate_settings)
 from engine.errors import UserError
 
 if TYPE_CHECKING:
@@ -106,9 +107,12 @@ class Bot:
             self._start_adapter(name)
 
     def make_web_app(self) -> web.Application:
-        from bot.playground.server import add_playground, json_errors
+        from bot.playground.server import add_playground, json_errors, same_origin_guard
 
-        app = web.Application(middlewares=[json_errors], client_max_size=1024 * 1024)
+        middlewares = [json_errors]
+        if serves_playground(self.settings):
+            middlewares.insert(0, same_origin_guard(is_loopback(self.settings.http_host)))
+        app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
         app[BOT] = self
         app.router.add_get("/healthz", self._healthz)
         if serves_playground(self.settings):

@@ -63,6 +63,33 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         return web.json_response({"error": BUG_MESSAGE}, status=500)
 
 
+LOOPBACK_NAMES = {"localhost", "::1"}
+
+
+def same_origin_guard(loopback_only: bool):
+    """Refuse what another web site makes your browser send (the page has no login).
+
+    A form on any site can POST to 127.0.0.1 without a CORS preflight, and DNS rebinding can
+    make a foreign name resolve here: so changes must come from this page's own origin, and
+    on a loopback address the Host header must name this machine.
+    """
+
+    @web.middleware
+    async def guard(request: web.Request, handler) -> web.StreamResponse:
+        host = (request.url.host or "").lower()
+        if loopback_only and host not in LOOPBACK_NAMES and not host.startswith("127."):
+            return web.json_response({"error": "This address only answers as localhost."}, status=403)
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            origin = request.headers.get("Origin")
+            if origin is not None and origin != f"{request.scheme}://{request.host}":
+                log.warning("refused a %s %s from origin %s", request.method, request.path, origin)
+                return web.json_response({"error": "Requests from other web sites are refused."},
+                                         status=403)
+        return await handler(request)
+
+    return guard
+
+
 class Playground:
     """Request handlers over one ``StyleService``; one instance per web app."""
 

@@ -276,3 +276,23 @@ async def test_health_reports_engine_queue_and_playground(pg_settings):
         assert health["adapters"]["playground"]["state"] == "serving"
         assert health["adapters"]["playground"]["detail"] == bot.url
         assert json.dumps(health)  # plain JSON all the way down
+
+
+async def test_other_web_sites_cannot_use_the_playground(pg_settings, content_png):
+    """A page elsewhere can make the browser POST here, and DNS rebinding can rename us."""
+    async with running_bot(pg_settings) as (bot, http):
+        async with http.post("/api/command", data=form("/fast", content=content_png),
+                             headers={"Origin": "https://evil.example"}) as response:
+            assert response.status == 403
+            assert (await response.json())["error"] == "Requests from other web sites are refused."
+        async with http.delete("/api/presets/x", headers={"Origin": "null"}) as response:
+            assert response.status == 403
+        async with http.get("/api/presets", headers={"Host": "rebound.example"}) as response:
+            assert response.status == 403
+        assert bot.service.queue.waiting_count == 0 and bot.service.queue.running_count == 0
+        # The page's own origin, and clients that send none (curl), are served.
+        origin = bot.url.rstrip("/")
+        async with http.post("/api/command", data=form("/help"), headers={"Origin": origin}) as response:
+            assert response.status == 200
+        async with http.get("/api/presets", headers={"Host": "localhost"}) as response:
+            assert response.status == 200

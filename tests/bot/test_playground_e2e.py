@@ -147,7 +147,26 @@ async def test_page_runs_hub_and_fast_moves_a_slider_and_reuses_a_preset(setting
             presets = await page.evaluate("fetch('/api/presets').then(r => r.json())")
             assert [(p["name"], p["use_count"]) for p in presets] == [("my-mosaic", 1)]
 
-            # 5. A mistake is shown on the page as the server's one line, never a traceback.
+            # 5. sd's transformation-strength slider says what each range does (not run here:
+            #    its model is not in the offline weights).
+            methods = await page.evaluate("fetch('/api/methods').then(r => r.json())")
+            if any(m["name"] == "sd" for m in methods):
+                await page.uncheck("#live")
+                await page.select_option("#method", "sd")
+                assert await page.is_visible("#prompt")
+                notes = {}
+                for fraction in (0.1, 0.4, 0.6, 0.9):
+                    await click_slider_at(page, "#opt-strength", fraction)
+                    notes[fraction] = (await page.inner_text("#note-strength")).split(":")[0]
+                assert notes == {0.1: "Subtle", 0.4: "Moderate", 0.6: "Strong", 0.9: "Reimagined"}
+                await page.fill("#prompt", "a fox in the snow")
+                command = await page.input_value("#command")
+                assert command.startswith("/stylize method:sd strength:0.")
+                assert command.endswith('prompt:"a fox in the snow"')
+                await shot(page, tmp_path, "playground-sd")
+                await page.check("#live")
+
+            # 6. A mistake is shown on the page as the server's one line, never a traceback.
             await page.fill("#command", "/fast strength:3")
             await page.press("#command", "Enter")
             await page.wait_for_selector("#status.failed")
