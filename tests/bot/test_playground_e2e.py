@@ -141,7 +141,7 @@ async def test_page_runs_hub_and_fast_moves_a_slider_and_reuses_a_preset(setting
             assert await page.input_value("#method") == "fast"
             assert "my-mosaic" in await page.inner_text("#preset-note")
             await page.click("#run")
-            await wait_done(page, after_job=fast_job)
+            preset_job = await wait_done(page, after_job=fast_job)
             meta = await page.inner_text("#meta")
             assert "model mosaic" in meta and "strength 0.7" in meta
             presets = await page.evaluate("fetch('/api/presets').then(r => r.json())")
@@ -166,7 +166,27 @@ async def test_page_runs_hub_and_fast_moves_a_slider_and_reuses_a_preset(setting
                 await shot(page, tmp_path, "playground-sd")
                 await page.check("#live")
 
-            # 6. A mistake is shown on the page as the server's one line, never a traceback.
+            # 6. gatys' style-weight slider is log-scale over 1e5..1e7 and re-runs the
+            #    optimisation when let go.
+            gatys = next((m for m in methods if m["name"] == "gatys"), None)
+            if gatys is not None and gatys["ready"]:
+                await page.select_option("#method", "gatys")
+                slider = page.locator("#opt-style_weight")
+                assert (await slider.get_attribute("min"), await slider.get_attribute("max")) == ("5", "7")
+                await page.fill("#command", "/gatys iterations:3 size:64")
+                await page.wait_for_function("document.querySelector('#method').value === 'gatys'")
+                await page.press("#command", "Enter")
+                first = await wait_done(page, after_job=preset_job)
+                await click_slider_at(page, "#opt-style_weight", 0.9)
+                command = await page.input_value("#command")
+                weight = float(re.search(r"style_weight:([0-9.e]+)", command).group(1))
+                assert 3e6 < weight < 1e7, command
+                assert (await page.inner_text("#note-style_weight")).startswith("Style first")
+                await wait_done(page, after_job=first)
+                assert "style_weight" in await page.inner_text("#meta")
+                await shot(page, tmp_path, "playground-gatys")
+
+            # 7. A mistake is shown on the page as the server's one line, never a traceback.
             await page.fill("#command", "/fast strength:3")
             await page.press("#command", "Enter")
             await page.wait_for_selector("#status.failed")

@@ -11,6 +11,17 @@ const RANGE_NOTES = {
     [0.75, "Strong: the prompt redraws details and may change what objects look like."],
     [1.01, "Reimagined: the prompt leads and little of the original picture remains."],
   ],
+  "gatys.style_weight": [
+    [3e5, "Content first: the photo stays crisp; the style tints and textures it."],
+    [3e6, "Balanced: the style's brushwork covers the photo, whose shapes still read clearly."],
+    [Infinity, "Style first: the painting's texture takes over and fine detail dissolves."],
+  ],
+};
+
+// Where a slider is most useful when the declared range is far wider; typed values may still
+// go anywhere the option allows (the slider then widens to include them).
+const SLIDER_RANGES = {
+  "gatys.style_weight": [1e5, 1e7],
 };
 
 const state = {
@@ -169,15 +180,25 @@ function optionControl(method, option) {
 
   if ((option.type === "float" || option.type === "int") && option.min !== null && option.max !== null
       && option.name !== "seed") {
-    const max = option.name === "size" ? Math.min(option.max, state.config.max_side || option.max) : option.max;
+    let min = option.min;
+    let max = option.name === "size" ? Math.min(option.max, state.config.max_side || option.max) : option.max;
+    const preferred = SLIDER_RANGES[`${method.name}.${option.name}`];
+    if (preferred) {
+      min = Math.max(min, preferred[0]);
+      max = Math.min(max, preferred[1]);
+      if (value !== null && value !== undefined && Number.isFinite(Number(value))) {
+        min = Math.max(option.min, Math.min(min, Number(value)));
+        max = Math.min(option.max, Math.max(max, Number(value)));
+      }
+    }
     const toSlider = (v) => (option.log_scale ? Math.log10(v) : v);
     const fromSlider = (s) => (option.log_scale ? Math.pow(10, s) : s);
     const unset = value === null || value === undefined;
     // An option without a default means "the server decides": size is the server's cap.
-    const start = unset ? (option.name === "size" ? max : option.min) : Number(value);
+    const start = unset ? (option.name === "size" ? max : min) : Number(value);
     control = el("input", {
       id, type: "range",
-      min: toSlider(option.min), max: toSlider(max),
+      min: toSlider(min), max: toSlider(max),
       step: option.log_scale ? 0.01 : (option.step || (option.type === "int" ? 1 : 0.01)),
       value: toSlider(start), "data-log": option.log_scale ? "1" : null,
     });
@@ -185,7 +206,7 @@ function optionControl(method, option) {
     note = el("p", { class: "range-note", id: `note-${option.name}` });
     const showNote = (v) => {
       const text = rangeNote(method.name, option, v);
-      note.textContent = text || (option.log_scale ? `${option.help} Log scale: ${formatNumber(option, option.min)} to ${formatNumber(option, max)}.` : "");
+      note.textContent = text || (option.log_scale ? `Log scale, ${formatNumber(option, min)} to ${formatNumber(option, max)}.` : "");
       note.hidden = !note.textContent;
     };
     showNote(value);
