@@ -99,6 +99,7 @@ class Bot:
             await self._close_quietly()
             raise
         host, port = sock.getsockname()[:2]
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # an address a browser opens
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{port}/"
         if serves_playground(self.settings):

@@ -93,12 +93,9 @@ def parse_command(text: str, *, command: str | None = None) -> ParsedCommand:
     text = (text or "").strip()
     if command is None:
         if text.startswith("/"):
-            head, _, text = text[1:].partition(" ")
+            head, text = re.match(r"/(\S*)\s*(.*)", text, re.DOTALL).groups()
             if not head:
                 raise CommandError("Type a command after the '/', e.g. /stylize method:hub.")
-            if "\n" in head:  # "/sd\nprompt:..." typed on two lines
-                head, _, rest = head.partition("\n")
-                text = rest + " " + text
             command = head
         else:
             command = STYLIZE
@@ -136,8 +133,9 @@ def _tokenize(text: str) -> tuple[list[tuple[str, str]], list[str]]:
             i = key_match.end()
             while i < n and text[i] in " \t":  # "strength: 0.5" is fine too
                 i += 1
-            if i >= n or text[i].isspace() or _KEY.match(text, i):
-                value = ""
+            spaced = i > key_match.end()
+            if i >= n or text[i].isspace() or (spaced and _KEY.match(text, i)):
+                value = ""  # "strength: method:adain" forgot the value
             elif text[i] in _QUOTES:
                 value, i = _quoted(text, i, key)
             elif key == "prompt":

@@ -49,6 +49,16 @@ def test_colons_inside_an_unquoted_prompt_are_text():
     assert cmd.options == {"seed": "1"}
 
 
+def test_a_value_may_itself_hold_colons():
+    assert parse_command("/fast model:26:3=0.7,12=0.3").options == {"model": "26:3=0.7,12=0.3"}
+    assert parse_command("/sd prompt:style:baroque seed:2").prompt == "style:baroque"
+
+
+def test_command_on_its_own_line():
+    cmd = parse_command("/sd\nprompt:a fox\tstrength:0.4")
+    assert (cmd.method, cmd.prompt, cmd.options) == ("sd", "a fox", {"strength": "0.4"})
+
+
 def test_key_spellings_are_normalised():
     cmd = parse_command("/gatys Style-Weight:1e6 PRESERVE-COLOR:true")
     assert cmd.options == {"style_weight": "1e6", "preserve_color": "true"}
