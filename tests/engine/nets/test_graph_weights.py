@@ -6,7 +6,6 @@ per-channel axes), kernel layouts and the fp16 path, through the real loading co
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
