@@ -61,8 +61,8 @@ class HubMethod(Method):
 
     def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
         """What the built-in model needs: the wheel's files (the TFLite originals are optional)."""
-        model = (options or {}).get("model") or MAGENTA
-        return list(NEEDED_FILES) if model.lower() == MAGENTA else []
+        model = ((options or {}).get("model") or MAGENTA).strip().lower()
+        return list(NEEDED_FILES) if model == MAGENTA else []
 
     def check(self, inp: MethodInput, settings: "Settings") -> None:
         model = _model_of(inp)
