@@ -32,11 +32,11 @@ class CliError(UserError):
 
 def _method_options() -> dict[str, Any]:
     """Every option any method declares, by name (first declaration wins for help text)."""
-    from engine.methods import get_method, method_names
+    from engine.methods import loadable_methods
 
     options: dict[str, Any] = {}
-    for name in method_names():
-        for option in get_method(name).options:
+    for method in loadable_methods():
+        for option in method.options:
             options.setdefault(option.name, option)
     return options
 
