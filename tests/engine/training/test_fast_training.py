@@ -113,6 +113,7 @@ def test_resume_continues_where_the_checkpoint_left_off(data, settings, tmp_path
         assert torch.allclose(value, resumed["model"][key], atol=1e-5), key
 
 
+@pytest.mark.slow
 def test_only_the_newest_checkpoints_are_kept(data, settings):
     trainer.run(tiny_args(data, "--max-steps", "4", "--checkpoint-every", "1"), settings)
     files = trainer.checkpoint_files(trained_path(settings, "swirl").with_suffix(".ckpt"))
