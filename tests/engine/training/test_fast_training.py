@@ -170,3 +170,11 @@ def test_required_flags(capsys):
     with pytest.raises(SystemExit):
         cli("--images", "somewhere")
     assert "--style" in capsys.readouterr().err
+
+
+def test_damaged_checkpoint_is_a_user_error_on_resume(data, settings):
+    folder = trained_path(settings, "swirl").with_suffix(".ckpt")
+    folder.mkdir(parents=True)
+    (folder / "step-00000007.pt").write_bytes(b"half a checkpoint")
+    with pytest.raises(UserError, match="cannot be loaded"):
+        trainer.run(tiny_args(data, "--max-steps", "8", "--resume"), settings)
