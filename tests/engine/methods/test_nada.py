@@ -29,6 +29,16 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 # --- fixtures ---------------------------------------------------------------------------------
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These networks are tiny: a second intra-op thread only adds synchronisation, which on a
+    busy 2-core machine made each small convolution ~100x slower (bench/README.md)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory) -> Path:
     return make_weights_dir(tmp_path_factory.mktemp("nada-weights"))
@@ -209,7 +219,6 @@ def test_adaptation_without_selection_trains_all_synthesis_layers_but_not_mappin
     assert len(result.losses) == 2 and all(0.0 <= v <= 2.0 for v in result.losses)
 
 
-@pytest.mark.slow
 def test_adaptation_moves_images_along_the_text_direction(tiny_weights):
     """Adapting photo->sketch moves CLIP embeddings along +direction; sketch->photo along -direction."""
     from engine.nets.nada import CLIPDirectionalLoss, adapt
@@ -379,7 +388,6 @@ def test_missing_generator_names_the_fetch_command(method, portrait, tmp_path):
         method.run(make_input(method, portrait), ctx)
 
 
-@pytest.mark.slow
 def test_run_restyles_the_face_and_reuses_the_adapted_generator(method, portrait, nada_context,
                                                                 nada_settings):
     first_ctx = nada_context()
