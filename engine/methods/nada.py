@@ -298,10 +298,15 @@ class AdaptedGeneratorCache:
         self.root.mkdir(parents=True, exist_ok=True)
         target = self.path(key)
         state = {k: v.detach().cpu() for k, v in generator.state_dict().items()}
-        with tempfile.NamedTemporaryFile(dir=self.root, prefix=".partial-", suffix=".pt",
+        with tempfile.NamedTemporaryFile(dir=self.root, prefix=".partial-", suffix=".tmp",
                                          delete=False) as tmp:
-            torch.save({"g_ema": state, "nada": meta}, tmp)
-        os.replace(tmp.name, target)
+            try:
+                torch.save({"g_ema": state, "nada": meta}, tmp)
+            except BaseException:
+                tmp.close()
+                os.unlink(tmp.name)
+                raise
+        os.replace(tmp.name, target)  # readers never see a half-written checkpoint
         self.evict(keep=target)
         return target
 
