@@ -293,6 +293,16 @@ def test_image_without_a_face_is_refused_with_the_message(content_image):
                                          "with one clear face.")
 
 
+def test_two_similar_faces_are_refused(portrait):
+    from engine.nets.face_align import face_crop
+
+    pair = Image.new("RGB", (portrait.width * 2, portrait.height))
+    pair.paste(portrait, (0, 0))
+    pair.paste(portrait.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (portrait.width, 0))
+    with pytest.raises(UserError, match="Found 2 faces"):
+        face_crop(pair)
+
+
 def test_too_small_face_is_refused(portrait):
     from engine.nets.face_align import face_crop
 
