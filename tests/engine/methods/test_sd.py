@@ -93,6 +93,12 @@ def method_input(seed=1, size=64, **options):
                        seed=seed, size=size, prompt=PROMPT)
 
 
+def loaded(models):
+    """The one sd model the cache holds (pipeline, scheduler config, safety filter)."""
+    (key,) = [k for k in models.keys() if k.startswith("sd:")]
+    return models.get(key, lambda: pytest.fail("not loaded"))
+
+
 def denoising(ctx):
     return [f for f, stage in ctx.progress_calls if stage == "denoising"]
 
@@ -152,7 +158,7 @@ def test_cancellation_stops_between_denoising_steps(sd_settings):
     settings = sd_settings()
     models, method = ModelCache(2_000_000_000), StableDiffusionMethod()
     method.run(method_input(steps=1, strength=1.0), context(settings, models=models))
-    pipe = next(models.get(k, lambda: None) for k in models.keys() if k.startswith("sd:"))[0]
+    pipe = loaded(models).pipe
     unet_calls = []
     hook = pipe.unet.register_forward_hook(lambda *args: unet_calls.append(1))
 
@@ -172,14 +178,15 @@ def test_cancellation_stops_between_denoising_steps(sd_settings):
     assert len(unet_calls) == 3  # the step under way finished; the fourth never started
 
 
-def test_the_pipeline_is_built_once_and_kept(sd_settings):
+def test_the_pipeline_is_built_once_and_kept_with_its_safety_filter(sd_settings):
     models, method = ModelCache(2_000_000_000), StableDiffusionMethod()
     settings = sd_settings()
     method.run(method_input(steps=2, strength=1.0), context(settings, models=models))
     method.run(method_input(steps=2, strength=1.0, scheduler="euler"), context(settings, models=models))
-    assert models.loads == 2  # the pipeline and the safety checker, once each
-    assert any(k.startswith("sd:") for k in models.keys())
-    assert any(k.startswith("sd-safety:") for k in models.keys())
+    assert models.loads == 1
+    model = loaded(models)
+    weights = [*model.pipe.unet.parameters(), *model.safety.checker.parameters()]
+    assert models.used_bytes >= sum(p.numel() * p.element_size() for p in weights)
 
 
 @pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
@@ -188,7 +195,7 @@ def test_every_scheduler_runs_and_is_the_one_asked_for(sd_settings, scheduler):
     ctx = context(sd_settings(sd_model="tests/tiny-sd"), models=models)
     out = StableDiffusionMethod().run(method_input(steps=2, strength=1.0, scheduler=scheduler), ctx)
     assert out.size == (64, 64) and len(denoising(ctx)) >= 2
-    pipe = next(models.get(k, lambda: None) for k in models.keys() if k.startswith("sd:"))[0]
+    pipe = loaded(models).pipe
     assert type(pipe.scheduler).__name__ == SCHEDULERS[scheduler][0]
 
 
@@ -229,21 +236,23 @@ def test_the_operator_can_turn_the_safety_checker_off(sd_settings, flagging_mode
     ctx = context(sd_settings(sd_model=str(flagging_model), sd_safety_checker=False))
     out = StableDiffusionMethod().run(method_input(steps=2), ctx)
     assert out.size == (64, 64)
-    assert not any(k.startswith("sd-safety:") for k in ctx.models.keys())
+    assert loaded(ctx.models).safety is None
 
 
 def test_the_safety_checker_is_loaded_from_the_catalogue_when_the_model_has_none(sd_settings):
     ctx = context(sd_settings())
     StableDiffusionMethod().run(method_input(steps=2), ctx)
-    key = next(k for k in ctx.models.keys() if k.startswith("sd-safety:"))
-    assert "CompVis/stable-diffusion-safety-checker" in key
+    (key,) = ctx.models.keys()
+    assert key.endswith("safety=" + str(sd_settings().weights_dir / "CompVis" /
+                                        "stable-diffusion-safety-checker"))
+    assert loaded(ctx.models).safety is not None
 
 
 def test_sdxl_turbo_runs_through_the_same_path(sd_settings, sdxl_weights):
     ctx = context(sd_settings(weights_dir=sdxl_weights))
     out = StableDiffusionMethod().run(method_input(model="sdxl-turbo", steps=2, strength=1.0), ctx)
     assert out.size == (64, 64) and len(denoising(ctx)) == 2
-    pipe = next(ctx.models.get(k, lambda: None) for k in ctx.models.keys() if k.startswith("sd:"))[0]
+    pipe = loaded(ctx.models).pipe
     assert type(pipe).__name__ == "StableDiffusionXLImg2ImgPipeline"
 
 
@@ -282,10 +291,20 @@ def test_a_missing_safety_checker_is_reported_before_any_work(sd_settings, sd_we
     assert denoising(ctx) == []
 
 
+def test_an_incomplete_safety_checker_is_reported_as_missing_weights(sd_settings, sd_weights,
+                                                                   tmp_path):
+    shutil.copytree(sd_weights, tmp_path / "weights")
+    checker = tmp_path / "weights" / "CompVis" / "stable-diffusion-safety-checker"
+    for weights_file in checker.glob("*.safetensors"):
+        weights_file.unlink()
+    ctx = context(sd_settings(weights_dir=tmp_path / "weights"))
+    with pytest.raises(WeightsMissing, match="sd-safety-checker.*no complete safety checker"):
+        StableDiffusionMethod().run(method_input(), ctx)
+
+
 def test_an_incomplete_model_folder_is_reported_as_missing_weights(sd_settings, sd_weights, tmp_path):
-    broken = tmp_path / "weights" / "stabilityai" / "sd-turbo"
-    shutil.copytree(sd_weights / "stabilityai" / "sd-turbo", broken)
-    shutil.rmtree(broken / "unet")
+    shutil.copytree(sd_weights, tmp_path / "weights")
+    shutil.rmtree(tmp_path / "weights" / "stabilityai" / "sd-turbo" / "unet")
     ctx = context(sd_settings(weights_dir=tmp_path / "weights"))
     with pytest.raises(WeightsMissing, match="incomplete"):
         StableDiffusionMethod().run(method_input(), ctx)
