@@ -128,7 +128,7 @@ def _is_model_dir(path: Path) -> bool:
 
 
 def _cached_snapshot(repo: str, cache: Path) -> Path | None:
-    """The cached snapshot of ``repo`` in our HF cache, asking huggingface_hub, never the network."""
+    """The snapshot of ``repo`` in our HF cache, per huggingface_hub, without the network."""
     if not (cache / ("models--" + repo.replace("/", "--"))).is_dir():
         return None  # the common miss, answered without importing huggingface_hub
     from huggingface_hub import snapshot_download

@@ -196,7 +196,7 @@ class StableDiffusionMethod(Method):
                "layout; strength sets how far it may move from the original.")
     options = OPTIONS
     needs_prompt = True
-    needs_gpu = False  # turbo models run on a CPU in seconds to a minute; see docs/sd.md
+    needs_gpu = False  # a turbo image takes 20-35 s on 2 idle CPU cores (docs/sd.md)
 
     def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
         """The model folder plus the safety checker applied to results (on by default)."""

@@ -1,4 +1,4 @@
-"""Stable Diffusion pieces for the ``sd`` method: load a model folder, pick a scheduler, filter results.
+"""Stable Diffusion pieces for ``sd``: load a model folder, pick a scheduler, filter results.
 
 Imported only when an sd job runs: it pulls in torch, diffusers and transformers (5-7 s).
 Everything loads from folders already on disk (``local_files_only``); finding or fetching
@@ -92,7 +92,8 @@ class LoadedModel:
         return parts
 
 
-def make_scheduler(class_name: str, overrides: Mapping[str, Any], base_config: Mapping[str, Any]) -> Any:
+def make_scheduler(class_name: str, overrides: Mapping[str, Any],
+                   base_config: Mapping[str, Any]) -> Any:
     """A fresh scheduler of ``class_name`` configured like the model's own (betas, spacing,
     prediction type), so swapping samplers never changes what the model was trained for."""
     import diffusers

@@ -47,7 +47,8 @@ def test_repo_ids_and_paths_are_told_apart(spec, expected):
 def test_a_local_folder_is_used_as_is(tmp_path):
     folder = model_folder(tmp_path / "my model")
     assert hf.locate(str(folder), local_dir=None, cache_dir=tmp_path) == ("local", folder)
-    assert hf.locate(str(tmp_path / "nope"), local_dir=None, cache_dir=tmp_path) == ("missing", None)
+    missing = hf.locate(str(tmp_path / "nope"), local_dir=None, cache_dir=tmp_path)
+    assert missing == ("missing", None)
 
 
 def test_the_weights_folder_is_searched_by_repo_id_before_the_cache(tmp_path):
@@ -98,7 +99,8 @@ def test_a_missing_local_folder_says_so_and_never_downloads(tmp_path):
 
 def test_the_servers_sd_model_becomes_a_catalogue_entry(tmp_path):
     for configured, repo in [("stabilityai/sd-turbo", "stabilityai/sd-turbo"),
-                             ("turbo", "stabilityai/sd-turbo"), ("2.1", "stabilityai/stable-diffusion-2-1"),
+                             ("turbo", "stabilityai/sd-turbo"),
+                             ("2.1", "stabilityai/stable-diffusion-2-1"),
                              ("me/finetune", "me/finetune"), ("/srv/models/x", "/srv/models/x")]:
         settings = Settings(home=tmp_path, sd_model=configured, allow_downloads=False)
         entry = WeightStore.from_settings(settings).entry("sd-model")
@@ -110,7 +112,8 @@ SD_TURBO_FILES = [
     ".gitattributes", "README.md", "LICENSE", "model_index.json", "sd_turbo.safetensors",
     "feature_extractor/preprocessor_config.json",
     "scheduler/scheduler_config.json",
-    "text_encoder/config.json", "text_encoder/model.safetensors", "text_encoder/model.fp16.safetensors",
+    "text_encoder/config.json", "text_encoder/model.safetensors",
+    "text_encoder/model.fp16.safetensors",
     "tokenizer/merges.txt", "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json",
     "tokenizer/vocab.json",
     "unet/config.json", "unet/diffusion_pytorch_model.safetensors",

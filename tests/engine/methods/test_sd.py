@@ -182,7 +182,8 @@ def test_the_pipeline_is_built_once_and_kept_with_its_safety_filter(sd_settings)
     models, method = ModelCache(2_000_000_000), StableDiffusionMethod()
     settings = sd_settings()
     method.run(method_input(steps=2, strength=1.0), context(settings, models=models))
-    method.run(method_input(steps=2, strength=1.0, scheduler="euler"), context(settings, models=models))
+    method.run(method_input(steps=2, strength=1.0, scheduler="euler"),
+               context(settings, models=models))
     assert models.loads == 1
     model = loaded(models)
     weights = [*model.pipe.unet.parameters(), *model.safety.checker.parameters()]
@@ -203,7 +204,8 @@ def test_default_scheduler_comes_back_after_another_was_used(sd_settings):
     models, method = ModelCache(2_000_000_000), StableDiffusionMethod()
     settings = sd_settings()
     first = method.run(method_input(steps=2, strength=1.0), context(settings, models=models))
-    method.run(method_input(steps=2, strength=1.0, scheduler="euler_a"), context(settings, models=models))
+    method.run(method_input(steps=2, strength=1.0, scheduler="euler_a"),
+               context(settings, models=models))
     again = method.run(method_input(steps=2, strength=1.0), context(settings, models=models))
     assert np.array_equal(pixels(first), pixels(again))
 
@@ -256,20 +258,24 @@ def test_sdxl_turbo_runs_through_the_same_path(sd_settings, sdxl_weights):
     assert type(pipe).__name__ == "StableDiffusionXLImg2ImgPipeline"
 
 
-def test_a_model_in_our_hf_cache_is_found_offline(sd_settings, sd_weights, tmp_path):
-    settings = sd_settings(weights_dir=None)
+def copy_into_hf_cache(folder, cache_dir, repo):
+    """Lay ``folder`` out as huggingface_hub's cache does: refs/main -> snapshots/<commit>."""
     commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = settings.cache_dir / "huggingface" / "models--stabilityai--sd-turbo"
-    shutil.copytree(sd_weights / "stabilityai" / "sd-turbo", repo / "snapshots" / commit)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    checker = settings.cache_dir / "huggingface" / "models--CompVis--stable-diffusion-safety-checker"
-    shutil.copytree(sd_weights / "CompVis" / "stable-diffusion-safety-checker",
-                    checker / "snapshots" / commit)
-    (checker / "refs").mkdir()
-    (checker / "refs" / "main").write_text(commit)
+    base = cache_dir / "huggingface" / ("models--" + repo.replace("/", "--"))
+    shutil.copytree(folder, base / "snapshots" / commit)
+    (base / "refs").mkdir()
+    (base / "refs" / "main").write_text(commit)
+    return base / "snapshots" / commit
+
+
+def test_a_model_in_our_hf_cache_is_found_offline(sd_settings, sd_weights):
+    settings = sd_settings(weights_dir=None)
+    snapshot = copy_into_hf_cache(sd_weights / "stabilityai" / "sd-turbo", settings.cache_dir,
+                                  "stabilityai/sd-turbo")
+    copy_into_hf_cache(sd_weights / "CompVis" / "stable-diffusion-safety-checker",
+                       settings.cache_dir, "CompVis/stable-diffusion-safety-checker")
     ctx = context(settings)
-    assert ctx.weights.locate("sd-model") == ("cache", repo / "snapshots" / commit)
+    assert ctx.weights.locate("sd-model") == ("cache", snapshot)
     assert StableDiffusionMethod().run(method_input(steps=2), ctx).size == (64, 64)
 
 
@@ -302,7 +308,8 @@ def test_an_incomplete_safety_checker_is_reported_as_missing_weights(sd_settings
         StableDiffusionMethod().run(method_input(), ctx)
 
 
-def test_an_incomplete_model_folder_is_reported_as_missing_weights(sd_settings, sd_weights, tmp_path):
+def test_an_incomplete_model_folder_is_reported_as_missing_weights(sd_settings, sd_weights,
+                                                                   tmp_path):
     shutil.copytree(sd_weights, tmp_path / "weights")
     shutil.rmtree(tmp_path / "weights" / "stabilityai" / "sd-turbo" / "unet")
     ctx = context(sd_settings(weights_dir=tmp_path / "weights"))
@@ -380,3 +387,27 @@ def test_weight_names_follow_the_model_option():
     assert method.weight_names() == ["sd-model", "sd-safety-checker"]
     assert method.weight_names({"model": "2.1"}) == ["sd-2.1", "sd-safety-checker"]
     assert method.weight_names({"model": "sdxl-turbo"}) == ["sdxl-turbo", "sd-safety-checker"]
+
+
+def test_listing_methods_does_not_import_torch_or_diffusers():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; from engine.methods import get_method; get_method('sd').describe(); "
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'huggingface_hub') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[3])
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_pipeline_loads_in_the_dtype_asked_for(sd_weights):
+    import torch
+
+    from engine.nets.diffusion import load_pipeline
+
+    pipe = load_pipeline(sd_weights / "stabilityai" / "sd-turbo", dtype=torch.bfloat16,
+                         device="cpu")
+    assert pipe.unet.dtype == torch.bfloat16 and pipe.text_encoder.dtype == torch.bfloat16
+    assert type(pipe).__name__ == "StableDiffusionImg2ImgPipeline"
