@@ -149,5 +149,28 @@ def test_pick_files_falls_back_to_bin_then_to_one_variant_with_all_its_shards():
 
 def test_pick_files_on_a_single_model_repo_keeps_its_top_level_weights():
     picked = set(hf.pick_files(["config.json", "preprocessor_config.json", "pytorch_model.bin",
-                                "model.safetensors", "README.md"]))
+                                "model.safetensors", "open_clip_model.safetensors",
+                                "README.md"]))
     assert picked == {"config.json", "preprocessor_config.json", "model.safetensors"}
+
+
+def test_download_fetches_one_copy_of_each_weight_and_is_then_found_offline(tmp_path):
+    from .fake_hub import FakeHub
+
+    files = {name: f"bytes of {name}".encode() for name in SD_TURBO_FILES}
+    files["model_index.json"] = b"{}"
+    with FakeHub("stabilityai/sd-turbo", files) as hub:
+        folder = hf.download("stabilityai/sd-turbo", cache_dir=tmp_path, endpoint=hub.endpoint)
+    assert hub.fetched() == set(hf.pick_files(SD_TURBO_FILES))
+    assert (folder / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == \
+        files["unet/diffusion_pytorch_model.safetensors"]
+    assert hf.locate("stabilityai/sd-turbo", local_dir=None, cache_dir=tmp_path) == \
+        ("cache", folder)
+
+
+def test_a_repo_the_hub_does_not_have_is_an_oserror(tmp_path):
+    from .fake_hub import FakeHub
+
+    with FakeHub("someone/else", {}) as hub, pytest.raises(OSError):
+        hf.download("owner/nothing-here", cache_dir=tmp_path, endpoint=hub.endpoint)
+    assert hf.locate("owner/nothing-here", local_dir=None, cache_dir=tmp_path) == ("missing", None)

@@ -279,6 +279,25 @@ def test_a_model_in_our_hf_cache_is_found_offline(sd_settings, sd_weights):
     assert StableDiffusionMethod().run(method_input(steps=2), ctx).size == (64, 64)
 
 
+def test_a_model_fetched_from_the_hub_runs_offline_from_our_cache(sd_settings, sd_weights):
+    from engine import hf
+
+    from ..fake_hub import FakeHub
+
+    settings = sd_settings(weights_dir=None)
+    for repo in ("stabilityai/sd-turbo", "CompVis/stable-diffusion-safety-checker"):
+        source = sd_weights / repo
+        files = {str(p.relative_to(source)): p.read_bytes() for p in source.rglob("*")
+                 if p.is_file()}
+        files["single_file_checkpoint.safetensors"] = b"not needed"
+        with FakeHub(repo, files) as hub:
+            hf.download(repo, cache_dir=settings.cache_dir, endpoint=hub.endpoint)
+        assert "single_file_checkpoint.safetensors" not in hub.fetched()
+    ctx = context(settings)
+    assert ctx.weights.locate("sd-model")[0] == "cache"
+    assert StableDiffusionMethod().run(method_input(steps=2), ctx).size == (64, 64)
+
+
 def test_missing_weights_say_which_model_and_how_to_fetch_it(sd_settings, tmp_path):
     ctx = context(sd_settings(weights_dir=tmp_path / "empty"))
     with pytest.raises(WeightsMissing) as err:
