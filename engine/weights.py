@@ -66,8 +66,8 @@ class WeightStore:
     def from_settings(cls, settings) -> "WeightStore":
         from .catalogue import CATALOGUE, configured_entries
 
-        return cls([*CATALOGUE, *configured_entries(settings)], cache_dir=settings.cache_dir, local_dir=settings.weights_dir,
-                   allow_downloads=settings.allow_downloads)
+        return cls([*CATALOGUE, *configured_entries(settings)], cache_dir=settings.cache_dir,
+                   local_dir=settings.weights_dir, allow_downloads=settings.allow_downloads)
 
     def entry(self, name: str) -> WeightFile:
         try:
