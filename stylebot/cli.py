@@ -255,9 +255,11 @@ async def _presets(args: argparse.Namespace) -> int:
 
 
 def _preset_dict(record) -> dict[str, Any]:
+    """A preset (full record or listing summary) as plain JSON-able data."""
+    styles = getattr(record, "styles", None)
     return {"name": record.name, "method": record.method, "options": record.options,
-            "styles": [{"filename": s.filename, "weight": s.weight, "bytes": len(s.data)}
-                       for s in record.styles],
+            "styles": ([{"filename": s.filename, "weight": s.weight, "bytes": len(s.data)} for s in styles]
+                       if styles is not None else record.style_count),
             "created_at": record.created_at.isoformat() if record.created_at else None,
             "last_used_at": record.last_used_at.isoformat() if record.last_used_at else None,
             "use_count": record.use_count}
