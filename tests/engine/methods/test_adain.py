@@ -59,6 +59,16 @@ def random_official_pair(seed: int = 0) -> tuple[nn.Sequential, nets.Decoder]:
     return vgg, decoder
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors gain nothing from intra-op threads, and on a shared 2-core machine
+    spinning OpenMP workers make each test many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def official_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("adain-weights")
