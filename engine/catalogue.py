@@ -154,7 +154,10 @@ ADAIN = [
         methods=("adain",),
         licence="MIT (pytorch-AdaIN)",
         url=f"{ADAIN_RELEASE}/vgg_normalised.pth",
-        description="Normalised VGG19 encoder, up to relu4_1.",
+        sha256="804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a",
+        size=80102481,
+        description="Gatys' normalised VGG19 with an RGB 0..1 input conv in front; AdaIN "
+                    "uses it up to relu4_1.",
     ),
     WeightFile(
         name="adain-decoder",
@@ -162,6 +165,7 @@ ADAIN = [
         methods=("adain",),
         licence="MIT (pytorch-AdaIN)",
         url=f"{ADAIN_RELEASE}/decoder.pth",
+        sha256="379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472",
         description="Decoder trained against adain-vgg.",
     ),
 ]
