@@ -30,7 +30,7 @@ VGG = [
     WeightFile(
         name="vgg19-torchvision",
         path="vgg19/vgg19-dcbb9e9d.pth",
-        methods=("gatys",),
+        methods=("gatys", "fast", "adain"),
         licence=f"{BSD3} (torchvision); weights {CC_BY4}",
         url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
         size=574673361,
