@@ -285,7 +285,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
             from engine.options import Option
 
             opt = Option(**{k: (tuple(v) if k == "choices" and v else v) for k, v in o.items()})
-            print(f"       --{o['name'].replace('_', '-'):18} {opt.describe_range():28} default {o['default']}")
+            default = "-" if o["default"] in (None, "") else o["default"]
+            print(f"       --{o['name'].replace('_', '-'):18} {opt.describe_range():28} default {default}")
     return EXIT_OK
 
 

@@ -42,15 +42,16 @@ def get_method(name: str) -> Method:
     return cls()
 
 
-def loadable_methods() -> list[Method]:
-    """Every method whose module imports; a broken one is logged, not fatal to the rest."""
+@cache
+def loadable_methods() -> tuple[Method, ...]:
+    """Every method whose module imports; a broken one is logged once, not fatal to the rest."""
     out = []
     for name in METHOD_PATHS:
         try:
             out.append(get_method(name))
         except ImportError as exc:
             log.error("method %s is unavailable: %s", name, exc)
-    return out
+    return tuple(out)
 
 
 __all__ = ["DEFAULT_METHOD", "METHOD_PATHS", "Method", "get_method", "loadable_methods", "method_names"]
