@@ -106,15 +106,9 @@ def load_vgg(ctx: RunContext) -> "VGGFeatures":
 
     def loader() -> "VGGFeatures":
         vgg = load_from_store(ctx.weights, prefer_full_precision=full_precision is not None)
-        return vgg.to(device=ctx.device, dtype=_float32())
+        return vgg.float().to(ctx.device)
 
     return ctx.models.get(f"vgg19-features:{convention}:max:{ctx.device}", loader)
-
-
-def _float32():
-    import torch
-
-    return torch.float32
 
 
 class GatysMethod(Method):
@@ -156,7 +150,7 @@ class GatysMethod(Method):
 
     def render(self, inp: MethodInput, ctx: RunContext) -> tuple["Image.Image", "GatysResult"]:
         """``run``, also returning the optimisation's record (loss per iteration, scales)."""
-        from ..images import preserve_color, to_image, to_tensor
+        from ..images import fit_within, preserve_color, to_image, to_tensor
         from ..nets.gatys import stylize
 
         ctx.check_cancelled()
@@ -167,20 +161,26 @@ class GatysMethod(Method):
         content = to_tensor(inp.content, device)
         styles = [to_tensor(style, device) for style in inp.styles]
         every = max(1, config.iterations // PREVIEWS_PER_RUN)
+        keep_colour = inp.options["preserve_color"]
 
         def on_step(step, total, image) -> None:
             done = step.iteration + 1
             preview = None
             if done % every == 0 or done == total:
-                preview = _preview(image, to_image)
-            stage = "optimising" if step.scales == 1 else \
-                f"optimising at {step.size[0]}x{step.size[1]} (scale {step.scale + 1}/{step.scales})"
+                preview = fit_within(to_image(image), PREVIEW_SIDE)
+                if keep_colour:
+                    preview = preserve_color(inp.content, preview)
+            if step.scales == 1:
+                stage = "optimising"
+            else:
+                width, height = step.size
+                stage = f"optimising at {width}x{height} (scale {step.scale + 1}/{step.scales})"
             ctx.progress(done / total, stage, preview)
 
         started = time.monotonic()
         result = stylize(vgg, content, styles, config, blend, on_step)
         image = to_image(result.image)
-        if inp.options["preserve_color"]:
+        if keep_colour:
             image = preserve_color(inp.content, image)
         log.info("gatys done: %dx%d, %d iterations (%s, %s), %d scale(s), vgg %s, loss %.4g -> "
                  "%.4g, %.1f s", image.width, image.height, config.iterations, config.optimizer,
@@ -191,9 +191,3 @@ class GatysMethod(Method):
     def run(self, inp: MethodInput, ctx: RunContext) -> "Image.Image":
         return self.render(inp, ctx)[0]
 
-
-def _preview(image, to_image) -> "Image.Image":
-    """A small RGB thumbnail of the current iterate for progress messages."""
-    from ..images import fit_within
-
-    return fit_within(to_image(image), PREVIEW_SIDE)
