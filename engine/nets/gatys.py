@@ -166,7 +166,9 @@ class GatysLoss(nn.Module):
         feats = self.features(image, [CONTENT_LAYER, *self.style_layers])
         content = self.content_weight * self.content_loss(feats[CONTENT_LAYER])
         style = self.style_weight * self.style_loss(feats)
-        tv = self.tv_weight * self.total_variation(image) if self.tv_weight else content.new_zeros(())
+        tv = content.new_zeros(())
+        if self.tv_weight:
+            tv = self.tv_weight * self.total_variation(image)
         return content, style, tv
 
 
