@@ -6,6 +6,7 @@ import asyncio
 
 import discord
 import pytest
+import yarl
 
 from engine import methods
 from engine.settings import Settings
@@ -18,10 +19,11 @@ from tests.engine.conftest import png_bytes, toy_methods  # noqa: F401 - shared 
 async def fake():
     server = FakeDiscord()
     await server.start()
-    original = discord.http.Route.BASE
-    discord.http.Route.BASE = server.api
+    original = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    discord.http.Route.BASE = server.api  # REST, interaction callbacks and webhooks
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(server.gateway_url)
     yield server
-    discord.http.Route.BASE = original
+    discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = original
     await server.stop()
 
 

@@ -29,6 +29,7 @@ BOT_ID = 900000000000000002
 GUILD_ID = 900000000000000003
 CHANNEL_ID = 900000000000000004
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+TOKEN = "test-token"  # the bot token the fake accepts
 BOT_USER = {"id": str(BOT_ID), "username": "stylebot", "discriminator": "0", "global_name": "Stylebot",
             "avatar": None, "bot": True, "flags": 0}
 
@@ -61,6 +62,7 @@ class Call:
     files: list[Upload] = field(default_factory=list)
     status: int = 200
     at: float = field(default_factory=time.monotonic)
+    response: Any = None
 
     @property
     def content(self) -> str:
@@ -113,6 +115,10 @@ class FakeDiscord:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def gateway_url(self) -> str:
+        return self.root.replace("http", "ws", 1) + "/gateway"
+
+    @property
     def api(self) -> str:
         return self.root + "/api/v10"
 
@@ -144,6 +150,10 @@ class FakeDiscord:
             lambda: (lambda found: found if len(found) >= n else None)(
                 [c for c in self.find(method, path_part) if where(c)]), timeout)
         return calls[n - 1]
+
+    def original(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The message that answered an interaction (as Discord holds it now)."""
+        return self.messages[self._tokens[payload["token"]]["original"]]
 
     def expire(self, token: str) -> None:
         self._tokens[token]["expired"] = True
@@ -257,8 +267,11 @@ class FakeDiscord:
                 else:
                     call.files.append(Upload(part.name or "", part.filename or "",
                                              part.headers.get("Content-Type", ""), bytes(await part.read())))
-        status, body = self._answer(call)
-        call.status = status
+        if request.headers.get("Authorization", "Bot " + TOKEN) != "Bot " + TOKEN:
+            status, body = 401, {"message": "401: Unauthorized", "code": 0}
+        else:
+            status, body = self._answer(call)
+        call.status, call.response = status, body
         self.calls.append(call)
         self._changed.set()
         if body is None:
@@ -276,7 +289,7 @@ class FakeDiscord:
                          "bot_public": True, "bot_require_code_grant": False, "owner": user(1, "owner"),
                          "verify_key": "0" * 64, "flags": 0, "team": None, "summary": ""}
         if call.path == "/gateway/bot":
-            return 200, {"url": self.root.replace("http", "ws") + "/gateway", "shards": 1,
+            return 200, {"url": self.gateway_url, "shards": 1,
                          "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0,
                                                  "max_concurrency": 1}}
         if parts[0] == "interactions" and parts[-1] == "callback":
@@ -305,7 +318,7 @@ class FakeDiscord:
                 self.messages.pop(parts[3], None)
                 return 204, None
         if parts[0] == "applications" and m == "PUT":
-            return 200, [{**cmd, "id": str(self.snowflake()), "application_id": str(APP_ID), "version": "1",
+            return 200, [{"description": "", "options": [], **cmd, "id": str(self.snowflake()), "application_id": str(APP_ID), "version": "1",
                           "default_member_permissions": None, "dm_permission": True, "nsfw": False,
                           **({"guild_id": parts[3]} if parts[2] == "guilds" else {})}
                          for cmd in call.json]
@@ -381,7 +394,7 @@ class FakeDiscord:
             elif frame["op"] == 2:
                 await self._dispatch(ws, "READY", {
                     "v": 10, "user": BOT_USER, "guilds": [], "session_id": "fake-session",
-                    "resume_gateway_url": self.root.replace("http", "ws") + "/gateway",
+                    "resume_gateway_url": self.gateway_url,
                     "application": {"id": str(APP_ID), "flags": 0}})
         self._sockets.remove(ws)
         return ws
