@@ -16,6 +16,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
 import discord
+from discord import app_commands
 
 from engine.errors import UserError
 from engine.events import Cancelled, Done, Failed, Progress, Queued, Started
@@ -121,9 +122,11 @@ class JobFlow:
             await self.report(interaction, exc)
 
     async def report(self, interaction: discord.Interaction, error: BaseException) -> None:
-        original = getattr(error, "original", None) or getattr(error, "__cause__", None)
-        if not isinstance(error, UserError) and isinstance(original, UserError):
-            error = original
+        if isinstance(error, app_commands.CommandInvokeError):
+            error = error.original  # what the command itself raised
+        if isinstance(error, (app_commands.CommandNotFound, app_commands.CommandSignatureMismatch)):
+            error = UserError("This command has changed since Discord last heard of it; ask the "
+                              "bot's operator to run `stylebot discord sync`.")
         if isinstance(error, UserError):
             text = render.refused(error.message)
         else:
@@ -170,6 +173,7 @@ class JobFlow:
 
     async def _follow(self, handle: "JobHandle", reply: Reply) -> None:
         job_id, method = handle.id, handle.prepared.method.name
+        watch = asyncio.create_task(reply.watch_expiry(), name=f"discord-expiry-{job_id}")
         try:
             async for event in handle.events():
                 if isinstance(event, Queued):
@@ -189,6 +193,8 @@ class JobFlow:
             log.exception("discord: delivering job %s to user %s failed", job_id, reply.user.id)
             with contextlib.suppress(Exception):
                 await reply.finish(render.bug(job_id))
+        finally:
+            watch.cancel()
 
     async def _deliver(self, handle: "JobHandle", event: Done, reply: Reply) -> None:
         method = handle.prepared.method

@@ -81,6 +81,13 @@ class Reply:
             self._flush.cancel()
             self._flush = None
 
+    async def watch_expiry(self) -> None:
+        """Near the token's end, say (while it still works) that the result will come in the channel."""
+        await asyncio.sleep(max(0.0, (self._deadline - discord.utils.utcnow()).total_seconds()))
+        self._stop_flush()
+        async with self._lock:
+            await self._move_to_channel()
+
     # -- final messages --------------------------------------------------------------------
 
     async def finish(self, text: str) -> None:

@@ -12,7 +12,7 @@ from engine import methods
 from engine.settings import Settings
 from stylebot.service import StyleService
 from tests.bot.fake_discord import FakeDiscord
-from tests.engine.conftest import png_bytes, toy_methods  # noqa: F401 - shared fixtures
+from tests.engine.conftest import toy_methods  # noqa: F401 - the engine's toy-method fixture
 
 
 @pytest.fixture
@@ -74,7 +74,8 @@ def send(client, payload: dict) -> dict:
     return payload
 
 
-def image_of(upload) -> "Image.Image":
+def image_of(upload):
+    """The uploaded file, opened as an image."""
     import io
 
     from PIL import Image
