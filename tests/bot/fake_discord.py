@@ -88,6 +88,7 @@ class FakeDiscord:
         self._changed = asyncio.Event()
         self._sockets: list[web.WebSocketResponse] = []
         self._seq = itertools.count(1)
+        self.forbidden_channels: set[str] = set()  # the bot lacks Send Messages there
         self.runner: web.AppRunner | None = None
         self.port = 0
 
@@ -309,9 +310,15 @@ class FakeDiscord:
                 self.messages.pop(message_id, None)
                 return 204, None
             return 200, self.messages[message_id]
+        if call.path == "/users/@me/channels" and m == "POST":
+            recipient = str(call.json["recipient_id"])
+            return 200, {"id": str(10**17 + int(recipient) % 10**17), "type": 1, "last_message_id": None,
+                         "recipients": [{**ALICE, "id": recipient}]}
         if parts[0] == "channels" and len(parts) >= 3 and parts[2] == "messages":
+            if parts[1] in self.forbidden_channels:
+                return 403, {"message": "Missing Permissions", "code": 50013}
             if m == "POST":
-                return 200, self._new_message(call.json or {}, call.files)
+                return 200, self._new_message(call.json or {}, call.files, channel_id=parts[1])
             if m == "PATCH":
                 return 200, self._edit_message(parts[3], call.json or {}, call.files)
             if m == "DELETE":
@@ -344,9 +351,10 @@ class FakeDiscord:
             resource["message"] = message
         return {"interaction": interaction, "resource": resource}
 
-    def _new_message(self, body: dict[str, Any], files: list[Upload], *, webhook: bool = False) -> dict[str, Any]:
+    def _new_message(self, body: dict[str, Any], files: list[Upload], *, webhook: bool = False,
+                     channel_id: str = str(CHANNEL_ID)) -> dict[str, Any]:
         message_id = str(self.snowflake())
-        message = {"id": message_id, "channel_id": str(CHANNEL_ID), "type": 0, "content": "",
+        message = {"id": message_id, "channel_id": channel_id, "type": 0, "content": "",
                    "author": BOT_USER, "timestamp": _iso(discord.utils.utcnow()), "edited_timestamp": None,
                    "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [],
                    "attachments": [], "embeds": [], "components": [], "pinned": False, "flags": 0,

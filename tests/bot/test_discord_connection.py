@@ -70,6 +70,17 @@ async def test_failures_after_the_token_expired_reach_the_user_in_the_channel(bo
     assert message.json["content"] == f"<@{ALICE['id']}> ⚠️ toy says no"
 
 
+async def test_without_permission_to_post_in_the_channel_the_result_comes_by_dm(bot, fake):
+    fake.forbidden_channels.add(str(CHANNEL_ID))
+    send(bot, fake.slash("stylize", {"content": fake.attachment(png_bytes(), "a.png"), "method": "toy"},
+                         age=dt.timedelta(minutes=14, seconds=30)))
+    dm = await fake.wait_call("POST", "/users/@me/channels")
+    assert str(dm.json["recipient_id"]) == ALICE["id"]
+    post = await fake.wait_call("POST", "/messages", where=lambda c: c.status == 200)
+    assert post.path == f"/channels/{dm.response['id']}/messages" and post.files
+    assert post.json["content"] == f"<@{ALICE['id']}> your result is ready."
+
+
 def _command_names(body) -> list[str]:
     return sorted(c["name"] for c in body)
 
