@@ -131,11 +131,11 @@ class JobFlow:
             text = render.refused(error.message)
         else:
             self.failures += 1
-            ref = f"{interaction.id:x}"[-8:]
+            ref = ref_of(interaction)
             log.error("discord interaction %s (ref %s) by user %s failed", _what(interaction), ref,
                       interaction.user.id if interaction.user else "?",
                       exc_info=(type(error), error, error.__traceback__))
-            text = render.bug(ref)
+            text = render.bug(ref, what="ref")
         await answer(interaction, text)
 
     # -- starting jobs ---------------------------------------------------------------------
@@ -157,7 +157,7 @@ class JobFlow:
         """
         self.limiter.hit(requester_of(interaction.user))
         await interaction.response.defer(ephemeral=True, thinking=True)
-        reply = Reply(interaction, f"{interaction.id:x}"[-8:], interval_s=self.edit_interval_s,
+        reply = Reply(interaction, ref_of(interaction), interval_s=self.edit_interval_s,
                       margin_s=self.token_margin_s)
         try:
             handle = await self.service.submit(await build())
@@ -313,6 +313,11 @@ class JobFlow:
 def _recent_first(presets: list) -> list:
     used = sorted((p for p in presets if p.last_used_at), key=lambda p: p.last_used_at, reverse=True)
     return used + [p for p in presets if not p.last_used_at]
+
+
+def ref_of(interaction: discord.Interaction) -> str:
+    """A short reference to quote in messages and logs before a job id exists."""
+    return f"{interaction.id:x}"[-8:]
 
 
 def _what(interaction: discord.Interaction) -> str:

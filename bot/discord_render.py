@@ -63,8 +63,8 @@ def refused(message: str) -> str:
     return f"⚠️ {message}"
 
 
-def bug(ref: str) -> str:
-    return f"❌ Something went wrong on our side (job {ref}); it has been logged."
+def bug(ref: str, what: str = "job") -> str:
+    return f"❌ Something went wrong on our side ({what} {ref}); it has been logged."
 
 
 def changed_options(method_options: Iterable[Option], options: dict[str, Any]) -> dict[str, Any]:

@@ -48,7 +48,8 @@ class Reply:
         self._latest: str | None = None
         self._shown: str | None = None
         self._last_edit = float("-inf")
-        self._flush: asyncio.Task | None = None
+        self._flush: asyncio.Task | None = None  # a delayed edit, while it is still waiting
+        self._closed = False  # the final word was said; late progress must not overwrite it
         self.in_channel = False
 
     # -- progress, throttled ---------------------------------------------------------------
@@ -66,17 +67,18 @@ class Reply:
 
     async def _show_later(self, wait: float) -> None:
         await asyncio.sleep(wait)
-        self._flush = None
+        self._flush = None  # from here on it is an edit in progress, not to be cancelled
         await self._show_latest()
 
     async def _show_latest(self) -> None:
         async with self._lock:
-            if self._latest is not None and self._latest != self._shown:
+            if not self._closed and self._latest is not None and self._latest != self._shown:
                 text = self._latest
                 if await self._edit(text):
                     self._shown = text
 
-    def _stop_flush(self) -> None:
+    def _close(self) -> None:
+        self._closed = True
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
@@ -84,15 +86,15 @@ class Reply:
     async def watch_expiry(self) -> None:
         """Near the token's end, say (while it still works) that the result will come in the channel."""
         await asyncio.sleep(max(0.0, (self._deadline - discord.utils.utcnow()).total_seconds()))
-        self._stop_flush()
         async with self._lock:
-            await self._move_to_channel()
+            if not self._closed:
+                await self._move_to_channel()
 
     # -- final messages --------------------------------------------------------------------
 
     async def finish(self, text: str) -> None:
         """The job's last word when there is no image: failed, cancelled or refused."""
-        self._stop_flush()
+        self._close()
         async with self._lock:
             if await self._edit(text):
                 return
@@ -101,7 +103,7 @@ class Reply:
     async def deliver(self, data: bytes, filename: str, embed: discord.Embed, view: discord.ui.View,
                       *, seconds: float) -> discord.Message:
         """Post the result publicly: as a follow-up while the token lives, else in the channel."""
-        self._stop_flush()
+        self._close()
         message: discord.Message | None = None
         async with self._lock:
             # Resolve the deferred response first, so the follow-up is a message of its own.

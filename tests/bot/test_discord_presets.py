@@ -118,3 +118,20 @@ async def test_message_command_needs_an_image_and_a_preset(bot, fake):
     no_presets = send(bot, fake.message_command(MENU, posted, who=BOB))
     assert await ephemeral_refusal(fake, no_presets) == (
         "⚠️ You have no presets yet; save one with /preset save.")
+
+
+async def test_a_bug_is_answered_with_a_reference_that_is_logged_and_others_carry_on(bot, fake, caplog):
+    from sqlalchemy import update
+
+    from storage.models import PresetStyle
+
+    await save_night(bot, fake)
+    async with bot.service.db.write() as session:  # damage the stored style image
+        await session.execute(update(PresetStyle).values(image=b"not the image that was saved"))
+    shown = await immediate(fake, send(bot, fake.slash("preset", {"name": "Night"}, sub="show")))
+    text = shown.json["data"]["content"]
+    ref = text.split("(ref ")[1].split(")")[0]
+    assert text == f"❌ Something went wrong on our side (ref {ref}); it has been logged."
+    assert any(ref in r.getMessage() and r.exc_info for r in caplog.records if r.levelname == "ERROR")
+    listing = await immediate(fake, send(bot, fake.slash("preset", {}, sub="list")))
+    assert listing.json["data"]["content"].startswith("Your presets:\n**Night**")
