@@ -30,7 +30,7 @@ DESCRIBE_OPTIONS = dict(
     preserve_color="Keep the photo's colours; take only texture from the style",
     size="Longest side of the result in pixels",
     seed="Random seed, to repeat a result exactly",
-    options="More options as name=value pairs, e.g. model=candy alpha=0.5 (see /methods)",
+    options="More options as name=value, e.g. model=mosaic alpha=0.5 blend=0.7,0.3 (see /methods)",
 )
 
 
@@ -66,9 +66,10 @@ def register(tree: app_commands.CommandTree, flow: JobFlow) -> None:
         """Restyle an image with neural style transfer."""
         typed = dict(strength=strength, style_weight=style_weight, preserve_color=preserve_color,
                      size=size, seed=seed)
+        extra, blend = parse_extra_options(options)
         await _stylize(flow, interaction, method=method, preset=preset, content=content,
                        styles=[s for s in (style, style2) if s is not None], prompt=prompt,
-                       options=merge_options(typed, parse_extra_options(options)))
+                       options=merge_options(typed, extra), style_weights=blend)
 
     @tree.command(name="sd")
     @app_commands.describe(image="The image to repaint", prompt="What it should become",
@@ -110,7 +111,8 @@ def register(tree: app_commands.CommandTree, flow: JobFlow) -> None:
         """Save a method, its options and style images under a name, for you only."""
         typed = dict(strength=strength, style_weight=style_weight, preserve_color=preserve_color,
                      size=size, seed=seed)
-        given = merge_options(typed, parse_extra_options(options))
+        extra, blend = parse_extra_options(options)
+        given = merge_options(typed, extra)
         styles = [s for s in (style, style2) if s is not None]
         chosen = get_method(method)
         chosen.options.validate(given, method=chosen.name)
@@ -121,7 +123,7 @@ def register(tree: app_commands.CommandTree, flow: JobFlow) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         uploads = [await flow.fetch(a, _style_word(i, len(styles))) for i, a in enumerate(styles)]
         record = await flow.service.save_preset(requester_of(interaction.user), name, chosen.name, given,
-                                                uploads, replace=replace)
+                                                uploads, blend, replace=replace)
         await interaction.edit_original_response(
             content=f"💾 Saved preset **{record.name}** ({record.method}, "
                     f"{render.format_options(record.options)}, {len(record.styles)} style image(s)).")
@@ -192,7 +194,8 @@ def register(tree: app_commands.CommandTree, flow: JobFlow) -> None:
 
 async def _stylize(flow: JobFlow, interaction: discord.Interaction, *, method: str | None,
                    preset: str | None, content: discord.Attachment, styles: list[discord.Attachment],
-                   prompt: str | None, options: dict[str, Any]) -> None:
+                   prompt: str | None, options: dict[str, Any],
+                   style_weights: list[float] | None = None) -> None:
     """The one path from a command's fields to a queued job; cheap refusals come first."""
     flow.check(content, "content image")
     for i, attachment in enumerate(styles):
@@ -205,8 +208,8 @@ async def _stylize(flow: JobFlow, interaction: discord.Interaction, *, method: s
     async def build() -> StyleRequest:
         uploads = [await flow.fetch(a, _style_word(i, len(styles))) for i, a in enumerate(styles)]
         return StyleRequest(method=method, content=await flow.fetch(content, "content image"),
-                            requester=requester, styles=uploads, prompt=prompt, options=options,
-                            preset=preset)
+                            requester=requester, styles=uploads, style_weights=style_weights,
+                            prompt=prompt, options=options, preset=preset)
 
     await flow.start(interaction, build)
 

@@ -98,11 +98,9 @@ def nudge(option: "Option", current: Any, direction: int) -> Any:
 class JobFlow:
     """Submits jobs for Discord users and follows them to a delivered result."""
 
-    def __init__(self, service: "StyleService", settings: "Settings", *, cdn_hosts: frozenset[str],
-                 edit_interval_s: float, token_margin_s: float, rate_limit: tuple[int, float]) -> None:
+    def __init__(self, service: "StyleService", settings: "Settings", *, edit_interval_s: float, token_margin_s: float, rate_limit: tuple[int, float]) -> None:
         self.service = service
         self.settings = settings
-        self.cdn_hosts = cdn_hosts
         self.edit_interval_s = edit_interval_s
         self.token_margin_s = token_margin_s
         self.limiter = RateLimiter(*rate_limit)
@@ -142,8 +140,7 @@ class JobFlow:
 
     def check(self, attachment: discord.Attachment | None, what: str) -> None:
         if attachment is not None:
-            check_attachment(attachment, what=what, max_bytes=self.settings.max_upload_bytes,
-                             cdn_hosts=self.cdn_hosts)
+            check_attachment(attachment, what=what, max_bytes=self.settings.max_upload_bytes)
 
     async def fetch(self, attachment: discord.Attachment | None, what: str):
         return None if attachment is None else await download(attachment, what=what)
@@ -187,7 +184,7 @@ class JobFlow:
                 elif isinstance(event, Failed):
                     await reply.finish(("❌ " if event.internal else "⚠️ ") + event.message)
                 elif isinstance(event, Cancelled):
-                    await reply.finish(f"🛑 {event.reason} (job `{job_id}`).")
+                    await reply.finish(render.cancelled(job_id, event.reason))
         except Exception:  # noqa: BLE001 - one job's delivery must never affect another
             self.failures += 1
             log.exception("discord: delivering job %s to user %s failed", job_id, reply.user.id)

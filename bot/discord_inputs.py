@@ -8,7 +8,6 @@ options, so a wrong option is refused at once with the list of the ones that app
 from __future__ import annotations
 
 import logging
-import shlex
 import time
 from collections import defaultdict, deque
 from typing import Any
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 
 import discord
 
+from bot.commands import parse_command
 from engine.errors import ImageError, OptionError, UserError
 from engine.images import FORMATS_HINT, check_upload_size
 from engine.methods import DEFAULT_METHOD, get_method
@@ -27,12 +27,17 @@ log = logging.getLogger(__name__)
 CDN_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
 
 
+def discord_hosts() -> frozenset[str]:
+    """The CDN hosts and the host discord.py talks to (discord.com, or a stand-in for it)."""
+    api_host = urlsplit(discord.http.Route.BASE).hostname
+    return CDN_HOSTS | ({api_host.lower()} if api_host else set())
+
+
 def requester_of(user: discord.abc.User) -> Requester:
     return Requester("discord", str(user.id), getattr(user, "display_name", "") or user.name)
 
 
-def check_attachment(attachment: discord.Attachment, *, what: str, max_bytes: int,
-                     cdn_hosts: frozenset[str] = CDN_HOSTS) -> None:
+def check_attachment(attachment: discord.Attachment, *, what: str, max_bytes: int) -> None:
     """Refuse an attachment from its metadata alone: not an image, too big, or not on the CDN."""
     kind = (attachment.content_type or "").split(";")[0].strip().lower()
     if not kind.startswith("image/"):
@@ -41,7 +46,7 @@ def check_attachment(attachment: discord.Attachment, *, what: str, max_bytes: in
                          f"({FORMATS_HINT}).")
     check_upload_size(attachment.size, max_bytes, f"{what} '{attachment.filename}'")
     host = (urlsplit(attachment.url).hostname or "").lower()
-    if host not in cdn_hosts:
+    if host not in discord_hosts():
         raise UserError(f"The {what} '{attachment.filename}' is not stored on Discord; "
                         "upload the image to Discord itself.")
 
@@ -57,26 +62,22 @@ async def download(attachment: discord.Attachment, *, what: str) -> ImageUpload:
     return ImageUpload(data, attachment.filename)
 
 
-def parse_extra_options(text: str | None) -> dict[str, str]:
-    """``model=candy alpha:0.5 prompt-free`` style pairs from the free ``options`` field."""
+def parse_extra_options(text: str | None) -> tuple[dict[str, str], list[float] | None]:
+    """Options typed into the free ``options`` field, e.g. ``model=mosaic alpha:0.5 blend=0.7,0.3``.
+
+    Read by the parser every text front end shares, so quoting and spelling work as in the
+    playground; what Discord has a field for (method, preset, prompt) belongs in that field.
+    """
     if not text or not text.strip():
-        return {}
-    try:
-        words = shlex.split(text)
-    except ValueError:
-        raise OptionError("The options text has an unclosed quote; write pairs like "
-                          "model=candy alpha=0.5.") from None
-    out: dict[str, str] = {}
-    for word in words:
-        cut = min((i for i in (word.find("="), word.find(":")) if i > 0), default=-1)
-        if cut <= 0 or cut == len(word) - 1:
-            raise OptionError(f"Write extra options as name=value pairs, e.g. model=candy "
-                              f"alpha=0.5; '{word}' is not one.")
-        name = word[:cut].strip().lower().replace("-", "_")
-        if name in out:
-            raise OptionError(f"Option '{name}' is given twice; give each option once.")
-        out[name] = word[cut + 1:].strip()
-    return out
+        return {}, None
+    parsed = parse_command(text, command="stylize")
+    for name, value in (("method", parsed.method), ("preset", parsed.preset)):
+        if value:
+            raise OptionError(f"Give the {name} in the command's own '{name}' field, not in options.")
+    if parsed.prompt:
+        raise OptionError(f"'{parsed.prompt}' is not a name=value option (a prompt has its own "
+                          "'prompt' field); write extra options as pairs like model=mosaic alpha=0.5.")
+    return dict(parsed.options), parsed.style_weights
 
 
 def merge_options(typed: dict[str, Any], extra: dict[str, str]) -> dict[str, Any]:

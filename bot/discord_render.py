@@ -59,6 +59,11 @@ def moved_to_channel(job_id: str) -> str:
             "and mention you.")
 
 
+def cancelled(job_id: str, reason: str) -> str:
+    reason = reason.strip().rstrip(".") or "cancelled"
+    return f"🛑 {reason[:1].upper()}{reason[1:]} (job `{job_id}`)."
+
+
 def refused(message: str) -> str:
     return f"⚠️ {message}"
 

@@ -60,8 +60,7 @@ async def bot(service, fake):
     """A real StylebotClient logged in to the fake; tests feed it gateway payloads."""
     from bot.discord import StylebotClient
 
-    client = StylebotClient(service, service.settings, cdn_hosts=frozenset({"127.0.0.1"}),
-                            edit_interval_s=0.05, rate_limit=(50, 60.0))
+    client = StylebotClient(service, service.settings, edit_interval_s=0.05, rate_limit=(50, 60.0))
     await client.login("test-token")
     yield client
     await asyncio.wait_for(client.flow.idle(), 10)

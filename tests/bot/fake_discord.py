@@ -88,6 +88,7 @@ class FakeDiscord:
         self._changed = asyncio.Event()
         self._sockets: list[web.WebSocketResponse] = []
         self._seq = itertools.count(1)
+        self.token = TOKEN
         self.forbidden_channels: set[str] = set()  # the bot lacks Send Messages there
         self.runner: web.AppRunner | None = None
         self.port = 0
@@ -268,7 +269,7 @@ class FakeDiscord:
                 else:
                     call.files.append(Upload(part.name or "", part.filename or "",
                                              part.headers.get("Content-Type", ""), bytes(await part.read())))
-        if request.headers.get("Authorization", "Bot " + TOKEN) != "Bot " + TOKEN:
+        if request.headers.get("Authorization", "Bot " + self.token) != "Bot " + self.token:
             status, body = 401, {"message": "401: Unauthorized", "code": 0}
         else:
             status, body = self._answer(call)

@@ -90,7 +90,7 @@ async def test_after_a_restart_buttons_still_answer(bot, fake, service):
 
     first, message = await first_result(bot, fake)
     await bot.close()
-    restarted = StylebotClient(service, service.settings, cdn_hosts=frozenset({"127.0.0.1"}))
+    restarted = StylebotClient(service, service.settings)
     await restarted.login("test-token")
     try:
         payload = send(restarted, fake.component(message, button(first, "reroll")))

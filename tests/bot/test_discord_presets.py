@@ -85,6 +85,21 @@ async def test_unknown_and_other_users_presets_read_the_same(bot, fake):
     assert [p.name for p in await bot.service.list_presets(Requester("discord", ALICE["id"]))] == ["Night"]
 
 
+async def test_a_blend_in_the_options_field_weights_the_style_images(bot, fake):
+    green = fake.attachment(png_bytes((40, 40), (0, 255, 0)), "green.png")
+    red = fake.attachment(png_bytes((40, 40), (255, 0, 0)), "red.png")
+    saved = send(bot, fake.slash("preset", {"name": "Mix", "method": "toystyle", "style": green, "style2": red,
+                                            "options": "blend=3,1 tag:'two words'"}, sub="save"))
+    assert await last_edit(fake, saved, "💾") == (
+        "💾 Saved preset **Mix** (toystyle, tag=\"two words\", 2 style image(s)).")
+    shown = await immediate(fake, send(bot, fake.slash("preset", {"name": "Mix"}, sub="show")))
+    styles = next(f["value"] for f in shown.json["data"]["embeds"][0]["fields"] if f["name"] == "Style images")
+    assert styles == "green.png (weight 0.75), red.png (weight 0.25)"
+    stray = send(bot, fake.slash("stylize", {"content": green, "method": "toy", "options": "steps=2 adain"}))
+    assert await ephemeral_refusal(fake, stray) == (
+        "⚠️ Give the method in the command's own 'method' field, not in options.")
+
+
 async def test_saving_refuses_options_the_method_lacks(bot, fake):
     payload = send(bot, fake.slash("preset", {"name": "x", "method": "toy", "strength": 0.5}, sub="save"))
     assert await ephemeral_refusal(fake, payload) == (

@@ -51,10 +51,10 @@ async def test_queue_lists_your_jobs_and_cancel_stops_them(bot, fake, bot_method
 
     cancelled = send(bot, fake.slash("cancel", {"job": waiting_id}))
     assert await answer_of(fake, cancelled) == f"🛑 Cancelling job `{waiting_id}`."
-    assert await last_edit(fake, waiting, "🛑") == f"🛑 cancelled by the requester (job `{waiting_id}`)."
+    assert await last_edit(fake, waiting, "🛑") == f"🛑 Cancelled by the requester (job `{waiting_id}`)."
     newest = send(bot, fake.slash("cancel"))  # no id: the newest job, here the running one
     assert await answer_of(fake, newest) == f"🛑 Cancelling job `{running_id}`."
-    assert await last_edit(fake, running, "🛑") == f"🛑 cancelled by the requester (job `{running_id}`)."
+    assert await last_edit(fake, running, "🛑") == f"🛑 Cancelled by the requester (job `{running_id}`)."
     nothing = send(bot, fake.slash("cancel"))
     assert await ephemeral_refusal(fake, nothing) == "⚠️ You have no jobs queued or running."
     bot_methods.GATE.set()

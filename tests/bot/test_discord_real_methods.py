@@ -26,7 +26,7 @@ async def real_bot(tmp_path, shared_weights, fake):
     settings = Settings(home=tmp_path / "home", device="cpu", weights_dir=shared_weights,
                         allow_downloads=False, max_side=256)
     service = await StyleService.open(settings)
-    client = StylebotClient(service, settings, cdn_hosts=frozenset({"127.0.0.1"}), edit_interval_s=0.05)
+    client = StylebotClient(service, settings, edit_interval_s=0.05)
     await client.login("test-token")
     yield client
     await client.flow.idle()

@@ -114,7 +114,8 @@ async def test_non_images_oversized_and_foreign_attachments_are_refused_before_d
 
     elsewhere = fake.attachment(png_bytes(), "x.png", host="http://localhost:%d" % fake.port)
     payload = send(bot, fake.slash("stylize", {"content": elsewhere, "method": "toy"}))
-    assert "is not stored on Discord" in await ephemeral_refusal(fake, payload)
+    assert await ephemeral_refusal(fake, payload) == (
+        "⚠️ The content image 'x.png' is not stored on Discord; upload the image to Discord itself.")
     assert fake.downloads == []
 
 
