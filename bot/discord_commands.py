@@ -13,7 +13,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from engine.methods import get_method, method_names
+from engine.methods import DEFAULT_METHOD, get_method, method_names
 from engine.request import StyleRequest
 
 from . import discord_render as render
@@ -51,7 +51,7 @@ def register(tree: app_commands.CommandTree, flow: JobFlow) -> None:
 
     @tree.command(name="stylize")
     @app_commands.describe(content="The image to restyle", style="A style image (methods that take one)",
-                           style2="A second style image to blend", method="The method (default hub)",
+                           style2="A second style image to blend", method=f"The method (default {DEFAULT_METHOD})",
                            preset="One of your presets; its settings fill what you leave out",
                            prompt="Text prompt (sd, nada)", **DESCRIBE_OPTIONS)
     @app_commands.choices(method=methods)
@@ -74,26 +74,31 @@ def register(tree: app_commands.CommandTree, flow: JobFlow) -> None:
     @tree.command(name="sd")
     @app_commands.describe(image="The image to repaint", prompt="What it should become",
                            negative_prompt="What to steer away from",
-                           strength="How far to move from your image (0..1)",
+                           strength="How far to move from your image",
                            guidance_scale="How closely to follow the prompt",
-                           steps="Denoising steps", seed=DESCRIBE_OPTIONS["seed"])
+                           steps="Denoising steps", seed=DESCRIBE_OPTIONS["seed"],
+                           options=DESCRIBE_OPTIONS["options"])
     @app_commands.rename(negative_prompt="negative", guidance_scale="guidance")
     async def sd(interaction: discord.Interaction, image: discord.Attachment, prompt: str,
                  negative_prompt: str | None = None, strength: float | None = None,
                  guidance_scale: float | None = None, steps: int | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, options: str | None = None) -> None:
         """Repaint an image from a text prompt with Stable Diffusion."""
         typed = dict(negative_prompt=negative_prompt, strength=strength, guidance_scale=guidance_scale,
                      steps=steps, seed=seed)
+        extra, _ = parse_extra_options(options)
         await _stylize(flow, interaction, method="sd", preset=None, content=image, styles=[],
-                       prompt=prompt, options=merge_options(typed, {}))
+                       prompt=prompt, options=merge_options(typed, extra))
 
     @tree.command(name="nada")
-    @app_commands.describe(image="The image to restyle", prompt="The style, in words")
-    async def nada(interaction: discord.Interaction, image: discord.Attachment, prompt: str) -> None:
-        """Restyle an image from a text description with StyleGAN-NADA."""
+    @app_commands.describe(image="The image to restyle", prompt="The style, in words",
+                           options=DESCRIBE_OPTIONS["options"])
+    async def nada(interaction: discord.Interaction, image: discord.Attachment, prompt: str,
+                   options: str | None = None) -> None:
+        """Restyle a face photo from a text description with StyleGAN-NADA."""
+        extra, _ = parse_extra_options(options)
         await _stylize(flow, interaction, method="nada", preset=None, content=image, styles=[],
-                       prompt=prompt, options={})
+                       prompt=prompt, options=extra)
 
     preset_group = app_commands.Group(name="preset", description="Save, list, show, use and delete your presets")
 

@@ -101,7 +101,7 @@ async def test_sync_registers_every_command_in_a_guild_or_globally(fake, bot_set
     assert options["preset"]["autocomplete"] is True
     sd = next(c for c in put.json if c["name"] == "sd")
     assert [o["name"] for o in sd["options"]] == ["image", "prompt", "negative", "strength", "guidance",
-                                                   "steps", "seed"]
+                                                   "steps", "seed", "options"]
     menu = next(c for c in put.json if c["name"] == "Stylize with preset…")
     assert menu["type"] == 3
 

@@ -16,6 +16,10 @@ CAROL = user(333333333333333333, "carol")
 DAVE = user(444444444444444444, "dave")
 
 
+def fields_of(call) -> dict[str, str]:
+    return {f["name"]: f["value"] for f in call.json["embeds"][0]["fields"]}
+
+
 def callback(fake, payload):
     return fake.find("POST", f"/interactions/{payload['id']}/")
 
@@ -78,9 +82,10 @@ async def test_sd_and_nada_shortcuts_translate_their_options(bot, fake):
     assert fields["Prompt"] == "a fox in snow" and fields["Seed"] == "7"
 
     payload = send(bot, fake.slash("nada", {"image": fake.attachment(png_bytes(), "b.png"),
-                                            "prompt": "a pencil sketch"}, who=BOB))
+                                            "prompt": "a pencil sketch", "options": "steps=2"}, who=BOB))
     follow_up = await fake.wait_call("POST", f"/webhooks/{APP_ID}/{payload['token']}")
     assert follow_up.json["embeds"][0]["title"] == "Stylized with nada"
+    assert fields_of(follow_up)["Options"] == "steps=2"
     assert PROMPTS == ["a fox in snow", "a pencil sketch"]
 
 
