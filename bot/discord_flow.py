@@ -253,7 +253,7 @@ class JobFlow:
             new = nudge(option, current, 1 if action == "stronger" else -1)
             if new == current:
                 limit = "maximum" if action == "stronger" else "minimum"
-                raise UserError(f"'{option.name}' is already at its {limit} ({render._value(current)}).")
+                raise UserError(f"'{option.name}' is already at its {limit} ({render.value_text(current)}).")
             options[option.name] = new
             if "seed" in method.options and remembered.meta.seed is not None:
                 options["seed"] = remembered.meta.seed  # same noise, so only the strength changes

@@ -84,10 +84,10 @@ def changed_options(method_options: Iterable[Option], options: dict[str, Any]) -
 
 
 def format_options(options: dict[str, Any]) -> str:
-    return " ".join(f"{k}={_value(v)}" for k, v in options.items()) or "defaults"
+    return " ".join(f"{k}={value_text(v)}" for k, v in options.items()) or "defaults"
 
 
-def _value(value: Any) -> str:
+def value_text(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, bool):
@@ -170,7 +170,7 @@ def method_embed(info: dict[str, Any]) -> discord.Embed:
     lines = []
     for o in info.get("options", []):
         option = Option(**{k: (tuple(v) if k == "choices" and v else v) for k, v in o.items()})
-        default = "" if o["default"] is None else f", default {_value(o['default'])}"
+        default = "" if o["default"] is None else f", default {value_text(o['default'])}"
         lines.append(f"`{o['name']}` ({option.describe_range()}{default})")
     embed.add_field(name="Options", value=_clip("\n".join(lines) or "none", FIELD_LIMIT), inline=False)
     missing = [name for name, where in info.get("weights", {}).items() if where == "missing"]
