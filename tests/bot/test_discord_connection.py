@@ -37,8 +37,8 @@ async def test_a_job_outliving_its_token_is_delivered_in_the_channel(bot, fake):
 
 async def test_a_long_job_is_told_in_time_and_delivered_in_the_channel(bot, fake, bot_methods):
     bot_methods.GATE.clear()
-    # The token's last minute (the adapter's margin) starts half a second after the command.
-    age = dt.timedelta(minutes=14, seconds=-0.5)
+    # The token's last minute (the adapter's margin) starts 3 s after the command.
+    age = dt.timedelta(minutes=14, seconds=-3)
     payload = send(bot, fake.slash("stylize", {"content": fake.attachment(png_bytes(), "a.png"),
                                                "method": "toy", "options": "wait=true"}, age=age))
     queued = await last_edit(fake, payload, "⏳ Queued")
