@@ -30,7 +30,7 @@ VGG = [
     WeightFile(
         name="vgg19-torchvision",
         path="vgg19/vgg19-dcbb9e9d.pth",
-        methods=("gatys",),
+        methods=("gatys", "fast", "adain"),
         licence=f"{BSD3} (torchvision); weights {CC_BY4}",
         url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
         size=574673361,
@@ -154,7 +154,10 @@ ADAIN = [
         methods=("adain",),
         licence="MIT (pytorch-AdaIN)",
         url=f"{ADAIN_RELEASE}/vgg_normalised.pth",
-        description="Normalised VGG19 encoder, up to relu4_1.",
+        sha256="804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a",
+        size=80102481,
+        description="Gatys' normalised VGG19 with an RGB 0..1 input conv in front; AdaIN "
+                    "uses it up to relu4_1.",
     ),
     WeightFile(
         name="adain-decoder",
@@ -162,6 +165,7 @@ ADAIN = [
         methods=("adain",),
         licence="MIT (pytorch-AdaIN)",
         url=f"{ADAIN_RELEASE}/decoder.pth",
+        sha256="379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472",
         description="Decoder trained against adain-vgg.",
     ),
 ]
@@ -228,6 +232,63 @@ def configured_entries(settings) -> list[WeightFile]:
     return [_sd_server_model(settings.sd_model)]
 
 
-NADA: list[WeightFile] = []
+
+# --- nada: StyleGAN-NADA (Gal et al. 2021): StyleGAN2 generators + CLIP judges --------------
+# Generators are rosinality/stylegan2-pytorch checkpoints ({"g_ema": state_dict, ...}), the
+# layout StyleGAN-NADA trains. Google Drive is where their authors publish them; the
+# drive.usercontent form downloads directly (no HTML confirmation page for large files).
+# No public source states their sha256, so they are unpinned (the store logs the digest).
+# OpenAI's CLIP URLs carry the file's sha256 as their second-to-last path segment.
+_DRIVE = "https://drive.usercontent.google.com/download?export=download&confirm=t&id="
+_OPENAI_CLIP = "https://openaipublic.azureedge.net/clip/models"
+NADA_GENERATORS = {  # option value -> catalogue name
+    "ffhq-1024": "nada-stylegan2-ffhq-1024",
+    "ffhq-256": "nada-stylegan2-ffhq-256",
+}
+NADA_CLIPS = {  # CLIP model name -> catalogue name
+    "ViT-B-32": "clip-vit-b-32",
+    "ViT-B-16": "clip-vit-b-16",
+}
+NADA: list[WeightFile] = [
+    WeightFile(
+        name="nada-stylegan2-ffhq-1024",
+        path="stylegan2/stylegan2-ffhq-config-f.pt",
+        methods=("nada",),
+        licence="NVIDIA Source Code License-NC (StyleGAN2 FFHQ config-f, non-commercial); "
+                "converted to PyTorch by rosinality/stylegan2-pytorch (MIT)",
+        url=_DRIVE + "1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT",
+        description="Official StyleGAN2 FFHQ 1024 px generator in rosinality's layout; the file "
+                    "StyleGAN-NADA's README and notebook download. sha256 not published.",
+    ),
+    WeightFile(
+        name="nada-stylegan2-ffhq-256",
+        path="stylegan2/stylegan2-ffhq-256-rosinality-550000.pt",
+        methods=("nada",),
+        licence="rosinality/stylegan2-pytorch (MIT code); trained on FFHQ (CC BY-NC-SA 4.0)",
+        url=_DRIVE + "1PQutd-JboOCOZqmd95XWxWrO8gGEvRcO",
+        optional=True,
+        description="StyleGAN2 FFHQ 256 px generator (config-f, 550k iterations) trained by "
+                    "rosinality, linked from his README; 16x less compute than 1024 px. "
+                    "sha256 not published.",
+    ),
+    WeightFile(
+        name="clip-vit-b-32",
+        path="clip/ViT-B-32.pt",
+        methods=("nada",),
+        licence="MIT (OpenAI CLIP)",
+        url=f"{_OPENAI_CLIP}/40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+        sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+        description="OpenAI CLIP ViT-B/32 (TorchScript archive), loaded through open_clip.",
+    ),
+    WeightFile(
+        name="clip-vit-b-16",
+        path="clip/ViT-B-16.pt",
+        methods=("nada",),
+        licence="MIT (OpenAI CLIP)",
+        url=f"{_OPENAI_CLIP}/5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f/ViT-B-16.pt",
+        sha256="5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f",
+        description="OpenAI CLIP ViT-B/16 (TorchScript archive), loaded through open_clip.",
+    ),
+]
 
 CATALOGUE: list[WeightFile] = VGG + FAST + HUB + ADAIN + SD + NADA

@@ -26,6 +26,8 @@ _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 _MARKERS = ("model_index.json", "config.json")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 _SMALL_SUFFIXES = (".json", ".txt", ".model")  # configs, tokenizer vocabularies and merges
+# The weight file names diffusers and transformers load (plus variants and shards of them).
+_LOADED_NAMES = ("model", "pytorch_model", "diffusion_pytorch_model")
 
 
 def is_repo_id(spec: str) -> bool:
@@ -54,11 +56,12 @@ def locate(spec: str, *, local_dir: Path | None, cache_dir: Path) -> tuple[Where
     return "missing", None
 
 
-def download(repo: str, *, cache_dir: Path) -> Path:
+def download(repo: str, *, cache_dir: Path, endpoint: str | None = None) -> Path:
     """Fetch the files a diffusers/transformers loader needs from ``repo`` into our cache.
 
     Any failure (offline, unknown repo, gated repo, HTTP error) comes out as ``OSError`` so
-    the weights store turns it into its one "weights missing" message.
+    the weights store turns it into its one "weights missing" message. ``endpoint`` is the
+    Hub's address (default: huggingface_hub's, which honours ``HF_ENDPOINT``).
     """
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import HfHubHTTPError
@@ -66,17 +69,25 @@ def download(repo: str, *, cache_dir: Path) -> Path:
     if not is_repo_id(repo):
         raise OSError(f"{repo!r} is not a Hugging Face repo id")
     try:
-        files = HfApi().list_repo_files(repo)
+        files = HfApi(endpoint=endpoint).list_repo_files(repo)
         wanted = pick_files(files)
         if not any(f.endswith(_WEIGHT_SUFFIXES) for f in wanted):
             raise OSError(f"{repo} has no safetensors or .bin weights in diffusers layout")
         log.info("downloading %d files of %s into %s", len(wanted), repo, hf_cache(cache_dir))
-        folder = snapshot_download(repo, cache_dir=hf_cache(cache_dir), allow_patterns=wanted)
+        folder = snapshot_download(repo, cache_dir=hf_cache(cache_dir), allow_patterns=wanted,
+                                   endpoint=endpoint)
     except HfHubHTTPError as exc:
-        raise OSError(str(exc).splitlines()[0]) from exc
-    except (ValueError, RuntimeError) as exc:  # hub client errors that are not OSError
-        raise OSError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        raise OSError(_first_line(exc)) from exc
+    except OSError:
+        raise
+    except Exception as exc:  # the hub client's transport errors (httpx) are not OSError
+        log.warning("download of %s failed", repo, exc_info=True)
+        raise OSError(_first_line(exc)) from exc
     return Path(folder)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def pick_files(files: Iterable[str]) -> list[str]:
@@ -84,9 +95,11 @@ def pick_files(files: Iterable[str]) -> list[str]:
 
     Model repos also hold single-file checkpoints (``sd_turbo.safetensors``, 5 GB), fp16 and
     non-EMA variants and ``.bin`` duplicates of every ``.safetensors``; fetching all of them
-    would triple the download. Pipelines (``model_index.json`` at the top) keep only the
-    weights in component folders; in each folder safetensors beat ``.bin`` and the plain
-    file beats variants (``name.fp16.safetensors``), unless only variants exist.
+    would triple the download. Only the names loaders read count (``model``,
+    ``pytorch_model``, ``diffusion_pytorch_model``); pipelines (``model_index.json`` at the
+    top) keep only the weights in component folders; in each folder safetensors beat
+    ``.bin`` and the plain file beats variants (``name.fp16.safetensors``), unless only
+    variants exist.
     """
     files = sorted(set(files))
     pipeline = "model_index.json" in files
@@ -96,6 +109,8 @@ def pick_files(files: Iterable[str]) -> list[str]:
         path = PurePosixPath(name)
         if path.suffix not in _WEIGHT_SUFFIXES:
             continue
+        if path.stem.split(".")[0].split("-")[0] not in _LOADED_NAMES:
+            continue  # e.g. open_clip_pytorch_model.bin, or a single-file checkpoint
         folder = str(path.parent)
         if pipeline and folder == ".":
             continue  # single-file checkpoints beside a diffusers layout
@@ -128,14 +143,19 @@ def _is_model_dir(path: Path) -> bool:
 
 
 def _cached_snapshot(repo: str, cache: Path) -> Path | None:
-    """The cached snapshot of ``repo`` in our HF cache, asking huggingface_hub, never the network."""
+    """The snapshot of ``repo`` in our HF cache (refs/main -> snapshots/<commit>), offline.
+
+    Not ``snapshot_download(local_files_only=True)``: since huggingface_hub 1.x that
+    refuses a snapshot missing any file of the repo, and ``download`` skips most of them
+    on purpose. A snapshot missing a needed file fails when loaded, as "incomplete".
+    """
     if not (cache / ("models--" + repo.replace("/", "--"))).is_dir():
         return None  # the common miss, answered without importing huggingface_hub
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import try_to_load_from_cache
 
-    try:
-        folder = Path(snapshot_download(repo, cache_dir=cache, local_files_only=True))
-    except (OSError, ValueError) as exc:  # LocalEntryNotFoundError is an OSError
-        log.debug("%s not in the HF cache %s: %s", repo, cache, exc)
-        return None
-    return folder if _is_model_dir(folder) else None
+    for marker in _MARKERS:
+        found = try_to_load_from_cache(repo, marker, cache_dir=cache)
+        if isinstance(found, str):
+            return Path(found).parent
+    log.debug("%s has no usable snapshot in the HF cache %s", repo, cache)
+    return None

@@ -46,7 +46,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, what: str = "i
             if width * height > max_pixels:
                 raise ImageError(
                     f"The {what} is {width}x{height} pixels; the limit is "
-                    f"{max_pixels / 1e6:.0f} megapixels.")
+                    f"{max_pixels / 1e6:.3g} megapixels.")
             if getattr(img, "is_animated", False):
                 img.seek(0)  # animated GIF/WebP/APNG: use the first frame
             img.load()

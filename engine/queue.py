@@ -26,6 +26,7 @@ from .request import Requester, StyleRequest
 log = logging.getLogger(__name__)
 
 PROGRESS_MIN_INTERVAL_S = 0.2
+FINISHED_JOBS_KEPT = 200  # finished jobs (and their images) kept for late listeners
 SHUTDOWN_MESSAGE = "Stylebot is restarting, so your job was not run. Please send it again in a minute."
 
 Observer = Callable[["Job", JobEvent], Awaitable[None]]
@@ -111,6 +112,7 @@ class JobQueue:
         self._waiting: deque[Job] = deque()
         self._running: list[Job] = []
         self._jobs: dict[str, Job] = {}
+        self._finished: deque[str] = deque()
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task | None = None
         self._accepting = True
@@ -355,6 +357,9 @@ class JobQueue:
     def _finish(self, job: Job, event: JobEvent, *, state: str) -> None:
         job.state = state
         self._emit(job, event)
+        self._finished.append(job.id)
+        while len(self._finished) > FINISHED_JOBS_KEPT:
+            self._jobs.pop(self._finished.popleft(), None)
 
     def _emit(self, job: Job, event: JobEvent) -> None:
         if job.final is not None:

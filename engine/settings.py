@@ -7,12 +7,15 @@ Values come from ``STYLEBOT_*`` environment variables, an optional TOML file nam
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict,
                                TomlConfigSettingsSource)
+
+from .errors import UserError
 
 
 def default_home() -> Path:
@@ -78,7 +81,12 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = os.environ.get("STYLEBOT_CONFIG")
         if config_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            if not Path(config_file).is_file():
+                raise UserError(f"STYLEBOT_CONFIG names '{config_file}', which is not a file.")
+            try:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            except tomllib.TOMLDecodeError as exc:
+                raise UserError(f"STYLEBOT_CONFIG file '{config_file}' is not valid TOML: {exc}.") from None
         return tuple(sources)
 
     @field_validator("home", "weights_dir", mode="after")

@@ -66,8 +66,8 @@ class WeightStore:
     def from_settings(cls, settings) -> "WeightStore":
         from .catalogue import CATALOGUE, configured_entries
 
-        return cls([*CATALOGUE, *configured_entries(settings)], cache_dir=settings.cache_dir, local_dir=settings.weights_dir,
-                   allow_downloads=settings.allow_downloads)
+        return cls([*CATALOGUE, *configured_entries(settings)], cache_dir=settings.cache_dir,
+                   local_dir=settings.weights_dir, allow_downloads=settings.allow_downloads)
 
     def entry(self, name: str) -> WeightFile:
         try:
@@ -138,15 +138,14 @@ class WeightStore:
         target = self.cache_dir / entry.path
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.cache_dir, prefix=".partial-") as tmp:
-            fetched = Path(tmp) / "download"
-            fetch_url(entry.url, fetched, total=entry.size if not entry.archive_member else None,
-                      progress=progress)
             if entry.archive_member:
-                member = Path(tmp) / "member"
-                with zipfile.ZipFile(fetched) as archive, archive.open(entry.archive_member) as src, \
-                        open(member, "wb") as dst:
+                fetched = Path(tmp) / "member"
+                with zipfile.ZipFile(self._archive(entry, progress)) as archive, \
+                        archive.open(entry.archive_member) as src, open(fetched, "wb") as dst:
                     shutil.copyfileobj(src, dst)
-                fetched = member
+            else:
+                fetched = Path(tmp) / "download"
+                fetch_url(entry.url, fetched, total=entry.size, progress=progress)
             digest = sha256_of(fetched)
             if entry.sha256 and digest != entry.sha256:
                 raise WeightsMissing(
@@ -158,6 +157,20 @@ class WeightStore:
             os.replace(fetched, target)
         log.info("fetched weights %s into %s", entry.name, target)
         return target
+
+
+    def _archive(self, entry: WeightFile, progress: Progress | None) -> Path:
+        """The zip at ``entry.url``, downloaded once and shared by every member taken from it."""
+        from .download import fetch_url
+
+        folder = self.cache_dir / "_archives"
+        folder.mkdir(parents=True, exist_ok=True)
+        archive = folder / (hashlib.sha256(entry.url.encode()).hexdigest()[:16] + ".zip")
+        if not archive.is_file():
+            partial = archive.with_suffix(".partial")
+            fetch_url(entry.url, partial, progress=progress)
+            os.replace(partial, archive)
+        return archive
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:

@@ -32,11 +32,11 @@ class CliError(UserError):
 
 def _method_options() -> dict[str, Any]:
     """Every option any method declares, by name (first declaration wins for help text)."""
-    from engine.methods import get_method, method_names
+    from engine.methods import loadable_methods
 
     options: dict[str, Any] = {}
-    for name in method_names():
-        for option in get_method(name).options:
+    for method in loadable_methods():
+        for option in method.options:
             options.setdefault(option.name, option)
     return options
 
@@ -260,9 +260,11 @@ async def _presets(args: argparse.Namespace) -> int:
 
 
 def _preset_dict(record) -> dict[str, Any]:
+    """A preset (full record or listing summary) as plain JSON-able data."""
+    styles = getattr(record, "styles", None)
     return {"name": record.name, "method": record.method, "options": record.options,
-            "styles": [{"filename": s.filename, "weight": s.weight, "bytes": len(s.data)}
-                       for s in record.styles],
+            "styles": ([{"filename": s.filename, "weight": s.weight, "bytes": len(s.data)} for s in styles]
+                       if styles is not None else record.style_count),
             "created_at": record.created_at.isoformat() if record.created_at else None,
             "last_used_at": record.last_used_at.isoformat() if record.last_used_at else None,
             "use_count": record.use_count}
@@ -288,7 +290,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
             from engine.options import Option
 
             opt = Option(**{k: (tuple(v) if k == "choices" and v else v) for k, v in o.items()})
-            print(f"       --{o['name'].replace('_', '-'):18} {opt.describe_range():28} default {o['default']}")
+            default = "-" if o["default"] in (None, "") else o["default"]
+            print(f"       --{o['name'].replace('_', '-'):18} {opt.describe_range():28} default {default}")
     return EXIT_OK
 
 

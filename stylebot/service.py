@@ -16,7 +16,7 @@ from engine.engine import StyleEngine
 from engine.errors import OptionError, UserError
 from engine.events import Cancelled, Done, Failed, JobEvent, Queued, Started
 from engine.images import decode_image, encode_png, fit_within
-from engine.methods import get_method, method_names
+from engine.methods import get_method, loadable_methods
 from engine.queue import Job, JobHandle, JobQueue
 from engine.request import ImageUpload, Requester, StyleRequest
 from engine.settings import Settings
@@ -177,8 +177,7 @@ class StyleService:
 def describe_methods(weights) -> list[dict[str, Any]]:
     """Every method with its options and whether the weights its defaults need are here."""
     out = []
-    for name in method_names():
-        method = get_method(name)
+    for method in loadable_methods():
         info = method.describe()
         needed = method.weight_names(None)
         status = {w: weights.locate(w)[0] for w in needed if w in weights.catalogue}

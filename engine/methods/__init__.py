@@ -7,6 +7,7 @@ imported the first time it is used.
 from __future__ import annotations
 
 import importlib
+import logging
 from functools import cache
 
 from ..errors import OptionError
@@ -22,6 +23,8 @@ METHOD_PATHS: dict[str, str] = {
 }
 
 DEFAULT_METHOD = "hub"
+
+log = logging.getLogger(__name__)
 
 
 def method_names() -> list[str]:
@@ -39,4 +42,16 @@ def get_method(name: str) -> Method:
     return cls()
 
 
-__all__ = ["DEFAULT_METHOD", "METHOD_PATHS", "Method", "get_method", "method_names"]
+@cache
+def loadable_methods() -> tuple[Method, ...]:
+    """Every method whose module imports; a broken one is logged once, not fatal to the rest."""
+    out = []
+    for name in METHOD_PATHS:
+        try:
+            out.append(get_method(name))
+        except ImportError as exc:
+            log.error("method %s is unavailable: %s", name, exc)
+    return tuple(out)
+
+
+__all__ = ["DEFAULT_METHOD", "METHOD_PATHS", "Method", "get_method", "loadable_methods", "method_names"]

@@ -135,7 +135,8 @@ def parse_model(text: Any, settings: "Settings | None" = None) -> ModelSpec:
         return parse_blend(raw)
     if TRAINED_NAME.fullmatch(raw) and (settings is None or trained_path(settings, raw).is_file()):
         return ModelSpec("trained", raw)
-    raise OptionError(f"Option 'model': unknown model {raw!r}; available: {available_models(settings)}.")
+    raise OptionError(f"Option 'model': unknown model {raw!r}; "
+                      f"available: {available_models(settings)}.")
 
 
 def available_models(settings: "Settings | None") -> str:

@@ -12,6 +12,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..catalogue import SD_MODELS, SD_SAFETY_CHECKER, SD_SERVER_MODEL, sd_model_spec
@@ -195,7 +196,7 @@ class StableDiffusionMethod(Method):
                "layout; strength sets how far it may move from the original.")
     options = OPTIONS
     needs_prompt = True
-    needs_gpu = False  # turbo models run on a CPU in seconds to a minute; see docs/sd.md
+    needs_gpu = False  # a turbo image takes 20-35 s on 2 idle CPU cores (docs/sd.md)
 
     def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
         """The model folder plus the safety checker applied to results (on by default)."""
@@ -222,17 +223,20 @@ class StableDiffusionMethod(Method):
         device = str(ctx.device)
         dtype = torch.float16 if ctx.half else torch.float32
         folder = ctx.weights.path(plan.model.entry)
-        key = f"sd:{folder}:{dtype}:{device}"  # built once per (model, dtype, device), then kept
+        safety_source = self._safety_source(ctx, folder)
+        # Built once per (model, dtype, device) and kept, together with its safety filter.
+        key = f"sd:{folder}:{dtype}:{device}:safety={safety_source}"
         if key not in ctx.models:
             ctx.progress(0.0, "loading model")
-        pipe, scheduler_config = ctx.models.get(
-            key, lambda: self._load(ctx, plan.model.entry, folder, dtype, device))
-        safety = self._safety_filter(ctx, folder, dtype, device)
+        loaded = ctx.models.get(
+            key, lambda: self._load(ctx, plan.model.entry, folder, safety_source, dtype, device))
+        pipe = loaded.pipe
 
-        # A fresh scheduler each run: schedulers keep per-run state, the pipeline is shared.
-        class_name, overrides = SCHEDULERS.get(plan.scheduler,
-                                               (scheduler_config["_class_name"], {}))
-        pipe.scheduler = diffusion.make_scheduler(class_name, overrides, scheduler_config)
+        # A fresh scheduler each run: schedulers keep per-run state, the pipeline is shared
+        # (jobs run one at a time on the worker).
+        config = loaded.scheduler_config
+        class_name, overrides = SCHEDULERS.get(plan.scheduler, (config["_class_name"], {}))
+        pipe.scheduler = diffusion.make_scheduler(class_name, overrides, config)
 
         def on_step_end(pipeline, step: int, timestep, tensors: dict) -> dict:
             ctx.progress((step + 1) / max(pipeline.num_timesteps, 1), "denoising")
@@ -250,7 +254,7 @@ class StableDiffusionMethod(Method):
         log.info("sd %s: %d of %d steps, guidance %g, scheduler %s, seed %d, %.2f s",
                  plan.model.label, plan.steps_run, plan.steps, plan.guidance, plan.scheduler,
                  inp.seed, time.perf_counter() - started)
-        if safety is not None and safety.flags(result):
+        if loaded.safety is not None and loaded.safety.flags(result):
             log.warning("sd result flagged by the safety checker (model %s, seed %d)",
                         plan.model.label, inp.seed)
             raise UserError(FLAGGED_MESSAGE)
@@ -261,8 +265,17 @@ class StableDiffusionMethod(Method):
         return result
 
     @staticmethod
-    def _load(ctx: RunContext, entry: str, folder, dtype, device):
-        """The pipeline and its scheduler's original config (runs may swap schedulers)."""
+    def _safety_source(ctx: RunContext, folder: Path) -> Path | None:
+        """The model's own checker if it ships one, else the catalogue's; None if turned off."""
+        if not ctx.settings.sd_safety_checker:
+            return None
+        if (folder / "safety_checker").is_dir():
+            return folder
+        return ctx.weights.path(SD_SAFETY_CHECKER.name)
+
+    @staticmethod
+    def _load(ctx: RunContext, entry: str, folder: Path, safety_source: Path | None,
+              dtype, device):
         from ..nets import diffusion
 
         try:
@@ -271,17 +284,16 @@ class StableDiffusionMethod(Method):
             log.warning("sd model %s in %s did not load: %s", entry, folder, exc)
             reason = f"the folder {folder} is incomplete or not a diffusers model"
             raise ctx.weights.missing_error(ctx.weights.entry(entry), reason=reason) from exc
-        return pipe, dict(pipe.scheduler.config)
-
-    @staticmethod
-    def _safety_filter(ctx: RunContext, folder, dtype, device):
-        """The model's own checker if it ships one, else the catalogue's; None if turned off."""
-        if not ctx.settings.sd_safety_checker:
-            return None
-        from ..nets import diffusion
-
-        source = folder if (folder / "safety_checker").is_dir() else \
-            ctx.weights.path(SD_SAFETY_CHECKER.name)
-        return ctx.models.get(f"sd-safety:{source}:{dtype}:{device}",
-                              lambda: diffusion.load_safety_filter(source, dtype=dtype,
-                                                                   device=device))
+        safety = None
+        if safety_source is not None:
+            try:
+                safety = diffusion.load_safety_filter(safety_source, dtype=dtype, device=device)
+            except (OSError, ValueError, KeyError) as exc:
+                checker = entry if safety_source == folder else SD_SAFETY_CHECKER.name
+                log.warning("sd safety checker in %s did not load: %s", safety_source, exc)
+                reason = f"the folder {safety_source} holds no complete safety checker"
+                raise ctx.weights.missing_error(ctx.weights.entry(checker), reason=reason) from exc
+        else:
+            log.warning("sd safety checker is off (STYLEBOT_SD_SAFETY_CHECKER=false): "
+                        "results of %s are posted unfiltered", entry)
+        return diffusion.LoadedModel(pipe, dict(pipe.scheduler.config), safety)

@@ -1,4 +1,4 @@
-"""Stable Diffusion pieces for the ``sd`` method: load a model folder, pick a scheduler, filter results.
+"""Stable Diffusion pieces for ``sd``: load a model folder, pick a scheduler, filter results.
 
 Imported only when an sd job runs: it pulls in torch, diffusers and transformers (5-7 s).
 Everything loads from folders already on disk (``local_files_only``); finding or fetching
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -70,7 +71,29 @@ def _tune_for_device(pipe: Any, device: str) -> None:
         pipe.vae.enable_tiling()
 
 
-def make_scheduler(class_name: str, overrides: Mapping[str, Any], base_config: Mapping[str, Any]) -> Any:
+@dataclass
+class LoadedModel:
+    """What the sd method keeps per (model, dtype, device): the pipeline, its scheduler's
+    original config (runs may swap samplers) and the safety filter for its results.
+
+    One cache entry, so the model cache never evicts half of what a run needs.
+    """
+
+    pipe: Any
+    scheduler_config: dict[str, Any]
+    safety: "SafetyFilter | None"
+
+    @property
+    def components(self) -> dict[str, Any]:
+        """For ``engine.models.model_nbytes``: everything that holds weights."""
+        parts = dict(self.pipe.components)
+        if self.safety is not None:
+            parts["safety_checker"] = self.safety.checker
+        return parts
+
+
+def make_scheduler(class_name: str, overrides: Mapping[str, Any],
+                   base_config: Mapping[str, Any]) -> Any:
     """A fresh scheduler of ``class_name`` configured like the model's own (betas, spacing,
     prediction type), so swapping samplers never changes what the model was trained for."""
     import diffusers
@@ -114,8 +137,9 @@ def load_safety_filter(folder: Path, *, dtype: torch.dtype, device: str) -> Safe
         checker_dir, processor_dir = folder / "safety_checker", folder / "feature_extractor"
     else:
         checker_dir = processor_dir = folder
+    # Cast after loading: transformers renamed its dtype argument between versions.
     checker = StableDiffusionSafetyChecker.from_pretrained(
-        str(checker_dir), torch_dtype=dtype, local_files_only=True).to(device).eval()
+        str(checker_dir), local_files_only=True).to(device=device, dtype=dtype).eval()
     processor = CLIPImageProcessor.from_pretrained(str(processor_dir), local_files_only=True)
     log.info("sd safety checker from %s on %s", checker_dir, device)
     return SafetyFilter(checker, processor)

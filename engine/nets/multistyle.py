@@ -43,7 +43,7 @@ class MultiStyleNet(nn.Module):
 
 
 def convert_onnx(path: Path | str) -> nn.Module:
-    """The raw onnx2torch conversion of ``multistyle26.onnx`` (inputs ``image``, ``style_weights``)."""
+    """The raw onnx2torch conversion of ``multistyle26.onnx`` (inputs: image, style_weights)."""
     import onnx
     from onnx2torch import convert
 

@@ -18,6 +18,7 @@ import argparse
 import logging
 import math
 import os
+import pickle
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -109,7 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style", type=Path, required=True, metavar="IMG",
                         help="The style image to learn.")
     parser.add_argument("--images", type=Path, required=True, metavar="DIR",
-                        help="Folder of content photos (searched recursively), e.g. COCO train2014.")
+                        help="Folder of content photos (searched recursively), "
+                             "e.g. COCO train2014.")
     parser.add_argument("--name", help="Name to save the network under (default: the style "
                                        "image's file name); use it as model=NAME.")
     parser.add_argument("--epochs", type=int, default=2, help="Passes over the images (default 2).")
@@ -131,7 +133,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Continue from the latest checkpoint of --name.")
     parser.add_argument("--device", default=None,
                         help="'cpu', 'cuda', 'cuda:1'... (default: the server's device setting).")
-    parser.add_argument("--seed", type=int, default=42, help="Seed for initialisation and data order.")
+    parser.add_argument("--seed", type=int, default=42,
+                        help="Seed for initialisation and data order.")
     parser.add_argument("--workers", type=int, default=None,
                         help="Image-loading processes (default: 4 on a GPU, 0 on the CPU).")
 
@@ -174,13 +177,16 @@ class ContentImages:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> "torch.Tensor":
+        from PIL import Image
+
         from ..images import to_tensor
 
         for attempt in range(len(self.paths)):
             path = self.paths[(index + attempt) % len(self.paths)]
             try:
                 image = _load_square(path, self.size)
-            except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            except (OSError, ValueError, SyntaxError, EOFError,
+                    Image.DecompressionBombError) as exc:
                 log.warning("skipping unreadable training image %s: %s", path, exc)
                 continue
             return to_tensor(image)[0] * 255.0
@@ -307,7 +313,7 @@ def train(config: TrainConfig, settings: "Settings") -> TrainResult:
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     step, history = 0, []
     if config.resume:
-        step, history = _restore(existing[-1], net, optimizer, device)
+        step, history = _restore(existing[-1], net, optimizer, device, config)
         log.info("resuming %s from step %d (%s)", name, step, existing[-1].name)
 
     per_epoch = math.ceil(len(paths) / config.batch_size)
@@ -328,8 +334,9 @@ def train(config: TrainConfig, settings: "Settings") -> TrainResult:
                 target = features(x, [CONTENT_LAYER])[CONTENT_LAYER]
             feats = features(y, layers)
             content_loss = config.content_weight * F.mse_loss(feats[CONTENT_LAYER], target)
-            style_loss = sum(F.mse_loss(gram_matrix(feats[k]), style_grams[k].expand(len(x), -1, -1))
-                             for k in STYLE_LAYERS) * config.style_weight
+            style_loss = config.style_weight * sum(
+                F.mse_loss(gram_matrix(feats[k]), style_grams[k].expand(len(x), -1, -1))
+                for k in STYLE_LAYERS)
             loss = content_loss + style_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -383,7 +390,8 @@ def _rng_state() -> dict[str, Any]:
     return state
 
 
-def _save_checkpoint(folder: Path, net, optimizer, step: int, history: list, config: TrainConfig) -> Path:
+def _save_checkpoint(folder: Path, net, optimizer, step: int, history: list,
+                     config: TrainConfig) -> Path:
     """Write ``step-<n>.pt`` atomically and keep only the newest few."""
     config_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     path = folder / f"step-{step:08d}.pt"
@@ -395,16 +403,28 @@ def _save_checkpoint(folder: Path, net, optimizer, step: int, history: list, con
     return path
 
 
-def _restore(path: Path, net, optimizer, device) -> tuple[int, list]:
+# Settings that change what is learned; differing on --resume is allowed but worth a warning.
+_RESUME_SENSITIVE = ("style", "images", "image_size", "style_size", "content_weight",
+                     "style_weight", "batch_size", "seed")
+
+
+def _restore(path: Path, net, optimizer, device, config: TrainConfig) -> tuple[int, list]:
     import torch
 
     try:
         state = torch.load(path, map_location=device, weights_only=True)
         net.load_state_dict(state["model"], strict=True)
         optimizer.load_state_dict(state["optimizer"])
-    except (RuntimeError, KeyError, OSError, ValueError) as exc:
+    except (RuntimeError, KeyError, OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
         raise UserError(f"--resume: checkpoint {path} cannot be loaded ({type(exc).__name__}); "
                         "delete it to resume from the one before.") from exc
+    saved = state.get("config", {})
+    for key in _RESUME_SENSITIVE:
+        now = getattr(config, key)
+        now = str(now) if isinstance(now, Path) else now
+        if key in saved and saved[key] != now:
+            log.warning("resuming with %s=%s; the checkpoint was trained with %s", key, now,
+                        saved[key])
     rng = state.get("rng", {})
     if "torch" in rng:
         torch.set_rng_state(rng["torch"].cpu())

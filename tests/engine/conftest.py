@@ -16,6 +16,7 @@ def toy_methods(monkeypatch):
     monkeypatch.setitem(methods.METHOD_PATHS, "toy", "tests.engine.toy_methods:ToyInvert")
     monkeypatch.setitem(methods.METHOD_PATHS, "toystyle", "tests.engine.toy_methods:ToyStyled")
     methods.get_method.cache_clear()
+    methods.loadable_methods.cache_clear()
     toys.BATCHES.clear()
     toys.RAN.clear()
     toys.OOM_ABOVE["side"] = 10**9
@@ -23,6 +24,7 @@ def toy_methods(monkeypatch):
     yield toys
     toys.GATE.set()
     methods.get_method.cache_clear()
+    methods.loadable_methods.cache_clear()
 
 
 def png_bytes(size=(32, 24), color=(200, 30, 30), fmt="PNG", mode="RGB") -> bytes:

@@ -47,7 +47,8 @@ def test_repo_ids_and_paths_are_told_apart(spec, expected):
 def test_a_local_folder_is_used_as_is(tmp_path):
     folder = model_folder(tmp_path / "my model")
     assert hf.locate(str(folder), local_dir=None, cache_dir=tmp_path) == ("local", folder)
-    assert hf.locate(str(tmp_path / "nope"), local_dir=None, cache_dir=tmp_path) == ("missing", None)
+    missing = hf.locate(str(tmp_path / "nope"), local_dir=None, cache_dir=tmp_path)
+    assert missing == ("missing", None)
 
 
 def test_the_weights_folder_is_searched_by_repo_id_before_the_cache(tmp_path):
@@ -98,7 +99,8 @@ def test_a_missing_local_folder_says_so_and_never_downloads(tmp_path):
 
 def test_the_servers_sd_model_becomes_a_catalogue_entry(tmp_path):
     for configured, repo in [("stabilityai/sd-turbo", "stabilityai/sd-turbo"),
-                             ("turbo", "stabilityai/sd-turbo"), ("2.1", "stabilityai/stable-diffusion-2-1"),
+                             ("turbo", "stabilityai/sd-turbo"),
+                             ("2.1", "stabilityai/stable-diffusion-2-1"),
                              ("me/finetune", "me/finetune"), ("/srv/models/x", "/srv/models/x")]:
         settings = Settings(home=tmp_path, sd_model=configured, allow_downloads=False)
         entry = WeightStore.from_settings(settings).entry("sd-model")
@@ -110,7 +112,8 @@ SD_TURBO_FILES = [
     ".gitattributes", "README.md", "LICENSE", "model_index.json", "sd_turbo.safetensors",
     "feature_extractor/preprocessor_config.json",
     "scheduler/scheduler_config.json",
-    "text_encoder/config.json", "text_encoder/model.safetensors", "text_encoder/model.fp16.safetensors",
+    "text_encoder/config.json", "text_encoder/model.safetensors",
+    "text_encoder/model.fp16.safetensors",
     "tokenizer/merges.txt", "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json",
     "tokenizer/vocab.json",
     "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
@@ -146,5 +149,28 @@ def test_pick_files_falls_back_to_bin_then_to_one_variant_with_all_its_shards():
 
 def test_pick_files_on_a_single_model_repo_keeps_its_top_level_weights():
     picked = set(hf.pick_files(["config.json", "preprocessor_config.json", "pytorch_model.bin",
-                                "model.safetensors", "README.md"]))
+                                "model.safetensors", "open_clip_model.safetensors",
+                                "README.md"]))
     assert picked == {"config.json", "preprocessor_config.json", "model.safetensors"}
+
+
+def test_download_fetches_one_copy_of_each_weight_and_is_then_found_offline(tmp_path):
+    from .fake_hub import FakeHub
+
+    files = {name: f"bytes of {name}".encode() for name in SD_TURBO_FILES}
+    files["model_index.json"] = b"{}"
+    with FakeHub("stabilityai/sd-turbo", files) as hub:
+        folder = hf.download("stabilityai/sd-turbo", cache_dir=tmp_path, endpoint=hub.endpoint)
+    assert hub.fetched() == set(hf.pick_files(SD_TURBO_FILES))
+    assert (folder / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == \
+        files["unet/diffusion_pytorch_model.safetensors"]
+    assert hf.locate("stabilityai/sd-turbo", local_dir=None, cache_dir=tmp_path) == \
+        ("cache", folder)
+
+
+def test_a_repo_the_hub_does_not_have_is_an_oserror(tmp_path):
+    from .fake_hub import FakeHub
+
+    with FakeHub("someone/else", {}) as hub, pytest.raises(OSError):
+        hf.download("owner/nothing-here", cache_dir=tmp_path, endpoint=hub.endpoint)
+    assert hf.locate("owner/nothing-here", local_dir=None, cache_dir=tmp_path) == ("missing", None)

@@ -249,3 +249,14 @@ async def test_work_runs_off_the_event_loop(make_queue):
         await asyncio.sleep(0.01)
     assert ticks > 10
     assert isinstance(await handle.wait(), Done)
+
+
+async def test_old_finished_jobs_are_forgotten(make_queue, monkeypatch):
+    from engine import queue as queue_module
+
+    monkeypatch.setattr(queue_module, "FINISHED_JOBS_KEPT", 2)
+    queue = await make_queue()
+    handles = [await queue.submit(toy_request(f"u{i}", steps=1)) for i in range(4)]
+    for handle in handles:
+        await handle.wait()
+    assert [queue.get(h.id) is not None for h in handles] == [False, False, True, True]

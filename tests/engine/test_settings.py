@@ -34,3 +34,16 @@ def test_invalid_values_are_refused(monkeypatch):
 def test_secrets_are_masked_in_public_view():
     s = Settings(discord_token="abc.def.ghi")
     assert s.public_dict()["discord_token"] == "***"
+
+
+def test_config_file_problems_are_one_line_user_errors(monkeypatch, tmp_path):
+    from engine.errors import UserError
+
+    monkeypatch.setenv("STYLEBOT_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(UserError, match="missing.toml', which is not a file"):
+        Settings()
+    broken = tmp_path / "broken.toml"
+    broken.write_text("queue_size = = 3\n")
+    monkeypatch.setenv("STYLEBOT_CONFIG", str(broken))
+    with pytest.raises(UserError, match="is not valid TOML"):
+        Settings()

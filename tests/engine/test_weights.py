@@ -134,3 +134,12 @@ def test_catalogue_entries_are_complete():
         assert w.licence and w.methods and w.path
         assert w.url or w.package or w.optional, f"{w.name} has no source"
         assert w.sha256 is None or len(w.sha256) == 64
+
+
+def test_several_members_of_one_archive_download_it_once(server, tmp_path):
+    base, hits = server
+    entries = [WeightFile(name, f"fast_neural_style/{name}.pth", ("fast",), "BSD", url=f"{base}/models.zip",
+                          archive_member="saved_models/candy.pth") for name in ("a", "b")]
+    store = store_with(entries, tmp_path)
+    assert store.path("a").read_bytes() == store.path("b").read_bytes() == PAYLOAD
+    assert hits == ["/models.zip"]

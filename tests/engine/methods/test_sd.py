@@ -93,6 +93,12 @@ def method_input(seed=1, size=64, **options):
                        seed=seed, size=size, prompt=PROMPT)
 
 
+def loaded(models):
+    """The one sd model the cache holds (pipeline, scheduler config, safety filter)."""
+    (key,) = [k for k in models.keys() if k.startswith("sd:")]
+    return models.get(key, lambda: pytest.fail("not loaded"))
+
+
 def denoising(ctx):
     return [f for f, stage in ctx.progress_calls if stage == "denoising"]
 
@@ -152,7 +158,7 @@ def test_cancellation_stops_between_denoising_steps(sd_settings):
     settings = sd_settings()
     models, method = ModelCache(2_000_000_000), StableDiffusionMethod()
     method.run(method_input(steps=1, strength=1.0), context(settings, models=models))
-    pipe = next(models.get(k, lambda: None) for k in models.keys() if k.startswith("sd:"))[0]
+    pipe = loaded(models).pipe
     unet_calls = []
     hook = pipe.unet.register_forward_hook(lambda *args: unet_calls.append(1))
 
@@ -172,14 +178,16 @@ def test_cancellation_stops_between_denoising_steps(sd_settings):
     assert len(unet_calls) == 3  # the step under way finished; the fourth never started
 
 
-def test_the_pipeline_is_built_once_and_kept(sd_settings):
+def test_the_pipeline_is_built_once_and_kept_with_its_safety_filter(sd_settings):
     models, method = ModelCache(2_000_000_000), StableDiffusionMethod()
     settings = sd_settings()
     method.run(method_input(steps=2, strength=1.0), context(settings, models=models))
-    method.run(method_input(steps=2, strength=1.0, scheduler="euler"), context(settings, models=models))
-    assert models.loads == 2  # the pipeline and the safety checker, once each
-    assert any(k.startswith("sd:") for k in models.keys())
-    assert any(k.startswith("sd-safety:") for k in models.keys())
+    method.run(method_input(steps=2, strength=1.0, scheduler="euler"),
+               context(settings, models=models))
+    assert models.loads == 1
+    model = loaded(models)
+    weights = [*model.pipe.unet.parameters(), *model.safety.checker.parameters()]
+    assert models.used_bytes >= sum(p.numel() * p.element_size() for p in weights)
 
 
 @pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
@@ -188,7 +196,7 @@ def test_every_scheduler_runs_and_is_the_one_asked_for(sd_settings, scheduler):
     ctx = context(sd_settings(sd_model="tests/tiny-sd"), models=models)
     out = StableDiffusionMethod().run(method_input(steps=2, strength=1.0, scheduler=scheduler), ctx)
     assert out.size == (64, 64) and len(denoising(ctx)) >= 2
-    pipe = next(models.get(k, lambda: None) for k in models.keys() if k.startswith("sd:"))[0]
+    pipe = loaded(models).pipe
     assert type(pipe.scheduler).__name__ == SCHEDULERS[scheduler][0]
 
 
@@ -196,7 +204,8 @@ def test_default_scheduler_comes_back_after_another_was_used(sd_settings):
     models, method = ModelCache(2_000_000_000), StableDiffusionMethod()
     settings = sd_settings()
     first = method.run(method_input(steps=2, strength=1.0), context(settings, models=models))
-    method.run(method_input(steps=2, strength=1.0, scheduler="euler_a"), context(settings, models=models))
+    method.run(method_input(steps=2, strength=1.0, scheduler="euler_a"),
+               context(settings, models=models))
     again = method.run(method_input(steps=2, strength=1.0), context(settings, models=models))
     assert np.array_equal(pixels(first), pixels(again))
 
@@ -229,38 +238,63 @@ def test_the_operator_can_turn_the_safety_checker_off(sd_settings, flagging_mode
     ctx = context(sd_settings(sd_model=str(flagging_model), sd_safety_checker=False))
     out = StableDiffusionMethod().run(method_input(steps=2), ctx)
     assert out.size == (64, 64)
-    assert not any(k.startswith("sd-safety:") for k in ctx.models.keys())
+    assert loaded(ctx.models).safety is None
 
 
 def test_the_safety_checker_is_loaded_from_the_catalogue_when_the_model_has_none(sd_settings):
     ctx = context(sd_settings())
     StableDiffusionMethod().run(method_input(steps=2), ctx)
-    key = next(k for k in ctx.models.keys() if k.startswith("sd-safety:"))
-    assert "CompVis/stable-diffusion-safety-checker" in key
+    (key,) = ctx.models.keys()
+    assert key.endswith("safety=" + str(sd_settings().weights_dir / "CompVis" /
+                                        "stable-diffusion-safety-checker"))
+    assert loaded(ctx.models).safety is not None
 
 
 def test_sdxl_turbo_runs_through_the_same_path(sd_settings, sdxl_weights):
     ctx = context(sd_settings(weights_dir=sdxl_weights))
     out = StableDiffusionMethod().run(method_input(model="sdxl-turbo", steps=2, strength=1.0), ctx)
     assert out.size == (64, 64) and len(denoising(ctx)) == 2
-    pipe = next(ctx.models.get(k, lambda: None) for k in ctx.models.keys() if k.startswith("sd:"))[0]
+    pipe = loaded(ctx.models).pipe
     assert type(pipe).__name__ == "StableDiffusionXLImg2ImgPipeline"
 
 
-def test_a_model_in_our_hf_cache_is_found_offline(sd_settings, sd_weights, tmp_path):
-    settings = sd_settings(weights_dir=None)
+def copy_into_hf_cache(folder, cache_dir, repo):
+    """Lay ``folder`` out as huggingface_hub's cache does: refs/main -> snapshots/<commit>."""
     commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = settings.cache_dir / "huggingface" / "models--stabilityai--sd-turbo"
-    shutil.copytree(sd_weights / "stabilityai" / "sd-turbo", repo / "snapshots" / commit)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    checker = settings.cache_dir / "huggingface" / "models--CompVis--stable-diffusion-safety-checker"
-    shutil.copytree(sd_weights / "CompVis" / "stable-diffusion-safety-checker",
-                    checker / "snapshots" / commit)
-    (checker / "refs").mkdir()
-    (checker / "refs" / "main").write_text(commit)
+    base = cache_dir / "huggingface" / ("models--" + repo.replace("/", "--"))
+    shutil.copytree(folder, base / "snapshots" / commit)
+    (base / "refs").mkdir()
+    (base / "refs" / "main").write_text(commit)
+    return base / "snapshots" / commit
+
+
+def test_a_model_in_our_hf_cache_is_found_offline(sd_settings, sd_weights):
+    settings = sd_settings(weights_dir=None)
+    snapshot = copy_into_hf_cache(sd_weights / "stabilityai" / "sd-turbo", settings.cache_dir,
+                                  "stabilityai/sd-turbo")
+    copy_into_hf_cache(sd_weights / "CompVis" / "stable-diffusion-safety-checker",
+                       settings.cache_dir, "CompVis/stable-diffusion-safety-checker")
     ctx = context(settings)
-    assert ctx.weights.locate("sd-model") == ("cache", repo / "snapshots" / commit)
+    assert ctx.weights.locate("sd-model") == ("cache", snapshot)
+    assert StableDiffusionMethod().run(method_input(steps=2), ctx).size == (64, 64)
+
+
+def test_a_model_fetched_from_the_hub_runs_offline_from_our_cache(sd_settings, sd_weights):
+    from engine import hf
+
+    from ..fake_hub import FakeHub
+
+    settings = sd_settings(weights_dir=None)
+    for repo in ("stabilityai/sd-turbo", "CompVis/stable-diffusion-safety-checker"):
+        source = sd_weights / repo
+        files = {str(p.relative_to(source)): p.read_bytes() for p in source.rglob("*")
+                 if p.is_file()}
+        files["single_file_checkpoint.safetensors"] = b"not needed"
+        with FakeHub(repo, files) as hub:
+            hf.download(repo, cache_dir=settings.cache_dir, endpoint=hub.endpoint)
+        assert "single_file_checkpoint.safetensors" not in hub.fetched()
+    ctx = context(settings)
+    assert ctx.weights.locate("sd-model")[0] == "cache"
     assert StableDiffusionMethod().run(method_input(steps=2), ctx).size == (64, 64)
 
 
@@ -282,10 +316,21 @@ def test_a_missing_safety_checker_is_reported_before_any_work(sd_settings, sd_we
     assert denoising(ctx) == []
 
 
-def test_an_incomplete_model_folder_is_reported_as_missing_weights(sd_settings, sd_weights, tmp_path):
-    broken = tmp_path / "weights" / "stabilityai" / "sd-turbo"
-    shutil.copytree(sd_weights / "stabilityai" / "sd-turbo", broken)
-    shutil.rmtree(broken / "unet")
+def test_an_incomplete_safety_checker_is_reported_as_missing_weights(sd_settings, sd_weights,
+                                                                   tmp_path):
+    shutil.copytree(sd_weights, tmp_path / "weights")
+    checker = tmp_path / "weights" / "CompVis" / "stable-diffusion-safety-checker"
+    for weights_file in checker.glob("*.safetensors"):
+        weights_file.unlink()
+    ctx = context(sd_settings(weights_dir=tmp_path / "weights"))
+    with pytest.raises(WeightsMissing, match="sd-safety-checker.*no complete safety checker"):
+        StableDiffusionMethod().run(method_input(), ctx)
+
+
+def test_an_incomplete_model_folder_is_reported_as_missing_weights(sd_settings, sd_weights,
+                                                                   tmp_path):
+    shutil.copytree(sd_weights, tmp_path / "weights")
+    shutil.rmtree(tmp_path / "weights" / "stabilityai" / "sd-turbo" / "unet")
     ctx = context(sd_settings(weights_dir=tmp_path / "weights"))
     with pytest.raises(WeightsMissing, match="incomplete"):
         StableDiffusionMethod().run(method_input(), ctx)
@@ -361,3 +406,27 @@ def test_weight_names_follow_the_model_option():
     assert method.weight_names() == ["sd-model", "sd-safety-checker"]
     assert method.weight_names({"model": "2.1"}) == ["sd-2.1", "sd-safety-checker"]
     assert method.weight_names({"model": "sdxl-turbo"}) == ["sdxl-turbo", "sd-safety-checker"]
+
+
+def test_listing_methods_does_not_import_torch_or_diffusers():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; from engine.methods import get_method; get_method('sd').describe(); "
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'huggingface_hub') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[3])
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_pipeline_loads_in_the_dtype_asked_for(sd_weights):
+    import torch
+
+    from engine.nets.diffusion import load_pipeline
+
+    pipe = load_pipeline(sd_weights / "stabilityai" / "sd-turbo", dtype=torch.bfloat16,
+                         device="cpu")
+    assert pipe.unet.dtype == torch.bfloat16 and pipe.text_encoder.dtype == torch.bfloat16
+    assert type(pipe).__name__ == "StableDiffusionImg2ImgPipeline"

@@ -113,6 +113,7 @@ def test_resume_continues_where_the_checkpoint_left_off(data, settings, tmp_path
         assert torch.allclose(value, resumed["model"][key], atol=1e-5), key
 
 
+@pytest.mark.slow
 def test_only_the_newest_checkpoints_are_kept(data, settings):
     trainer.run(tiny_args(data, "--max-steps", "4", "--checkpoint-every", "1"), settings)
     files = trainer.checkpoint_files(trained_path(settings, "swirl").with_suffix(".ckpt"))
@@ -169,3 +170,11 @@ def test_required_flags(capsys):
     with pytest.raises(SystemExit):
         cli("--images", "somewhere")
     assert "--style" in capsys.readouterr().err
+
+
+def test_damaged_checkpoint_is_a_user_error_on_resume(data, settings):
+    folder = trained_path(settings, "swirl").with_suffix(".ckpt")
+    folder.mkdir(parents=True)
+    (folder / "step-00000007.pt").write_bytes(b"half a checkpoint")
+    with pytest.raises(UserError, match="cannot be loaded"):
+        trainer.run(tiny_args(data, "--max-steps", "8", "--resume"), settings)

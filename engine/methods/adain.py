@@ -1,0 +1,328 @@
+"""AdaIN: arbitrary style transfer in real time (Huang & Belongie 2017).
+
+A VGG19 encodes content and style up to relu4_1; adaptive instance normalisation gives
+the content features the style's per-channel mean and std; a decoder trained for that
+encoder turns the result back into an image. One forward pass, any style image.
+
+Weights: the official pair (``adain-vgg`` + ``adain-decoder``, pytorch-AdaIN's release)
+through the catalogue, or a decoder made with ``stylebot train adain`` and saved under
+``$STYLEBOT_HOME/trained/adain/<name>.pth`` with the name of the VGG19 it was trained for.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Hashable
+
+from ..errors import OptionError
+from ..options import PRESERVE_COLOR, SIZE, Option, OptionSet
+from .base import Method, MethodInput, RunContext
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+    from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+OFFICIAL = "official"
+MIN_SIDE = 16  # relu4_1 is 1/8 of the input and its convs need 2 pixels to pad
+
+ALPHA = Option("alpha", "float", 1.0,
+               "Content/style trade-off: 0 keeps the content, 1 applies the full style.",
+               min=0.0, max=1.0, step=0.05)
+DECODER = Option("decoder", "str", OFFICIAL,
+                 "Which decoder: 'official' (pytorch-AdaIN's, with its VGG) or the name of "
+                 "one trained with `stylebot train adain`.")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def trained_dir(settings: "Settings") -> Path:
+    """Where ``stylebot train adain`` saves decoders and where the method looks for them."""
+    return settings.home / "trained" / "adain"
+
+
+def trained_decoders(settings: "Settings") -> list[str]:
+    folder = trained_dir(settings)
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.pth") if p.is_file() and _NAME_RE.match(p.stem))
+
+
+def valid_decoder_name(name: str) -> bool:
+    """A trained decoder's name is a plain file stem (no paths) other than 'official'."""
+    return bool(_NAME_RE.match(name)) and name.lower() != OFFICIAL
+
+
+@dataclass(frozen=True)
+class DecoderChoice:
+    name: str  # "official" or a trained decoder's name
+    path: Path | None  # the trained file; None for the official pair
+
+    @property
+    def official(self) -> bool:
+        return self.path is None
+
+
+def resolve_decoder(settings: "Settings", name: str | None) -> DecoderChoice:
+    """The decoder option as a file, or an ``OptionError`` listing what is available."""
+    name = (name or OFFICIAL).strip()
+    if name.lower() == OFFICIAL:
+        return DecoderChoice(OFFICIAL, None)
+    if valid_decoder_name(name):
+        path = trained_dir(settings) / f"{name}.pth"
+        if path.is_file():
+            return DecoderChoice(name, path)
+    available = ", ".join([OFFICIAL] + trained_decoders(settings))
+    raise OptionError(f"Option 'decoder' is {name!r}, which is not available; choose one of: "
+                      f"{available} (train more with `stylebot train adain`).")
+
+
+def style_mix(inp: MethodInput) -> list[float]:
+    """The interpolation weights, one per style, normalised to sum to 1."""
+    n = len(inp.styles)
+    raw = list(inp.style_weights or [])
+    if not raw:
+        return [1.0 / n] * n if n else []
+    if len(raw) != n:
+        raise OptionError(f"Option 'style_weights' needs one weight per style image: got "
+                          f"{len(raw)} weights for {n} style image{'s' if n != 1 else ''}.")
+    weights = []
+    for w in raw:
+        try:
+            value = float(w)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not value >= 0 or value == float("inf"):
+            raise OptionError(f"Option 'style_weights' must be numbers >= 0, got {w!r}.")
+        weights.append(value)
+    total = sum(weights)
+    if total <= 0:
+        raise OptionError("Option 'style_weights' must not be all zero; give at least one "
+                          "style a weight above 0.")
+    return [w / total for w in weights]
+
+
+def check_mask(inp: MethodInput) -> None:
+    if inp.mask is not None and len(inp.styles) != 2:
+        raise OptionError(f"A mask needs exactly 2 style images (white areas get the first, "
+                          f"black the second); got {len(inp.styles)}.")
+
+
+class AdainMethod(Method):
+    name = "adain"
+    title = "AdaIN (any style, real time)"
+    summary = ("Arbitrary style transfer in one forward pass (Huang & Belongie 2017): blends up "
+               "to 4 style images, or paints foreground and background with two styles by mask.")
+    options = OptionSet([ALPHA, PRESERVE_COLOR, DECODER, SIZE])
+    min_styles = 1
+    max_styles = 4
+    uses_mask = True
+    batchable = True
+
+    def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
+        """The official pair; a trained decoder names its encoder in its own file."""
+        decoder = str((options or {}).get("decoder") or OFFICIAL)
+        return ["adain-vgg", "adain-decoder"] if decoder.lower() == OFFICIAL else []
+
+    def check(self, inp: MethodInput, settings: "Settings") -> None:
+        resolve_decoder(settings, inp.options.get("decoder"))
+        check_mask(inp)
+        style_mix(inp)
+
+    def batch_key(self, inp: MethodInput) -> Hashable | None:
+        width, height = inp.content.size
+        decoder = str(inp.options.get("decoder") or OFFICIAL).strip()
+        if decoder.lower() == OFFICIAL:
+            decoder = OFFICIAL
+        return (decoder, height, width, len(inp.styles), inp.mask is not None)
+
+    def run(self, inp: MethodInput, ctx: RunContext) -> "Image.Image":
+        return self.run_batch([inp], ctx)[0]
+
+    def run_batch(self, inputs: list[MethodInput], ctx: RunContext) -> list["Image.Image"]:
+        """Inputs with equal batch keys share one encoder and one decoder forward pass."""
+        groups: dict[Hashable, list[int]] = {}
+        for i, inp in enumerate(inputs):
+            groups.setdefault(self.batch_key(inp), []).append(i)
+        results: list[Any] = [None] * len(inputs)
+        for n, indices in enumerate(groups.values()):
+            images = self._run_group([inputs[i] for i in indices], ctx,
+                                     span=(n / len(groups), (n + 1) / len(groups)))
+            for i, image in zip(indices, images):
+                results[i] = image
+        return results
+
+    # --- one forward pass ------------------------------------------------------------------
+
+    def _run_group(self, inputs: list[MethodInput], ctx: RunContext,
+                   span: tuple[float, float]) -> list["Image.Image"]:
+        import torch
+
+        from ..images import preserve_color, to_image
+
+        lo, hi = span
+
+        def progress(fraction: float, stage: str) -> None:
+            ctx.progress(lo + (hi - lo) * fraction, stage)
+
+        progress(0.0, "loading networks")
+        choice = resolve_decoder(ctx.settings, inputs[0].options.get("decoder"))
+        for inp in inputs:
+            check_mask(inp)
+        mixes = [style_mix(inp) for inp in inputs]
+        encoder, decoder, dtype = self.networks(choice, ctx)
+        device = next(decoder.parameters()).device
+
+        progress(0.1, "encoding")
+        width, height = inputs[0].content.size
+        with torch.inference_mode():
+            contents = torch.cat([_image_tensor(inp.content) for inp in inputs]).to(device)
+            padded = pad_to_multiple(contents)
+            content_feats = encoder(padded.to(dtype)).float()
+            targets = []
+            for j, (inp, mix) in enumerate(zip(inputs, mixes)):
+                ctx.check_cancelled()
+                style_stats = [self._style_stats(encoder, style, max(width, height), dtype, device)
+                               for style in inp.styles]
+                regions = None
+                if inp.mask is not None:
+                    regions = mask_regions(inp.mask, (height, width), padded.shape[-2:],
+                                           content_feats.shape[-2:], device)
+                targets.append(stylised_features(content_feats[j:j + 1], style_stats, mix,
+                                                 float(inp.options.get("alpha", 1.0)), regions))
+                progress(0.1 + 0.4 * (j + 1) / len(inputs), "encoding")
+
+            progress(0.5, "decoding")
+            decoded = decoder(torch.cat(targets).to(dtype)).float()[..., :height, :width]
+
+        out = []
+        for j, inp in enumerate(inputs):
+            image = to_image(decoded[j])
+            if inp.options.get("preserve_color"):
+                image = preserve_color(inp.content, image)
+            out.append(image)
+        progress(1.0, "done")
+        return out
+
+    @staticmethod
+    def _style_stats(encoder, style: "Image.Image", side: int, dtype, device):
+        from ..images import resize_to_side
+        from ..nets.adain import mean_std
+
+        style = resize_to_side(style, side)
+        if min(style.size) < MIN_SIDE:  # a sliver of a style: enlarge its short side
+            scale = MIN_SIDE / min(style.size)
+            style = style.resize((max(MIN_SIDE, round(style.width * scale)),
+                                  max(MIN_SIDE, round(style.height * scale))))
+        feats = encoder(_image_tensor(style).to(device, dtype)).float()
+        mean, std = mean_std(feats)
+        return mean[0], std[0]
+
+    def networks(self, choice: DecoderChoice, ctx: RunContext):
+        """Encoder, decoder and compute dtype for ``choice``, loaded once via the model cache.
+
+        On CUDA the official pair runs in fp16 (its normalised VGG keeps activations
+        small); decoders trained for the Caffe or torchvision VGG19, whose activations are
+        far larger, run in bf16 for its range. AdaIN's statistics are always fp32.
+        """
+        import torch
+
+        from ..nets import adain as nets
+
+        device = torch.device(str(ctx.device))
+        dtype = torch.float32
+        if ctx.half:
+            dtype = torch.float16 if choice.official else torch.bfloat16
+        tag = f"{device}:{str(dtype).removeprefix('torch.')}"
+
+        if choice.official:
+            def load_decoder():
+                path = ctx.weights.path("adain-decoder")
+                return nets.load_official_decoder(path).to(device, dtype)
+
+            decoder_key = f"adain:decoder:{OFFICIAL}:{tag}"
+        else:
+            path = choice.path
+            assert path is not None
+
+            def load_decoder():
+                payload = nets.read_trained_decoder(path)
+                return nets.load_decoder(payload["state_dict"], str(path),
+                                         encoder_name=payload["encoder"]).to(device, dtype)
+
+            # The file's mtime in the key: a retrained decoder of the same name is reloaded.
+            decoder_key = f"adain:decoder:{choice.name}:{path.stat().st_mtime_ns}:{tag}"
+
+        decoder = ctx.models.get(decoder_key, load_decoder)
+        encoder_name = decoder.encoder_name
+        encoder = ctx.models.get(f"adain:encoder:{encoder_name}:{tag}",
+                                 lambda: nets.load_encoder(ctx.weights, encoder_name).to(device, dtype))
+        return encoder, decoder, dtype
+
+
+# --- pieces the method is made of, kept as functions so tests can check each one ----------
+
+def _image_tensor(image: "Image.Image") -> "torch.Tensor":
+    from ..images import to_tensor
+
+    return to_tensor(image)
+
+
+def pad_to_multiple(x: "torch.Tensor", multiple: int = 8) -> "torch.Tensor":
+    """Pad bottom/right so each side is a multiple of 8 (and at least 16): the decoder's
+    output then has exactly the input's size, cropped back after decoding."""
+    import torch.nn.functional as F
+
+    height, width = x.shape[-2:]
+    target_h = max(MIN_SIDE, -(-height // multiple) * multiple)
+    target_w = max(MIN_SIDE, -(-width // multiple) * multiple)
+    if (target_h, target_w) == (height, width):
+        return x
+    return F.pad(x, (0, target_w - width, 0, target_h - height), mode="replicate")
+
+
+def mask_regions(mask: "Image.Image", content_hw: tuple[int, int], padded_hw, feature_hw,
+                 device) -> list["torch.Tensor"]:
+    """Foreground (white) and background (black) as boolean masks at feature resolution.
+
+    The mask is scaled to the content, padded like it, and area-averaged down to relu4_1's
+    grid, where a cell belongs to the foreground when it is mostly white.
+    """
+    import torch.nn.functional as F
+    from PIL import Image as PILImage
+
+    from ..images import to_tensor
+
+    height, width = content_hw
+    grey = mask.convert("L").resize((width, height), PILImage.Resampling.BILINEAR)
+    t = to_tensor(grey.convert("RGB"))[:, :1].to(device)
+    t = pad_to_multiple(t)
+    assert tuple(t.shape[-2:]) == tuple(padded_hw)
+    coverage = F.adaptive_avg_pool2d(t, tuple(feature_hw))[0, 0]
+    foreground = coverage >= 0.5
+    return [foreground, ~foreground]
+
+
+def stylised_features(content: "torch.Tensor", style_stats, mix: list[float], alpha: float,
+                      regions: list["torch.Tensor"] | None = None) -> "torch.Tensor":
+    """The decoder's input for one image: AdaIN target blended with the content by alpha.
+
+    Without a mask the styles are interpolated as in the paper: the weighted sum of the
+    AdaIN outputs, which (AdaIN being affine in the style statistics) equals AdaIN with
+    the weighted mean and std. With a mask, each region takes one style's statistics.
+    """
+    from ..nets.adain import adaptive_instance_norm, masked_adain
+
+    if regions is not None:
+        target = masked_adain(content, regions, style_stats)
+    else:
+        mean = sum(w * m for w, (m, _) in zip(mix, style_stats))
+        std = sum(w * s for w, (_, s) in zip(mix, style_stats))
+        target = adaptive_instance_norm(content, mean.unsqueeze(0), std.unsqueeze(0))
+    return alpha * target + (1.0 - alpha) * content
