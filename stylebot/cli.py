@@ -127,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sa = sub.add_parser("samples", help="write the built-in sample content and style images")
     sa.add_argument("folder", nargs="?", default=".")
+
+    dc = sub.add_parser("discord", help="Discord tools: register the slash commands")
+    dsub = dc.add_subparsers(dest="discord_command", required=True, metavar="ACTION")
+    ds = dsub.add_parser("sync", help="register the commands globally, or in one guild (instant, for testing)")
+    ds.add_argument("--guild", type=int, metavar="ID", help="the test server's id")
     return parser
 
 
@@ -362,6 +367,15 @@ def cmd_samples(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_discord(args: argparse.Namespace) -> int:
+    from bot.discord import sync
+
+    names = sync(_settings(), args.guild)
+    where = f"in guild {args.guild}" if args.guild else "globally"
+    print(f"registered {len(names)} commands {where}: {', '.join(names)}")
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.app import run_bot
 
@@ -372,7 +386,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"stylize": cmd_stylize, "presets": cmd_presets, "methods": cmd_methods,
-            "weights": cmd_weights, "train": cmd_train, "samples": cmd_samples, "run": cmd_run}
+            "weights": cmd_weights, "train": cmd_train, "samples": cmd_samples, "run": cmd_run,
+            "discord": cmd_discord}
 
 
 def _say(message: str) -> None:
