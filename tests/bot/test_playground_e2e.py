@@ -50,9 +50,10 @@ async def wait_done(page, after_job: str | None = None, timeout: float = 90_000)
     assert "Done" in status, status
     href = await page.get_attribute("#download", "href")
     job = re.search(r"/api/jobs/([0-9a-f]+)/result", href).group(1)
-    loaded = await page.evaluate(
-        "() => { const i = document.querySelector('#result-img'); return i.complete && i.naturalWidth; }")
-    assert loaded, "the result image did not load"
+    # The link appears when the job is done; the <img> may still be fetching the result.
+    await page.wait_for_function(
+        "() => { const i = document.querySelector('#result-img'); return i.complete && i.naturalWidth > 0; }",
+        timeout=15_000)
     return job
 
 
