@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .errors import OptionError, UserError
 from .images import decode_image, fit_within, resize_to_side
 from .methods import DEFAULT_METHOD, Method, get_method
-from .methods.base import MethodInput, RunContext
+from .methods.base import MethodInput, RunContext, normalise_style_weights
 from .models import ModelCache
 from .request import StyleRequest
 from .settings import Settings
@@ -115,18 +115,7 @@ class StyleEngine:
 
     @staticmethod
     def _style_weights(request: StyleRequest, n_styles: int) -> list[float]:
-        if n_styles == 0:
-            return []
-        raw = request.style_weights
-        if raw is None:
-            return [1.0 / n_styles] * n_styles
-        if len(raw) != n_styles:
-            raise OptionError(f"Got {len(raw)} style weights for {n_styles} style images; "
-                              "give one weight per style image.")
-        if any(w < 0 for w in raw) or sum(raw) <= 0:
-            raise OptionError("Style weights must be zero or positive, and not all zero.")
-        total = float(sum(raw))
-        return [w / total for w in raw]
+        return normalise_style_weights(request.style_weights, n_styles)
 
     # -- in the worker thread --------------------------------------------------------
 

