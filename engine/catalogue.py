@@ -167,7 +167,67 @@ ADAIN = [
 ]
 
 # --- sd and nada add their entries in their own issues --------------------------------------
-SD: list[WeightFile] = []
+# sd: Stable Diffusion img2img through diffusers; entries are whole model folders from the Hub.
+SAI_COMMUNITY = "Stability AI Community License (free below USD 1M revenue; see the model card)"
+
+
+def _sd_model(name: str, repo: str, licence: str, description: str) -> WeightFile:
+    return WeightFile(name=name, path=repo, hf_repo=repo, methods=("sd",), licence=licence,
+                      url=f"https://huggingface.co/{repo}", description=description,
+                      optional=True)  # alternatives; the server's own model is "sd-model"
+
+
+# Models a chat user may pick by short name with `model:`.
+SD_MODELS = {
+    "turbo": _sd_model(
+        "sd-turbo", "stabilityai/sd-turbo", SAI_COMMUNITY,
+        "SD-Turbo (SD 2.1 distilled by adversarial diffusion distillation): 1-4 steps, no "
+        "guidance, 512 px. The default: fast enough for a chat bot."),
+    "sdxl-turbo": _sd_model(
+        "sdxl-turbo", "stabilityai/sdxl-turbo", SAI_COMMUNITY,
+        "SDXL-Turbo: 1-4 steps, no guidance, 512 px; better images, about 3x the compute and "
+        "memory of sd-turbo."),
+    "2.1": _sd_model(
+        "sd-2.1", "stabilityai/stable-diffusion-2-1", "CreativeML Open RAIL++-M",
+        "Stable Diffusion 2.1 (768 px, v-prediction): 20-50 steps with guidance."),
+}
+SD_SAFETY_CHECKER = WeightFile(
+    name="sd-safety-checker",
+    path="CompVis/stable-diffusion-safety-checker",
+    hf_repo="CompVis/stable-diffusion-safety-checker",
+    methods=("sd",),
+    licence="not stated on its model card (CLIP ViT-L/14 based; shipped with SD v1 under "
+            "CreativeML OpenRAIL-M)",
+    url="https://huggingface.co/CompVis/stable-diffusion-safety-checker",
+    description="NSFW filter for sd results, for models that ship none (all of the above). "
+                "Operators may turn it off with STYLEBOT_SD_SAFETY_CHECKER=false.",
+)
+SD = [*SD_MODELS.values(), SD_SAFETY_CHECKER]
+SD_SERVER_MODEL = "sd-model"  # the entry for STYLEBOT_SD_MODEL, added from settings
+
+
+def sd_model_spec(model: str) -> str:
+    """A short name ("turbo") as its repo id; repo ids and folders as given."""
+    entry = SD_MODELS.get(model.strip().lower())
+    return entry.hf_repo if entry is not None and entry.hf_repo else model.strip()
+
+
+def _sd_server_model(model: str) -> WeightFile:
+    """STYLEBOT_SD_MODEL as an entry, so `weights fetch sd` fetches what the server uses."""
+    from .hf import hub_url, is_repo_id
+
+    spec = sd_model_spec(model)
+    return WeightFile(name=SD_SERVER_MODEL, path=spec, hf_repo=spec, methods=("sd",),
+                      licence="see the model's card",
+                      url=hub_url(spec) if is_repo_id(spec) else None,
+                      description=f"The server's sd model (STYLEBOT_SD_MODEL={model}).")
+
+
+def configured_entries(settings) -> list[WeightFile]:
+    """Entries that depend on the operator's settings (the server's sd model)."""
+    return [_sd_server_model(settings.sd_model)]
+
+
 NADA: list[WeightFile] = []
 
 CATALOGUE: list[WeightFile] = VGG + FAST + HUB + ADAIN + SD + NADA

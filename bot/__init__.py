@@ -1,0 +1,1 @@
+"""Front ends: the chat adapters and the local web playground, all speaking to StyleService."""

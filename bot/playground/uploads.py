@@ -1,0 +1,107 @@
+"""Reading the playground's uploads with the same limits chat attachments have.
+
+Sizes are checked while the bytes arrive (and from Content-Length first), so an oversized
+upload is refused without being read whole; decoding and pixel limits are the engine's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from engine.errors import ImageError, UserError
+from engine.request import ImageUpload
+
+log = logging.getLogger(__name__)
+
+FILE_FIELDS = ("content", "style", "mask")
+MAX_FILES = 8  # one content image, a mask and up to six style images per request
+MAX_FIELD_BYTES = 16 * 1024  # a command line or a preset name, never more
+FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers
+
+
+def _mb(n: float) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+@dataclass
+class Form:
+    """A submitted multipart form: text fields and the uploaded images by field name."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    files: dict[str, list[ImageUpload]] = field(default_factory=lambda: {f: [] for f in FILE_FIELDS})
+
+    def one(self, name: str) -> ImageUpload | None:
+        return self.files[name][0] if self.files[name] else None
+
+
+async def read_form(request: web.Request, max_upload_bytes: int) -> Form:
+    """Read a multipart form, refusing oversized images before their bytes are all read."""
+    if not request.content_type.startswith("multipart/form-data"):
+        raise UserError("Send the command and images as a multipart/form-data form.")
+    per_file = max_upload_bytes
+    cap = per_file * MAX_FILES + FORM_OVERHEAD
+    if request.content_length is not None and request.content_length > cap:
+        raise ImageError(f"The upload is {_mb(request.content_length)}; the limit is "
+                         f"{_mb(per_file)} per image, {MAX_FILES} images at most.")
+    try:
+        return await _read_parts(request, per_file)
+    except (ValueError, AssertionError, KeyError) as exc:  # aiohttp's words for a broken form
+        log.info("unreadable form: %s", exc)
+        raise UserError("The form could not be read; send it as multipart/form-data.") from None
+
+
+async def _read_parts(request: web.Request, per_file: int) -> Form:
+    form = Form()
+    n_files = 0
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise UserError("Nested multipart forms are not accepted; send plain fields and files.")
+        name = part.name or ""
+        if name in FILE_FIELDS or part.filename is not None:
+            if name not in FILE_FIELDS:
+                raise UserError(f"Unexpected file field '{name}'; send images as "
+                                f"{', '.join(FILE_FIELDS)}.")
+            what = {"content": "content image", "style": "style image", "mask": "mask"}[name]
+            data = await _read_limited(part, per_file, what)
+            if not data and not part.filename:
+                continue  # a file input left empty
+            n_files += 1
+            if n_files > MAX_FILES:
+                raise UserError(f"Send at most {MAX_FILES} images at once.")
+            form.files[name].append(ImageUpload(data, part.filename or what))
+        else:
+            data = await _read_limited(part, MAX_FIELD_BYTES, f"'{name}' field", image=False)
+            form.fields[name] = data.decode("utf-8", errors="replace")
+    if len(form.files["content"]) > 1 or len(form.files["mask"]) > 1:
+        raise UserError("Send one content image (and at most one mask) per request.")
+    return form
+
+
+async def _read_limited(part, limit: int, what: str, *, image: bool = True) -> bytes:
+    """A part's bytes, stopping as soon as it passes ``limit``."""
+    buffer = bytearray()
+    while chunk := await part.read_chunk(64 * 1024):
+        buffer += chunk
+        if len(buffer) > limit:
+            if image:
+                raise ImageError(f"The {what} is over the {_mb(limit)} limit for uploads.")
+            raise UserError(f"The {what} is too long (over {limit // 1024} KB).")
+    return bytes(buffer)
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_FIELD_BYTES:
+        raise UserError("The request is too long.")
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError("Send a JSON object, e.g. {\"command\": \"/stylize method:hub\"}.") from None
+    if not isinstance(body, dict):
+        raise UserError("Send a JSON object, e.g. {\"command\": \"/stylize method:hub\"}.")
+    return body

