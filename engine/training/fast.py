@@ -1,0 +1,423 @@
+"""`stylebot train fast`: train a Johnson et al. 2016 TransformerNet for one style image.
+
+The recipe is pytorch/examples' ``fast_neural_style``: content images resized and
+centre-cropped to ``--image-size``, Adam, a content loss at relu2_2 and Gram-matrix style
+losses at the end of the first four VGG blocks. Only VGG19 weights are available offline
+(the examples use VGG16), so the loss layers are VGG19's relu1_2, relu2_2, relu3_4 and
+relu4_4: the last ReLU of each block, which is what VGG16's relu3_3/relu4_3 are.
+
+The result is saved as ``<home>/trained/fast/<name>.pth`` in the pytorch/examples layout,
+so the ``fast`` method loads it with ``model=<name>``. Checkpoints (network, optimiser,
+step, RNG state, loss history) go to ``<name>.ckpt/`` and ``--resume`` continues from the
+latest one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ..errors import ImageError, UserError
+from ..methods.fast import NAMED_STYLES, TRAINED_NAME, trained_dir
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_4", "relu4_4")
+CONTENT_LAYER = "relu2_2"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+KEEP_CHECKPOINTS = 3
+
+DEFAULT_CONTENT_WEIGHT = 1e5
+DEFAULT_STYLE_WEIGHT = 1e10
+# pytorch/examples' weights (1e5, 1e10) were tuned for torchvision's VGG, whose input is
+# normalised to unit scale; the Caffe VGG19 staged here takes 0..255 input and its features
+# are ~100x larger. Content loss grows with the square of that scale and style loss with
+# the fourth power, so the defaults would drown the content. Johnson et al.'s own code used
+# this Caffe convention with content 1, style 5; scaling Caffe features by k where
+# k**2 = 5 * 1e5 / 1e10 makes the default weights give exactly that balance.
+CAFFE_FEATURE_SCALE = math.sqrt(5 * DEFAULT_CONTENT_WEIGHT / DEFAULT_STYLE_WEIGHT)
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; stored in each checkpoint."""
+
+    style: Path
+    images: Path
+    name: str | None = None
+    epochs: int = 2
+    max_steps: int | None = None
+    batch_size: int = 4
+    image_size: int = 256
+    style_size: int | None = None
+    content_weight: float = DEFAULT_CONTENT_WEIGHT
+    style_weight: float = DEFAULT_STYLE_WEIGHT
+    lr: float = 1e-3
+    checkpoint_every: int = 1000
+    resume: bool = False
+    device: str | None = None
+    seed: int = 42
+    workers: int | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
+        return cls(**{f: getattr(args, f) for f in cls.__dataclass_fields__ if hasattr(args, f)})
+
+    def check(self) -> None:
+        """Refuse values no training can use, naming the flag and its range."""
+        positive = {"--epochs": self.epochs, "--batch-size": self.batch_size,
+                    "--image-size": self.image_size, "--checkpoint-every": self.checkpoint_every}
+        if self.max_steps is not None:
+            positive["--max-steps"] = self.max_steps
+        if self.style_size is not None:
+            positive["--style-size"] = self.style_size
+        for flag, value in positive.items():
+            if value < 1:
+                raise UserError(f"{flag} is {value}; it must be at least 1.")
+        if self.image_size < 16 or (self.style_size is not None and self.style_size < 16):
+            raise UserError("--image-size and --style-size must be at least 16 pixels.")
+        for flag, value in (("--content-weight", self.content_weight),
+                            ("--style-weight", self.style_weight), ("--lr", self.lr)):
+            if not (math.isfinite(value) and value >= 0):
+                raise UserError(f"{flag} is {value}; it must be a number >= 0.")
+        if self.lr == 0:
+            raise UserError("--lr is 0; it must be > 0.")
+        if self.workers is not None and self.workers < 0:
+            raise UserError(f"--workers is {self.workers}; it must be >= 0.")
+
+
+@dataclass
+class TrainResult:
+    path: Path  # the final network, loadable by the fast method as ``model=name``
+    name: str
+    step: int  # optimisation steps done in total, across resumes
+    history: list[dict[str, float]] = field(default_factory=list)  # per step: losses
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--style", type=Path, required=True, metavar="IMG",
+                        help="The style image to learn.")
+    parser.add_argument("--images", type=Path, required=True, metavar="DIR",
+                        help="Folder of content photos (searched recursively), e.g. COCO train2014.")
+    parser.add_argument("--name", help="Name to save the network under (default: the style "
+                                       "image's file name); use it as model=NAME.")
+    parser.add_argument("--epochs", type=int, default=2, help="Passes over the images (default 2).")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="Stop after this many optimisation steps in total (default: no cap).")
+    parser.add_argument("--batch-size", type=int, default=4, help="Images per step (default 4).")
+    parser.add_argument("--image-size", type=int, default=256,
+                        help="Content images are resized and centre-cropped to this (default 256).")
+    parser.add_argument("--style-size", type=int, default=None,
+                        help="Longest side of the style image (default: --image-size).")
+    parser.add_argument("--content-weight", type=float, default=DEFAULT_CONTENT_WEIGHT,
+                        help="Weight of the content loss (default 1e5).")
+    parser.add_argument("--style-weight", type=float, default=DEFAULT_STYLE_WEIGHT,
+                        help="Weight of the style loss (default 1e10); raise for more style.")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3).")
+    parser.add_argument("--checkpoint-every", type=int, default=1000, metavar="N",
+                        help="Save a resumable checkpoint every N steps (default 1000).")
+    parser.add_argument("--resume", action="store_true",
+                        help="Continue from the latest checkpoint of --name.")
+    parser.add_argument("--device", default=None,
+                        help="'cpu', 'cuda', 'cuda:1'... (default: the server's device setting).")
+    parser.add_argument("--seed", type=int, default=42, help="Seed for initialisation and data order.")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="Image-loading processes (default: 4 on a GPU, 0 on the CPU).")
+
+
+def run(args: argparse.Namespace, settings: "Settings") -> int:
+    """The `stylebot train fast` command; user mistakes surface as ``UserError``."""
+    from tqdm import tqdm
+
+    try:
+        result = train(TrainConfig.from_args(args), settings)
+    except KeyboardInterrupt:
+        return 130  # a checkpoint was written on the way out
+    tqdm.write(f"Saved {result.path} after {result.step} steps; use it with model={result.name}")
+    return 0
+
+
+# --- data ------------------------------------------------------------------------------------
+
+def find_images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise UserError(f"--images {folder} is not a folder.")
+    found = sorted(p for p in folder.rglob("*")
+                   if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not found:
+        raise UserError(f"No images in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)}).")
+    return found
+
+
+class ContentImages:
+    """Content photos, resized (short side) and centre-cropped to a square, RGB 0..255.
+
+    Unreadable files are skipped with a warning, rather than ending a long run midway.
+    """
+
+    def __init__(self, paths: list[Path], size: int) -> None:
+        self.paths = paths
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> "torch.Tensor":
+        from ..images import to_tensor
+
+        for attempt in range(len(self.paths)):
+            path = self.paths[(index + attempt) % len(self.paths)]
+            try:
+                image = _load_square(path, self.size)
+            except (OSError, ValueError, SyntaxError, EOFError) as exc:
+                log.warning("skipping unreadable training image %s: %s", path, exc)
+                continue
+            return to_tensor(image)[0] * 255.0
+        raise UserError("None of the training images could be read.")
+
+
+def _load_square(path: Path, size: int):
+    from PIL import Image, ImageOps
+
+    from ..images import to_rgb
+
+    with Image.open(path) as opened:
+        image = to_rgb(ImageOps.exif_transpose(opened))
+    return ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
+
+
+def batch_indices(n_images: int, batch_size: int, seed: int, start: int,
+                  stop: int) -> Iterator[list[int]]:
+    """The image indices of steps ``start..stop-1``: reshuffled each epoch from the seed.
+
+    The order depends only on (seed, step), so a resumed run sees the same batches it
+    would have seen without the interruption.
+    """
+    import torch
+
+    per_epoch = math.ceil(n_images / batch_size)
+    order = None
+    epoch_of_order = -1
+    for step in range(start, stop):
+        epoch, offset = divmod(step, per_epoch)
+        if epoch != epoch_of_order:
+            generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+            order = torch.randperm(n_images, generator=generator).tolist()
+            epoch_of_order = epoch
+        yield order[offset * batch_size:(offset + 1) * batch_size]
+
+
+def load_style_image(path: Path, side: int, settings: "Settings"):
+    """The style image at ``side`` pixels (longest side), or a one-line ``UserError``."""
+    from ..images import decode_image, resize_to_side
+
+    if not path.is_file():
+        raise UserError(f"--style {path} does not exist.")
+    try:
+        image = decode_image(path.read_bytes(), max_bytes=1 << 30,
+                             max_pixels=settings.max_pixels, what=f"style image {path.name}")
+    except ImageError as exc:
+        raise UserError(f"--style: {exc}") from None
+    return resize_to_side(image, side)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+def resolve_name(config: TrainConfig) -> str:
+    name = config.name or re.sub(r"[^A-Za-z0-9_-]+", "_", config.style.stem).strip("_-") or "style"
+    if not TRAINED_NAME.fullmatch(name):
+        raise UserError(f"--name {name!r} must be 1-64 letters, digits, '_' or '-', "
+                        "starting with a letter or digit.")
+    if name.lower().replace("-", "_") in NAMED_STYLES:
+        raise UserError(f"--name {name!r} is a built-in style; choose another name.")
+    return name
+
+
+def resolve_device(requested: str | None, settings: "Settings") -> "torch.device":
+    import torch
+
+    wanted = (requested or settings.device or "auto").strip().lower()
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(wanted)
+    except RuntimeError:
+        raise UserError(f"--device {wanted!r} is not a device; use cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {wanted} asked for, but no CUDA GPU is available here.")
+    return device
+
+
+def checkpoint_files(folder: Path) -> list[Path]:
+    """Checkpoints in ``folder``, oldest first."""
+    return sorted(folder.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+
+
+def train(config: TrainConfig, settings: "Settings") -> TrainResult:
+    """Train (or resume) a style network and save it where the fast method finds it."""
+    import torch
+    from torch.nn import functional as F
+    from tqdm import tqdm
+
+    from ..images import to_tensor
+    from ..nets.transformer_net import TransformerNet
+    from ..nets.vgg import gram_matrix, load_from_store
+    from ..weights import WeightStore
+
+    config.check()
+    name = resolve_name(config)
+    out_dir = trained_dir(settings)
+    final_path = out_dir / f"{name}.pth"
+    ckpt_dir = out_dir / f"{name}.ckpt"
+    existing = checkpoint_files(ckpt_dir) if ckpt_dir.is_dir() else []
+    if config.resume and not existing:
+        raise UserError(f"--resume: no checkpoint of '{name}' in {ckpt_dir}.")
+    if not config.resume and (existing or final_path.exists()):
+        raise UserError(f"A network named '{name}' exists in {out_dir}; pass --resume to "
+                        "continue it or choose another --name.")
+
+    paths = find_images(config.images)
+    style_image = load_style_image(config.style, config.style_size or config.image_size, settings)
+    device = resolve_device(config.device, settings)
+    torch.manual_seed(config.seed)
+
+    vgg = load_from_store(WeightStore.from_settings(settings), up_to=STYLE_LAYERS[-1]).to(device)
+    scale = CAFFE_FEATURE_SCALE if vgg.convention == "caffe" else 1.0
+    layers = sorted(set(STYLE_LAYERS) | {CONTENT_LAYER})
+
+    def features(images_0_255: torch.Tensor, wanted) -> dict[str, torch.Tensor]:
+        return {k: v * scale for k, v in vgg(images_0_255 / 255.0, wanted).items()}
+
+    with torch.no_grad():
+        style_feats = features(to_tensor(style_image, device) * 255.0, STYLE_LAYERS)
+        style_grams = {k: gram_matrix(v) for k, v in style_feats.items()}
+
+    net = TransformerNet().to(device).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    step, history = 0, []
+    if config.resume:
+        step, history = _restore(existing[-1], net, optimizer, device)
+        log.info("resuming %s from step %d (%s)", name, step, existing[-1].name)
+
+    per_epoch = math.ceil(len(paths) / config.batch_size)
+    total = config.epochs * per_epoch
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    log.info("training fast network %r: %d images, %d steps, device %s, loss network VGG19 (%s)",
+             name, len(paths), total, device, vgg.convention)
+
+    loader = _loader(ContentImages(paths, config.image_size), config, device, step, total)
+    saved_at = step
+    bar = tqdm(total=total, initial=step, desc=f"train fast {name}", unit="step")
+    try:
+        for batch in loader:
+            x = batch.to(device, non_blocking=True)
+            y = net(x)
+            with torch.no_grad():
+                target = features(x, [CONTENT_LAYER])[CONTENT_LAYER]
+            feats = features(y, layers)
+            content_loss = config.content_weight * F.mse_loss(feats[CONTENT_LAYER], target)
+            style_loss = sum(F.mse_loss(gram_matrix(feats[k]), style_grams[k].expand(len(x), -1, -1))
+                             for k in STYLE_LAYERS) * config.style_weight
+            loss = content_loss + style_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+
+            record = {"step": step, "content": content_loss.item(), "style": style_loss.item(),
+                      "total": loss.item()}
+            if not math.isfinite(record["total"]):
+                raise UserError(f"Training diverged at step {step} (the loss is not finite); "
+                                "lower --lr or --style-weight.")
+            history.append(record)
+            bar.update(1)
+            bar.set_postfix(content=f"{record['content']:.3g}", style=f"{record['style']:.3g}")
+            if step % config.checkpoint_every == 0:
+                _save_checkpoint(ckpt_dir, net, optimizer, step, history, config)
+                saved_at = step
+    except KeyboardInterrupt:
+        if step > saved_at:
+            _save_checkpoint(ckpt_dir, net, optimizer, step, history, config)
+        log.warning("training interrupted at step %d; continue with --resume --name %s", step, name)
+        raise
+    finally:
+        bar.close()
+
+    if step > saved_at or not checkpoint_files(ckpt_dir):
+        _save_checkpoint(ckpt_dir, net, optimizer, step, history, config)
+    _atomic_save({k: v.detach().float().cpu() for k, v in net.state_dict().items()}, final_path)
+    log.info("saved fast network %s (%d steps)", final_path, step)
+    return TrainResult(path=final_path, name=name, step=step, history=history)
+
+
+def _loader(dataset: ContentImages, config: TrainConfig, device, start: int, stop: int):
+    """Batches for steps ``start..stop-1``; worker processes decode images on a GPU run."""
+    import torch
+
+    workers = config.workers
+    if workers is None:
+        workers = min(4, max(1, (os.cpu_count() or 2) - 1)) if device.type == "cuda" else 0
+    batches = list(batch_indices(len(dataset), config.batch_size, config.seed, start, stop))
+    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers,
+                                       pin_memory=device.type == "cuda")
+
+
+def _rng_state() -> dict[str, Any]:
+    import torch
+
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _save_checkpoint(folder: Path, net, optimizer, step: int, history: list, config: TrainConfig) -> Path:
+    """Write ``step-<n>.pt`` atomically and keep only the newest few."""
+    config_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    path = folder / f"step-{step:08d}.pt"
+    _atomic_save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                  "history": history, "rng": _rng_state(), "config": config_dict}, path)
+    for old in checkpoint_files(folder)[:-KEEP_CHECKPOINTS]:
+        old.unlink(missing_ok=True)
+    log.info("checkpoint %s", path)
+    return path
+
+
+def _restore(path: Path, net, optimizer, device) -> tuple[int, list]:
+    import torch
+
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        net.load_state_dict(state["model"], strict=True)
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, KeyError, OSError, ValueError) as exc:
+        raise UserError(f"--resume: checkpoint {path} cannot be loaded ({type(exc).__name__}); "
+                        "delete it to resume from the one before.") from exc
+    rng = state.get("rng", {})
+    if "torch" in rng:
+        torch.set_rng_state(rng["torch"].cpu())
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+    return int(state["step"]), list(state.get("history", []))
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    """Save next to ``path`` and rename, so a crash never leaves half a file under its name."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(obj, partial)
+    os.replace(partial, path)
