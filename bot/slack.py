@@ -46,8 +46,9 @@ class SlackBot:
 
     def __init__(self, service: "StyleService", settings: "Settings", *,
                  client: AsyncWebClient | None = None, file_origins=None,
-                 edit_interval_s: float = EDIT_INTERVAL_S) -> None:
+                 edit_interval_s: float = EDIT_INTERVAL_S, status=None) -> None:
         self.settings = settings
+        self.status = status  # bot.app's AdapterState, when run by `stylebot run`
         self.mode = settings.slack_mode
         token = (settings.slack_bot_token or "").strip()
         self.client = client or AsyncWebClient(token=token, base_url=API_URL)
@@ -145,12 +146,15 @@ class SlackBot:
 
     def _set(self, state: str, detail: str = "") -> None:
         self.state, self.since = state, time.time()
+        if self.status is not None:
+            self.status.set(state, detail)
         log.info("slack (%s mode): %s%s", self.mode, state, f" at {detail}" if detail else "")
 
     async def close(self) -> None:
         await self.flow.close()
         await self.downloader.close()
-        self._set("stopped")
+        if self.state != "failed":
+            self._set("stopped")
 
     def health(self) -> dict[str, Any]:
         return {"platform": "slack", "mode": self.mode, "state": self.state, "since": round(self.since, 3),
@@ -170,14 +174,22 @@ def check_settings(settings: "Settings") -> None:
 
 
 async def run_slack(service: "StyleService", settings: "Settings", *,
-                    ready: asyncio.Event | None = None) -> None:
-    """Serve Slack until cancelled; ``ready`` is set once connected (or listening)."""
+                    ready: asyncio.Event | None = None, status=None) -> None:
+    """Serve Slack until cancelled; ``ready`` is set once connected (or listening).
+
+    ``status`` is optional: `stylebot run` passes its ``AdapterState`` so /healthz shows
+    whether Slack is connected.
+    """
     global _current
     check_settings(settings)
-    bot = SlackBot(service, settings)
+    bot = SlackBot(service, settings, status=status)
     _current = bot
     try:
         await bot.serve(ready)
+    except UserError as exc:
+        bot.state = "failed"  # `stylebot run` shows exc.message
+        log.error("slack: %s", exc.message)
+        raise
     finally:
         await bot.close()
 

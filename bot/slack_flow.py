@@ -302,14 +302,15 @@ class JobFlow:
             channel=message.place.channel, thread_ts=place.thread_ts, file=buffer.getvalue(),
             filename=f"stylebot-{done.job_id}.png", title=f"{done.meta.method} · job {done.job_id}",
             alt_txt=(request.prompt or f"Image restyled with {done.meta.method}")[:1000])
+        # Remembered before the buttons appear, so a quick click finds it.
+        self.memory.put(done.job_id, Remembered(request, done.meta,
+                                                dataclasses.replace(place, channel=message.place.channel)))
         shown = blocks.changed_options(get_method(done.meta.method), done.meta.options)
         await self.client.chat_postMessage(
             channel=message.place.channel, thread_ts=place.thread_ts,
             text=blocks.result_text(done.job_id, done.meta, place.user),
             blocks=blocks.result_blocks(done.job_id, done.meta, shown, place.user,
                                         prompt=request.prompt, buttons=result_buttons(done.meta)))
-        self.memory.put(done.job_id, Remembered(request, done.meta,
-                                                dataclasses.replace(place, channel=message.place.channel)))
         await message.delete()
         log.info("job %s delivered to %s in %.1f s", done.job_id, place.channel, done.meta.seconds)
 
