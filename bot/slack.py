@@ -24,6 +24,7 @@ from engine.errors import UserError
 
 from .slack_files import SLACK_FILE_ORIGINS, Downloader, FileFinder
 from .slack_flow import JobFlow
+from .slack_forms import Forms
 from .slack_listeners import Listeners
 
 if TYPE_CHECKING:
@@ -60,7 +61,9 @@ class SlackBot:
         self.downloader = Downloader(token, max_bytes=settings.max_upload_bytes,
                                      origins=FILE_ORIGINS if file_origins is None else file_origins)
         self.listeners = Listeners(service, settings, self.client, self.flow, self.finder, self.downloader)
+        self.forms = Forms(self.listeners)
         self.listeners.register(self.app)
+        self.forms.register(self.app)
         self.state = "starting"
         self.team = ""
         self.bot_user = ""

@@ -36,7 +36,7 @@ def _plain(text: str, limit: int = 75) -> dict[str, Any]:
     return {"type": "plain_text", "text": text if len(text) <= limit else text[: limit - 1] + "…"}
 
 
-def _value(value: Any) -> str:
+def value_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -46,7 +46,7 @@ def _value(value: Any) -> str:
 
 
 def format_options(options: dict[str, Any]) -> str:
-    return " ".join(f"{k}={_value(v)}" for k, v in options.items()) or "defaults"
+    return " ".join(f"{k}={value_text(v)}" for k, v in options.items()) or "defaults"
 
 
 def changed_options(method: "Method", options: dict[str, Any]) -> dict[str, Any]:
@@ -162,11 +162,15 @@ def preset_details(preset: "PresetRecord") -> str:
     return "\n".join(lines)
 
 
+def window_text(seconds: int) -> str:
+    return f"{seconds // 60} min" if seconds >= 120 else f"{seconds} s"
+
+
 def help_text(methods: list["Method"], window_s: int) -> str:
-    window = f"{window_s // 60} min" if window_s >= 120 else f"{window_s} s"
     lines = [
         "*Stylebot* restyles your latest image in this channel "
-        f"(shared in the last {window}), a Slack file link in the command, or one you pick:",
+        f"(shared in the last {window_text(window_s)}), a Slack file link in the command, or one "
+        "you pick:",
         "• `/sd <prompt> [strength=0.6 steps=30 seed=7 …]`: restyle with a text prompt",
         "• `/stylize method=<method> [preset=<name>] [option=value …]`",
         "• `/preset save|list|show|delete|use <name> …`: your own presets",
@@ -230,7 +234,7 @@ def _common_blocks(methods: list["Method"], method: str | None, prompt: str | No
                      if strength_opt else "For methods with a strength option (0 = your image as it is).")
     blocks = [
         _input("method", "Method", _select([(m.name, f"{m.name} · {m.title}") for m in methods], method),
-               optional=False),
+               hint="Empty: the preset's method."),
         _input("prompt", "Prompt", _text_input(prompt, "an oil painting in Van Gogh's style"),
                hint="For text-guided methods (" + ", ".join(m.name for m in methods if m.needs_prompt)
                + ")."),

@@ -1,14 +1,14 @@
-"""The Bolt listeners: each Slack entry point turned into the same parsed command and images.
+"""Slash commands and mentions, and what every listener shares.
 
-Listeners ``ack()`` first (or answer in the ack when the answer needs no network), then find
-the image, download it and hand a ``StyleRequest`` to ``JobFlow``. Problems a person can fix
+Each Slack entry point becomes the same parsed command and images. Listeners ``ack()`` first
+(or answer in the ack when the answer needs no network), then find the image, download it
+and hand a ``StyleRequest`` to ``JobFlow``. Modals and buttons are in ``slack_forms``. Problems a person can fix
 are answered to them alone; anything else is logged under a short reference they are shown.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 import uuid
@@ -19,12 +19,12 @@ from slack_sdk.errors import SlackApiError
 from bot.commands import STYLIZE, CommandError, ParsedCommand, build_request, parse_command
 from engine.errors import OptionError, UserError
 from engine.methods import DEFAULT_METHOD, get_method, method_names
-from engine.request import ImageUpload, Requester, StyleRequest
+from engine.request import ImageUpload, Requester
 
 from . import slack_blocks as blocks
 from .slack_files import (Downloader, FileFinder, SlackFile, foreign_link_error, require_images,
                           split_links)
-from .slack_flow import JobFlow, Place, nudge, nudged_option
+from .slack_flow import JobFlow, Place
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
@@ -63,11 +63,6 @@ class Listeners:
 
     def register(self, app) -> None:
         app.command(re.compile(r"^/"))(self.on_command)
-        app.shortcut(blocks.SHORTCUT_ID)(self.on_shortcut)
-        app.view(blocks.RUN_VIEW)(self.on_run_view)
-        app.view(blocks.SHORTCUT_VIEW)(self.on_shortcut_view)
-        app.view(blocks.SAVE_VIEW)(self.on_save_view)
-        app.action(re.compile(r"^stylebot_"))(self.on_button)
         app.event("app_mention")(self.on_mention)
         app.error(self.on_error)
 
@@ -152,11 +147,11 @@ class Listeners:
         name = command.get("command", "/stylize").lstrip("/").lower()
         text, file_ids, foreign = split_links(command.get("text") or "")
         try:
-            if name in ("stylize", "stylebot") and text.lower() in HELP_WORDS:
+            if name == "stylize" and text.lower() in HELP_WORDS:
                 await ack(text=blocks.help_text(self.methods(), self.settings.slack_image_window_s),
                           response_type="ephemeral")
                 return
-            parsed = parse_command(text, command="stylize" if name == "stylebot" else name)
+            parsed = parse_command(text, command=name)
             if foreign:
                 raise foreign_link_error(foreign)
             method = self.precheck(parsed)
@@ -196,7 +191,7 @@ class Listeners:
     async def open_run_modal(self, trigger_id: str, parsed: ParsedCommand, place: Place) -> None:
         options = dict(parsed.options)
         strength = options.pop("strength", None)
-        options_text = " ".join(f"{k}={blocks._value(v)}" for k, v in options.items())
+        options_text = " ".join(f"{k}={blocks.value_text(v)}" for k, v in options.items())
         presets = await self.service.list_presets(self.requester(place))
         view = blocks.run_modal(
             methods=self.methods(), method=parsed.method or (None if parsed.preset else DEFAULT_METHOD),
@@ -207,10 +202,9 @@ class Listeners:
             await self.client.views_open(trigger_id=trigger_id, view=view)
         except SlackApiError as exc:
             log.info("views.open failed: %s", exc.response.get("error"))
-            window = self.settings.slack_image_window_s
-            raise UserError(f"I found no image you shared here in the last {window // 60 or window} "
-                            f"{'min' if window >= 60 else 's'}: share one (or paste its Slack file "
-                            "link) and run the command again.") from None
+            raise UserError("I found no image you shared here in the last "
+                            f"{blocks.window_text(self.settings.slack_image_window_s)}: share one (or "
+                            "paste its Slack file link) and run the command again.") from None
 
     async def answer(self, parsed: ParsedCommand, place: Place) -> str:
         """The quick commands, answered in the ack: presets, queue, cancel, help."""
@@ -255,182 +249,6 @@ class Listeners:
         extra = f" with {len(record.styles)} style image(s)" if record.styles else ""
         await self.flow.tell(place, f"Saved your preset `{blocks.esc(record.name)}`: {record.method} "
                                     f"{blocks.esc(blocks.format_options(record.options))}{extra}.")
-
-    # -- modals ---------------------------------------------------------------------------------------
-
-    def parse_form(self, values: dict[str, Any], n_styles: int) -> ParsedCommand:
-        """A submitted form as the command it stands for; ``FieldError`` names the bad field."""
-        method = values.get("method")
-        try:
-            parsed = parse_command(values.get("options") or "", command=method or "stylize")
-        except UserError as exc:
-            raise FieldError("options", exc.message) from None
-        if parsed.prompt:
-            raise FieldError("options", f"I don't know what '{parsed.prompt[:40]}' means here; "
-                                        "write options as name=value (the prompt has its own field).")
-        parsed.prompt = values.get("prompt")
-        parsed.preset = values.get("preset") or parsed.preset
-        if values.get("strength") is not None:
-            chosen = get_method(method or DEFAULT_METHOD)
-            if "strength" not in chosen.options:
-                raise FieldError("strength", f"Method '{chosen.name}' has no strength option; "
-                                             "leave this empty.")
-            try:
-                chosen.options["strength"].parse(values["strength"])
-            except OptionError as exc:
-                raise FieldError("strength", exc.message) from None
-            if "strength" in parsed.options:
-                raise FieldError("options", "Strength is given twice; keep only the Strength field.")
-            parsed.options["strength"] = values["strength"]
-        checked = self.precheck(parsed)
-        if checked is not None and not parsed.preset:
-            try:
-                checked.check_inputs(n_styles=n_styles, has_prompt=True, has_mask=False)
-            except OptionError as exc:
-                raise FieldError("styles", exc.message) from None
-        return parsed
-
-    @staticmethod
-    def form_place(body: dict[str, Any], meta: dict[str, Any]) -> Place:
-        user = body.get("user") or {}
-        return Place(channel=meta.get("c", ""), user=user.get("id", ""), thread_ts=meta.get("t"),
-                     user_name=user.get("username") or user.get("name") or "")
-
-    async def on_run_view(self, ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        self.requests += 1
-        values = blocks.state_values(view)
-        meta = json.loads(view.get("private_metadata") or "{}")
-        place = self.form_place(body, meta)
-        try:
-            parsed = self.parse_form(values, len(values.get("styles") or []))
-            parsed.style_weights = meta.get("w")
-        except FieldError as exc:
-            await ack(response_action="errors", errors={exc.field: exc.message[:150]})
-            return
-        await ack()
-
-        async def work() -> None:
-            content = require_images(await self.finder.resolve(values.get("content") or []),
-                                     "The uploaded file")
-            styles = require_images(await self.finder.resolve(values.get("styles") or []),
-                                    "The style upload")
-            if not content:
-                raise UserError("Pick the image to restyle.")
-            await self.run(parsed, place, content[0], styles)
-
-        await self.safely(place, work())
-
-    async def on_shortcut(self, ack, shortcut: dict[str, Any]) -> None:
-        self.requests += 1
-        await ack()
-        message = shortcut.get("message") or {}
-        place = Place(channel=(shortcut.get("channel") or {}).get("id", ""),
-                      user=(shortcut.get("user") or {}).get("id", ""),
-                      thread_ts=message.get("thread_ts") or message.get("ts"),
-                      response_url=shortcut.get("response_url"),
-                      user_name=(shortcut.get("user") or {}).get("username", ""))
-
-        async def work() -> None:
-            images = require_images(await self.finder.resolve(message.get("files") or []), "That message")
-            if not images:
-                raise UserError("That message has no image; use *Restyle with Stylebot* on a message "
-                                "with an image.")
-            images = images[:10]
-            presets = await self.service.list_presets(self.requester(place))
-            view = blocks.shortcut_modal(
-                images=images, methods=self.methods(), method=DEFAULT_METHOD, presets=presets,
-                meta=blocks.metadata(c=place.channel, t=place.thread_ts, f=[f.id for f in images]))
-            await self.client.views_open(trigger_id=shortcut.get("trigger_id", ""), view=view)
-
-        await self.safely(place, work())
-
-    async def on_shortcut_view(self, ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        self.requests += 1
-        values = blocks.state_values(view)
-        meta = json.loads(view.get("private_metadata") or "{}")
-        place = self.form_place(body, meta)
-        picked_style = values.get("style_pick")
-        uploaded = values.get("styles") or []
-        try:
-            parsed = self.parse_form(values, len(uploaded) + (1 if picked_style else 0))
-        except FieldError as exc:
-            await ack(response_action="errors", errors={exc.field: exc.message[:150]})
-            return
-        await ack()
-
-        async def work() -> None:
-            content = await self.finder.by_id(values.get("content_pick") or meta["f"][0])
-            styles = [await self.finder.by_id(picked_style)] if picked_style else []
-            styles += await self.finder.resolve(uploaded)
-            await self.run(parsed, place, content, require_images(styles, "The style upload"))
-
-        await self.safely(place, work())
-
-    async def on_save_view(self, ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        values = blocks.state_values(view)
-        meta = json.loads(view.get("private_metadata") or "{}")
-        place = self.form_place(body, meta)
-        remembered = self.flow.memory.get(meta.get("job", ""))
-        if remembered is None:
-            await ack(response_action="errors",
-                      errors={"name": "This result is too old to save; run the command again."})
-            return
-        request, result = remembered.request, remembered.meta
-        try:
-            record = await self.service.save_preset(
-                self.requester(place), values.get("name") or "", result.method,
-                blocks.changed_options(get_method(result.method), result.options), request.styles,
-                request.style_weights, replace="replace" in (values.get("replace") or []))
-        except UserError as exc:
-            await ack(response_action="errors", errors={"name": exc.message[:150]})
-            return
-        await ack(response_action="update", view=blocks.saved_view(record.name))
-
-    # -- buttons ---------------------------------------------------------------------------------------
-
-    async def on_button(self, ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        self.requests += 1
-        await ack()
-        container = body.get("container") or {}
-        user = body.get("user") or {}
-        place = Place(channel=(body.get("channel") or {}).get("id") or container.get("channel_id", ""),
-                      user=user.get("id", ""), thread_ts=container.get("thread_ts"),
-                      response_url=body.get("response_url"),
-                      user_name=user.get("username") or user.get("name") or "")
-        await self.safely(place, self.button(action.get("action_id", ""), action.get("value", ""),
-                                             place, body.get("trigger_id", "")))
-
-    async def button(self, kind: str, job_id: str, place: Place, trigger_id: str) -> None:
-        if kind == blocks.CANCEL:
-            cancelled = self.service.cancel(self.requester(place), job_id)
-            await self.flow.tell(place, f"Cancelling job `{cancelled}`.")
-            return
-        remembered = self.flow.memory.get(job_id)
-        if remembered is None:
-            raise UserError("This result is too old for its buttons; run the command again.")
-        place = dataclasses.replace(remembered.place, user=place.user, user_name=place.user_name,
-                                    response_url=place.response_url)
-        request, meta = remembered.request, remembered.meta
-        method = get_method(meta.method)
-        options = blocks.changed_options(method, meta.options)
-        if kind == blocks.SAVE:
-            await self.client.views_open(trigger_id=trigger_id, view=blocks.save_modal(
-                job_id, meta.method, options, len(request.styles)))
-            return
-        if kind in (blocks.STRONGER, blocks.WEAKER):
-            option = nudged_option(meta.method)
-            if option is None:
-                raise UserError(f"Method '{meta.method}' has no strength to change.")
-            options[option.name] = nudge(option, meta.options.get(option.name),
-                                         +1 if kind == blocks.STRONGER else -1)
-            if "seed" in method.options and meta.seed is not None:
-                options["seed"] = meta.seed  # same seed: only the strength differs
-        elif kind != blocks.REROLL:
-            raise UserError("That button is not one of mine any more; run the command again.")
-        await self.flow.submit(place, StyleRequest(
-            method=meta.method, content=request.content, requester=self.requester(place),
-            styles=list(request.styles), style_weights=request.style_weights, prompt=request.prompt,
-            options=options, mask=request.mask))
 
     # -- mentions ----------------------------------------------------------------------------------------
 

@@ -108,6 +108,28 @@ class FakeSlack:
     def called(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
+    def results(self) -> list[dict]:
+        """The bot's result summaries (the messages with the result buttons), oldest first."""
+        return [m for m in self.posted.values() if any(
+            b.get("block_id", "").startswith("result_") for b in m.get("blocks") or [])]
+
+    def result_image(self, n: int = -1):
+        """The n-th uploaded result as a PIL image."""
+        import io
+
+        from PIL import Image
+
+        file_id = self.called("files.completeUploadExternal")[n].args["files"][0]["id"]
+        return Image.open(io.BytesIO(self.uploads[file_id]))
+
+    async def delivered(self, count: int = 1, timeout: float = 15.0) -> list[dict]:
+        """Wait for ``count`` results, each fully delivered (its progress message removed)."""
+        def done():
+            progress_left = [m for m in self.posted.values() if m not in self.results()
+                             and not m["deleted"]]
+            return len(self.results()) >= count and not progress_left and self.results()
+        return await self.wait_for(done, timeout, what=f"{count} delivered result(s)")
+
     def ephemeral_texts(self) -> list[str]:
         return ([c.args.get("text", "") for c in self.called("chat.postEphemeral")]
                 + [r.get("text", "") for r in self.responses])

@@ -9,17 +9,10 @@ from PIL import Image
 from bot import slack_blocks as blocks
 
 
-def result_of(fake):
-    """(uploaded image, completeUploadExternal args, summary message) once a result is posted."""
-    done = fake.called("files.completeUploadExternal")
-    if not done:
-        return None
-    file_id = done[-1].args["files"][0]["id"]
-    summaries = [m for m in fake.posted.values() if any(b.get("type") == "actions" and
-                 b.get("block_id", "").startswith("result_") for b in m.get("blocks") or [])]
-    if not summaries:
-        return None
-    return Image.open(io.BytesIO(fake.uploads[file_id])), done[-1].args, summaries[-1]
+async def result_of(fake):
+    """(uploaded image, completeUploadExternal args, summary message) of the delivered result."""
+    summary = (await fake.delivered())[-1]
+    return fake.result_image(), fake.called("files.completeUploadExternal")[-1].args, summary
 
 
 async def test_stylize_uses_the_latest_image_the_user_shared(slack, fake, photo):
@@ -33,7 +26,7 @@ async def test_stylize_uses_the_latest_image_the_user_shared(slack, fake, photo)
     status, body = await slack.command("/stylize", "method=tint strength=1 seed=3 steps=3")
     assert status == 200 and not body  # acknowledged at once, nothing said yet
 
-    image, upload, summary = await fake.wait_for(lambda: result_of(fake), what="the result")
+    image, upload, summary = await result_of(fake)
     assert image.size == (48, 32)
     assert image.getpixel((0, 0)) != (200, 30, 30)  # strength 1: all tint
     assert upload["channel_id"] == "C1" and not upload.get("thread_ts")
@@ -57,7 +50,7 @@ async def test_sd_style_command_takes_the_bare_words_as_its_prompt(slack, fake, 
     fake.share("C1", "U1", [fake.add_file(photo)])
     status, _ = await slack.command("/toyprompt", "a watercolour fox strength=0.6 seed=7")
     assert status == 200
-    image, _, summary = await fake.wait_for(lambda: result_of(fake), what="the result")
+    image, _, summary = await result_of(fake)
     section = summary["blocks"][0]["text"]["text"]
     context = summary["blocks"][1]["elements"][0]["text"]
     assert "> a watercolour fox" in section
@@ -85,7 +78,7 @@ async def test_without_a_recent_image_a_modal_asks_for_one_with_the_same_fields(
     upload = fake.add_file(photo, "picked.png")
     status, body = await slack.submit(view, content=[upload])
     assert status == 200 and not body  # the modal closes
-    image, done, summary = await fake.wait_for(lambda: result_of(fake), what="the result")
+    image, done, summary = await result_of(fake)
     assert done["channel_id"] == "C1"
     assert "strength=0.3" in summary["blocks"][1]["elements"][0]["text"]
     assert fake.downloads[-1][0].endswith("/picked.png")
@@ -95,7 +88,7 @@ async def test_a_slack_file_link_in_the_text_is_used(slack, fake, photo):
     info = fake.add_file(photo, "linked.png")
     status, _ = await slack.command("/stylize", f"method=tint <{info['permalink']}> steps=1")
     assert status == 200
-    await fake.wait_for(lambda: result_of(fake), what="the result")
+    await result_of(fake)
     assert [c.args["file"] for c in fake.called("files.info")] == [info["id"]]
     assert not fake.called("conversations.history")
 
@@ -162,7 +155,7 @@ async def test_a_full_queue_is_explained(slack, fake, photo, slack_toys):
     queued = [m["text"] for m in fake.posted.values()]
     assert any("number 1 in the queue" in t or "next in line" in t for t in queued)
     slack_toys.GATE.set()
-    await fake.wait_for(lambda: len(fake.called("files.completeUploadExternal")) == 2, what="both results")
+    await fake.delivered(2)
 
 
 async def test_where_the_bot_cannot_post_the_job_is_dropped_and_the_user_told(slack, fake, photo):

@@ -7,7 +7,6 @@ import json
 import time
 
 from .fake_slack import BOT_USER
-from .test_slack_interactive import results
 
 
 async def test_forged_and_stale_requests_are_refused_before_anything_happens(slack, fake):
@@ -38,7 +37,7 @@ async def test_mention_with_an_image_and_a_method_prompt(slack, fake, photo):
     status, _ = await slack.mention("toyprompt: oil painting in Van Gogh style", files=[image],
                                     thread_ts="1700000000.000001")
     assert status == 200
-    summary = (await fake.wait_for(lambda: results(fake), what="the result"))[0]
+    summary = (await fake.delivered())[0]
     assert "> oil painting in Van Gogh style" in summary["blocks"][0]["text"]["text"]
     assert summary["thread_ts"] == "1700000000.000001"
     done = fake.called("files.completeUploadExternal")[0].args
@@ -50,7 +49,7 @@ async def test_mention_with_a_preset(slack, fake, photo):
     await slack.command("/preset", "save night method=tint strength=0.3")
     await fake.wait_for(fake.ephemeral_texts, what="the save")
     await slack.mention("tint preset=night seed=4", files=[fake.add_file(photo)])
-    summary = (await fake.wait_for(lambda: results(fake), what="the result"))[0]
+    summary = (await fake.delivered())[0]
     assert "strength=0.3" in summary["blocks"][1]["elements"][0]["text"]
 
 
@@ -59,7 +58,7 @@ async def test_mention_in_a_thread_uses_the_threads_latest_image(slack, fake, ph
     fake.share("C1", "U1", [fake.add_file(photo, "in-thread.png")], thread_ts=root["ts"], age_s=20)
     fake.share("C1", "U1", [fake.add_file(photo, "in-channel.png")], age_s=10)
     await slack.mention("tint steps=1", thread_ts=root["ts"])
-    await fake.wait_for(lambda: results(fake), what="the result")
+    await fake.delivered()
     assert fake.called("conversations.replies")[0].args["ts"] == root["ts"]
     assert fake.downloads[0][0].endswith("/in-thread.png")
 
@@ -77,7 +76,7 @@ async def test_mention_without_any_image_or_with_a_document(slack, fake):
 async def test_slacks_retries_of_an_event_are_not_run_twice(slack, fake, photo):
     image = fake.add_file(photo)
     await slack.mention("tint", files=[image])
-    await fake.wait_for(lambda: results(fake), what="the result")
+    await fake.delivered()
     status, _ = await slack.mention("tint", files=[image], headers={"X-Slack-Retry-Num": "1",
                                                                     "X-Slack-Retry-Reason": "http_timeout"})
     assert status == 200  # acknowledged, so Slack stops retrying

@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import io
-
 from PIL import Image
 
 from bot import slack_blocks as blocks
-
-from .test_slack_commands import result_of
-
-
-def results(fake):
-    return [m for m in fake.posted.values() if any(
-        b.get("block_id", "").startswith("result_") for b in m.get("blocks") or [])]
 
 
 def job_of(summary) -> str:
     return summary["blocks"][2]["block_id"].removeprefix("result_")
 
 
-def uploaded(fake, n):
-    file_id = fake.called("files.completeUploadExternal")[n].args["files"][0]["id"]
-    return Image.open(io.BytesIO(fake.uploads[file_id]))
-
-
 async def first_result(slack, fake, photo, text="method=tint strength=0.6 seed=5"):
     fake.share("C1", "U1", [fake.add_file(photo)])
     await slack.command("/stylize", text)
-    return (await fake.wait_for(lambda: results(fake), what="the result"))[0]
+    return (await fake.delivered())[0]
 
 
 async def test_message_shortcut_opens_a_form_and_answers_in_the_thread(slack, fake, photo):
@@ -45,10 +31,10 @@ async def test_message_shortcut_opens_a_form_and_answers_in_the_thread(slack, fa
 
     await slack.submit(view, content_pick=second["id"], method="toystyle", style_pick=first["id"],
                        options="steps=2")
-    await fake.wait_for(lambda: fake.called("files.completeUploadExternal"), what="the result")
+    await fake.delivered()
     done = fake.called("files.completeUploadExternal")[0].args
     assert done["channel_id"] == "C1" and done["thread_ts"] == message["ts"]
-    ran = slack.bot.flow.memory.get(job_of(results(fake)[0])).request
+    ran = slack.bot.flow.memory.get(job_of(fake.results()[0])).request
     assert [s.filename for s in ran.styles] == ["one.png"] and ran.content.filename == "two.png"
     assert ran.requester.user_id == "U1"
 
@@ -84,18 +70,18 @@ async def test_reroll_gives_a_new_seed_and_weaker_keeps_it(slack, fake, photo):
         blocks.REROLL, blocks.STRONGER, blocks.WEAKER, blocks.SAVE]
 
     await slack.click(summary["ts"], blocks.REROLL, job, user="U2")
-    await fake.wait_for(lambda: len(results(fake)) == 2, what="the re-roll")
-    rerolled = slack.bot.flow.memory.get(job_of(results(fake)[1]))
+    await fake.delivered(2)
+    rerolled = slack.bot.flow.memory.get(job_of(fake.results()[1]))
     assert rerolled.meta.seed != 5 and rerolled.meta.options["strength"] == 0.6
     assert rerolled.request.requester.user_id == "U2"  # the new job is the clicker's
-    assert uploaded(fake, 0).tobytes() != uploaded(fake, 1).tobytes()
+    assert fake.result_image(0).tobytes() != fake.result_image(1).tobytes()
 
     await slack.click(summary["ts"], blocks.WEAKER, job)
-    await fake.wait_for(lambda: len(results(fake)) == 3, what="the weaker one")
-    weaker = slack.bot.flow.memory.get(job_of(results(fake)[2]))
+    await fake.delivered(3)
+    weaker = slack.bot.flow.memory.get(job_of(fake.results()[2]))
     assert weaker.meta.seed == 5 and weaker.meta.options["strength"] == 0.4
     original = Image.new("RGB", (1, 1), (200, 30, 30)).getpixel((0, 0))
-    distance = [sum(abs(a - b) for a, b in zip(uploaded(fake, i).getpixel((0, 0)), original)) for i in (0, 2)]
+    distance = [sum(abs(a - b) for a, b in zip(fake.result_image(i).getpixel((0, 0)), original)) for i in (0, 2)]
     assert distance[1] < distance[0]  # weaker stays closer to the photo
 
 

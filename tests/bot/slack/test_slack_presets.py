@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from .test_slack_interactive import results
 
 
 async def test_save_list_show_use_delete(slack, fake, photo):
@@ -19,7 +18,7 @@ async def test_save_list_show_use_delete(slack, fake, photo):
 
     fake.share("C1", "U1", [fake.add_file(photo)])
     await slack.command("/preset", "use night seed=9")
-    summary = (await fake.wait_for(lambda: results(fake), what="the result"))[0]
+    summary = (await fake.delivered())[0]
     context = summary["blocks"][1]["elements"][0]["text"]
     assert "strength=0.4 steps=3" in context and "seed 9" in context
     _, listing = await slack.command("/preset", "list")

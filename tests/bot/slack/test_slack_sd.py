@@ -10,7 +10,6 @@ from PIL import Image
 from tests.engine.methods.sd_tiny import save_safety_checker, save_sd
 
 from .conftest import png_bytes
-from .test_slack_interactive import results
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +41,7 @@ async def test_sd_prompt_with_options_restyles_the_shared_image(slack, fake):
     fake.share("C1", "U1", [fake.add_file(photo, "lake.png")])
     status, body = await slack.command("/sd", "a watercolour fox strength=0.6 steps=2 seed=7")
     assert status == 200 and not body
-    summary = (await fake.wait_for(lambda: results(fake), timeout=60, what="the sd result"))[0]
+    summary = (await fake.delivered(timeout=60))[0]
     assert "*Restyled with sd*" in summary["blocks"][0]["text"]["text"]
     assert "> a watercolour fox" in summary["blocks"][0]["text"]["text"]
     context = summary["blocks"][1]["elements"][0]["text"]

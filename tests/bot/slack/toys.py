@@ -24,7 +24,8 @@ class ToyTint(Method):
     options = OptionSet([STRENGTH, Option("steps", "int", 2, "progress steps", min=1, max=50), SEED, SIZE])
 
     def run(self, inp: MethodInput, ctx: RunContext):
-        colour = tuple(random.Random(inp.seed).randrange(256) for _ in range(3))
+        rng = random.Random(inp.seed)
+        colour = tuple(rng.randrange(256) for _ in range(3))
         steps = inp.options["steps"]
         for i in range(steps):
             ctx.progress((i + 1) / steps, "tinting")
