@@ -275,18 +275,24 @@ class JobFlow:
                     await message.finish(blocks.failed(event.job_id, user, event.message))
                 elif isinstance(event, Cancelled):
                     await message.finish(blocks.cancelled(event.job_id, user, event.reason))
-        except SlackApiError as exc:
-            error = exc.response.get("error")
-            if message.ts is None and error in NOT_IN_CHANNEL:
+        except Exception as exc:  # noqa: BLE001 - one job's delivery must not end the adapter
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+            if isinstance(exc, SlackApiError) and message.ts is None and error in NOT_IN_CHANNEL:
                 handle.cancel("Stylebot cannot post in this conversation")
                 await self.tell(place, blocks.refused(
                     "I cannot post in this conversation; invite me with /invite @Stylebot "
                     "(or use me in a public channel), then try again."))
-            else:
-                self.failures += 1
-                log.error("job %s: Slack refused a message (%s)", handle.id, error)
-                await self.tell(place, blocks.refused(f"Slack refused my message about job "
-                                                      f"{handle.id} ({error})."))
+                return
+            self.failures += 1
+            log.error("job %s could not be delivered to Slack (%s)", handle.id, error,
+                      exc_info=not isinstance(exc, SlackApiError))
+            reason = (f"Slack refused my message or upload ({error})." if isinstance(exc, SlackApiError)
+                      else "the result could not be posted; it has been logged.")
+            text = blocks.failed(handle.id, user, reason)
+            try:
+                await message.finish(text)
+            except Exception:  # noqa: BLE001 - the message itself is what fails
+                await self.tell(place, text)
 
     @staticmethod
     def _cancellable(text: str, job_id: str) -> tuple[str, list]:

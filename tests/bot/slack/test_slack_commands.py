@@ -167,3 +167,21 @@ async def test_where_the_bot_cannot_post_the_job_is_dropped_and_the_user_told(sl
     assert fake.responses[0]["response_type"] == "ephemeral"
     assert not fake.called("files.getUploadURLExternal")
     assert slack.bot.flow.service.queue.waiting_count == 0
+
+
+async def test_when_the_form_cannot_open_in_time_the_user_is_told_what_to_do(slack, fake):
+    fake.fail["views.open"] = "expired_trigger_id"
+    await slack.command("/stylize", "method=tint")
+    texts = await fake.wait_for(fake.ephemeral_texts, what="the hint")
+    assert "I found no image you shared here in the last 10 min" in texts[0]
+
+
+async def test_a_refused_upload_ends_the_progress_message_with_the_reason(slack, fake, photo):
+    fake.share("C1", "U1", [fake.add_file(photo)])
+    fake.fail["files.completeUploadExternal"] = "not_allowed_token_type"
+    await slack.command("/stylize", "method=tint")
+    message = await fake.wait_for(lambda: next((m for m in fake.posted.values()
+                                                if "did not finish" in (m.get("text") or "")), None),
+                                  what="the failure text")
+    assert "Slack refused my message or upload (not_allowed_token_type)" in message["text"]
+    assert slack.bot.health()["failures"] == 1
