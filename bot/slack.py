@@ -54,8 +54,9 @@ class SlackBot:
         token = (settings.slack_bot_token or "").strip()
         self.client = client or AsyncWebClient(token=token, base_url=API_URL)
         # Socket Mode requests are exempt from signature checks inside Bolt; HTTP ones never are.
-        self.app = AsyncApp(client=self.client, signing_secret=(settings.slack_signing_secret or "").strip(),
-                            name="stylebot", logger=logging.getLogger("bot.slack.bolt"))
+        secret = (settings.slack_signing_secret or "").strip()
+        self.app = AsyncApp(client=self.client, signing_secret=secret, name="stylebot",
+                            logger=logging.getLogger("bot.slack.bolt"))
         self.flow = JobFlow(service, self.client, edit_interval_s=edit_interval_s)
         self.finder = FileFinder(self.client, settings.slack_image_window_s)
         self.downloader = Downloader(token, max_bytes=settings.max_upload_bytes,

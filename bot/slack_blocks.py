@@ -147,7 +147,8 @@ def presets_list(presets: list["PresetSummary"]) -> str:
                 "option=value …`, or with *Save as preset* under a result.")
     lines = [f"*Your presets* ({len(presets)}):"]
     for p in presets:
-        styles = f", {p.style_count} style image{'s' if p.style_count != 1 else ''}" if p.style_count else ""
+        plural = "s" if p.style_count != 1 else ""
+        styles = f", {p.style_count} style image{plural}" if p.style_count else ""
         lines.append(f"• `{esc(p.name)}`: {esc(p.method)} {esc(format_options(p.options))}{styles}"
                      f" (used {p.use_count}×)")
     return "\n".join(lines)

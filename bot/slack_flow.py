@@ -173,7 +173,8 @@ class ProgressMessage:
                 channel=self.place.channel, thread_ts=self.place.thread_ts, text=text,
                 blocks=blocks_ or [], unfurl_links=False)
             self.ts = response["ts"]
-            self.place = dataclasses.replace(self.place, channel=response.get("channel") or self.place.channel)
+            channel = response.get("channel") or self.place.channel  # a user id becomes a DM id
+            self.place = dataclasses.replace(self.place, channel=channel)
         else:
             await self.client.chat_update(channel=self.place.channel, ts=self.ts, text=text,
                                           blocks=blocks_ or [])

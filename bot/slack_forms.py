@@ -87,7 +87,7 @@ class Forms:
             parsed = self.parse_form(values, len(values.get("styles") or []))
             parsed.style_weights = meta.get("w")
         except FieldError as exc:
-            await ack(response_action="errors", errors={exc.field: exc.message[:150]})
+            await ack(response_action="errors", errors={exc.field: exc.message[:300]})
             return
         await ack()
 
@@ -110,10 +110,12 @@ class Forms:
                       user=(shortcut.get("user") or {}).get("id", ""),
                       thread_ts=message.get("thread_ts") or message.get("ts"),
                       response_url=shortcut.get("response_url"),
-                      user_name=(shortcut.get("user") or {}).get("username", ""))
+                      user_name=(shortcut.get("user") or {}).get("username")
+                      or (shortcut.get("user") or {}).get("name", ""))
 
         async def work() -> None:
-            images = require_images(await self.core.finder.resolve(message.get("files") or []), "That message")
+            files = await self.core.finder.resolve(message.get("files") or [])
+            images = require_images(files, "That message")
             if not images:
                 raise UserError("That message has no image; use *Restyle with Stylebot* on a message "
                                 "with an image.")
@@ -136,7 +138,7 @@ class Forms:
         try:
             parsed = self.parse_form(values, len(uploaded) + (1 if picked_style else 0))
         except FieldError as exc:
-            await ack(response_action="errors", errors={exc.field: exc.message[:150]})
+            await ack(response_action="errors", errors={exc.field: exc.message[:300]})
             return
         await ack()
 
@@ -164,7 +166,7 @@ class Forms:
                 blocks.changed_options(get_method(result.method), result.options), request.styles,
                 request.style_weights, replace="replace" in (values.get("replace") or []))
         except UserError as exc:
-            await ack(response_action="errors", errors={"name": exc.message[:150]})
+            await ack(response_action="errors", errors={"name": exc.message[:300]})
             return
         await ack(response_action="update", view=blocks.saved_view(record.name))
 
@@ -180,7 +182,7 @@ class Forms:
                       response_url=body.get("response_url"),
                       user_name=user.get("username") or user.get("name") or "")
         await self.core.safely(place, self.button(action.get("action_id", ""), action.get("value", ""),
-                                             place, body.get("trigger_id", "")))
+                                                  place, body.get("trigger_id", "")))
 
     async def button(self, kind: str, job_id: str, place: Place, trigger_id: str) -> None:
         if kind == blocks.CANCEL:

@@ -2,8 +2,9 @@
 
 Each Slack entry point becomes the same parsed command and images. Listeners ``ack()`` first
 (or answer in the ack when the answer needs no network), then find the image, download it
-and hand a ``StyleRequest`` to ``JobFlow``. Modals and buttons are in ``slack_forms``. Problems a person can fix
-are answered to them alone; anything else is logged under a short reference they are shown.
+and hand a ``StyleRequest`` to ``JobFlow``; modals and buttons are in ``slack_forms``.
+Problems a person can fix are answered to them alone; anything else is logged under a
+short reference they are shown.
 """
 
 from __future__ import annotations
@@ -259,16 +260,18 @@ class Listeners:
         self.requests += 1
         place = Place(channel=event.get("channel", ""), user=event.get("user", ""),
                       thread_ts=event.get("thread_ts"))
-        bot_user = context.get("bot_user_id") or ""
-        text = re.sub(rf"<@{re.escape(bot_user)}(\|[^>]*)?>", " ", event.get("text") or "") if bot_user \
-            else event.get("text") or ""
+        text = event.get("text") or ""
+        bot_user = context.get("bot_user_id")
+        if bot_user:
+            text = re.sub(rf"<@{re.escape(bot_user)}(\|[^>]*)?>", " ", text)
         await self.safely(place, self.mention(text, event, place))
 
     async def mention(self, raw_text: str, event: dict[str, Any], place: Place) -> None:
         text, file_ids, foreign = split_links(raw_text)
         attached = require_images(await self.finder.resolve(event.get("files") or []), "Your message")
         if text.lower() in HELP_WORDS or (not text and not attached):
-            await self.flow.tell(place, blocks.help_text(self.methods(), self.settings.slack_image_window_s))
+            window = self.settings.slack_image_window_s
+            await self.flow.tell(place, blocks.help_text(self.methods(), window))
             return
         if foreign:
             raise foreign_link_error(foreign)
@@ -278,7 +281,8 @@ class Listeners:
         else:
             parsed = parse_command(text, command="stylize")
         method = self.precheck(parsed)
-        images = attached or require_images([await self.finder.by_id(i) for i in file_ids], "The linked file")
+        images = attached or require_images([await self.finder.by_id(i) for i in file_ids],
+                                            "The linked file")
         images = images or await self.finder.recent_images(place.channel, place.user, place.thread_ts)
         content, styles = self.split_images(method, parsed, images)
         if content is None:

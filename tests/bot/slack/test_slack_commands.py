@@ -55,8 +55,9 @@ async def test_sd_style_command_takes_the_bare_words_as_its_prompt(slack, fake, 
     context = summary["blocks"][1]["elements"][0]["text"]
     assert "> a watercolour fox" in section
     assert "strength=0.6" in context and "seed 7" in context
-    assert image.getpixel((0, 0)) == Image.blend(Image.new("RGB", (1, 1), (200, 30, 30)),
-                                                 Image.new("RGB", (1, 1), (119, 80, 160)), 0.6).getpixel((0, 0))
+    expected = Image.blend(Image.new("RGB", (1, 1), (200, 30, 30)),  # the toy's colour for 17 characters
+                           Image.new("RGB", (1, 1), (119, 80, 160)), 0.6)
+    assert image.getpixel((0, 0)) == expected.getpixel((0, 0))
 
 
 async def test_without_a_recent_image_a_modal_asks_for_one_with_the_same_fields(slack, fake, photo):
@@ -128,7 +129,8 @@ async def test_bad_options_are_answered_at_once_naming_the_range(slack, fake):
     assert body["text"] == "⚠️ Option 'strength' is 5, outside its allowed range 0..1."
     assert body["response_type"] == "ephemeral"
     status, body = await slack.command("/stylize", "method=tint colour=red")
-    assert "Method 'tint' has no option 'colour'; its options are: strength, steps, seed, size" in body["text"]
+    assert ("Method 'tint' has no option 'colour'; its options are: strength, steps, seed, size"
+            in body["text"])
     status, body = await slack.command("/stylize", "method=nope")
     assert "Unknown method 'nope'" in body["text"]
     status, body = await slack.command("/toyprompt", "")

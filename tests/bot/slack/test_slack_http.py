@@ -16,7 +16,8 @@ async def test_forged_and_stale_requests_are_refused_before_anything_happens(sla
     status, _ = await slack.post(body, timestamp=int(time.time()) - 6 * 60)  # correctly signed, stale
     assert status == 401
     tampered = slack.signed_headers(body)
-    async with slack.http.post(slack.url, data=body.replace("tint", "toy").encode(), headers=tampered) as resp:
+    changed = body.replace("tint", "toy").encode()
+    async with slack.http.post(slack.url, data=changed, headers=tampered) as resp:
         assert resp.status == 401
     async with slack.http.post(slack.url, data=body.encode(),
                                headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:

@@ -81,7 +81,8 @@ async def test_reroll_gives_a_new_seed_and_weaker_keeps_it(slack, fake, photo):
     weaker = slack.bot.flow.memory.get(job_of(fake.results()[2]))
     assert weaker.meta.seed == 5 and weaker.meta.options["strength"] == 0.4
     original = Image.new("RGB", (1, 1), (200, 30, 30)).getpixel((0, 0))
-    distance = [sum(abs(a - b) for a, b in zip(fake.result_image(i).getpixel((0, 0)), original)) for i in (0, 2)]
+    distance = [sum(abs(a - b) for a, b in zip(fake.result_image(i).getpixel((0, 0)), original))
+                for i in (0, 2)]
     assert distance[1] < distance[0]  # weaker stays closer to the photo
 
 

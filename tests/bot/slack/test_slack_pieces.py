@@ -69,7 +69,8 @@ async def test_the_bot_token_goes_only_to_slacks_file_origins(fake, file_server,
         assert good.data == photo and fake.downloads[-1][1] == f"Bearer {BOT_TOKEN}"
         # a redirect is followed only while it stays on an allowed origin
         bounced = Downloader(BOT_TOKEN, max_bytes=10_000, origins={fake.base, other})
-        assert (await bounced.fetch(SlackFile("F1", "x.png", "image/png", 10, f"{other}/bounce"))).data == photo
+        bouncing = SlackFile("F1", "x.png", "image/png", 10, f"{other}/bounce")
+        assert (await bounced.fetch(bouncing)).data == photo
         await bounced.close()
     finally:
         await downloader.close()

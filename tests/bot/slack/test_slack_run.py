@@ -81,10 +81,11 @@ async def test_http_mode_listens_and_checks_signatures(pointed_at, service, slac
 
 
 async def test_refused_tokens_stop_with_one_clear_line(pointed_at, service, slack_settings):
-    wrong_bot = slack_settings.model_copy(update={"slack_bot_token": BOT_TOKEN + "x", "slack_mode": "socket"})
+    socket = {"slack_mode": "socket"}
+    wrong_bot = slack_settings.model_copy(update={"slack_bot_token": BOT_TOKEN + "x", **socket})
     with pytest.raises(UserError, match=r"Slack refused STYLEBOT_SLACK_BOT_TOKEN \(invalid_auth\)"):
         await slack_module.run_slack(service, wrong_bot)
-    wrong_app = slack_settings.model_copy(update={"slack_app_token": "xapp-1-wrong-000000", "slack_mode": "socket"})
+    wrong_app = slack_settings.model_copy(update={"slack_app_token": "xapp-1-wrong-000000", **socket})
     with pytest.raises(UserError, match=r"Slack refused STYLEBOT_SLACK_APP_TOKEN \(invalid_auth\)"):
         await slack_module.run_slack(service, wrong_app)
     no_secret = slack_settings.model_copy(update={"slack_signing_secret": None})
