@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 EDIT_INTERVAL_S = 2.0  # progress edits at most this often
 TOKEN_MARGIN_S = 60.0  # switch to channel messages this long before a token's 15 minutes end
-RATE_LIMIT = (5, 60.0)  # jobs a user may start per this many seconds
+RATE_WINDOW_S = 60.0  # settings.chat_rate_limit jobs per user per this many seconds
 # our connection states -> the words `stylebot run`'s /healthz uses
 STATUS_WORDS = {"connecting": "starting", "ready": "connected", "disconnected": "disconnected"}
 TOKEN_HINT = ("Set STYLEBOT_DISCORD_TOKEN to the bot token from the Discord Developer Portal "
@@ -47,13 +47,14 @@ class StylebotClient(discord.Client):
     def __init__(self, service: "StyleService | None", settings: "Settings", *,
                  ready: asyncio.Event | None = None, sync_guild: int | None = None,
                  edit_interval_s: float = EDIT_INTERVAL_S,
-                 token_margin_s: float = TOKEN_MARGIN_S, rate_limit: tuple[int, float] = RATE_LIMIT,
+                 token_margin_s: float = TOKEN_MARGIN_S, rate_limit: tuple[int, float] | None = None,
                  status: Any = None, **options: Any) -> None:
         super().__init__(intents=discord.Intents(guilds=True), **options)
         self.settings = settings
         self.service = service
         self.flow = JobFlow(service, settings, edit_interval_s=edit_interval_s,  # type: ignore[arg-type]
-                            token_margin_s=token_margin_s, rate_limit=rate_limit)
+                            token_margin_s=token_margin_s,
+                            rate_limit=rate_limit or (settings.chat_rate_limit, RATE_WINDOW_S))
         self.tree = StylebotTree(self)
         register(self.tree, self.flow)
         self.add_dynamic_items(ResultButton, PresetPicker)

@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 API_URL = "https://slack.com/api/"  # tests point this at a local fake of the Web API
 FILE_ORIGINS = SLACK_FILE_ORIGINS  # where downloads (with the bot token) may go
 HTTP_PATH = "/slack/events"  # Request URL in the app's settings: https://<host>/slack/events
-HTTP_PORT = 3000  # HTTP mode's port (Bolt's usual one) unless the settings name another
 EDIT_INTERVAL_S = 1.5  # at most one progress edit per message this often (Slack allows ~1/s)
 
 _current: "SlackBot | None" = None
@@ -128,7 +127,7 @@ class SlackBot:
 
     async def _serve_http(self, ready: asyncio.Event | None) -> None:
         host = self.settings.http_host
-        port = getattr(self.settings, "slack_http_port", None) or HTTP_PORT
+        port = self.settings.slack_http_port
         runner = web.AppRunner(self.web_app(), access_log=None)
         await runner.setup()
         try:

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     slack_signing_secret: str | None = None
     slack_mode: Literal["socket", "http"] = "socket"
     slack_image_window_s: int = Field(600, ge=0, description="How recent a shared image may be.")
+    slack_http_port: int = Field(3000, ge=0, le=65535, description="Port for Slack's HTTP mode.")
+    chat_rate_limit: int = Field(5, ge=1, description="Jobs one chat user may start per minute.")
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
     shutdown_grace_s: float = Field(30.0, ge=0)

@@ -64,7 +64,7 @@ async def test_http_mode_listens_and_checks_signatures(pointed_at, service, slac
     import aiohttp
 
     fake = pointed_at
-    monkeypatch.setattr(slack_module, "HTTP_PORT", 0)  # any free port
+    slack_settings = slack_settings.model_copy(update={"slack_http_port": 0})  # any free port
     fake.share("C1", "U1", [fake.add_file(photo)])
     async with running(service, slack_settings):
         health = slack_module.health()
