@@ -114,7 +114,8 @@ async def queue_overhead(engine: StyleEngine, name: str, jobs: int) -> dict:
             return StyleRequest(method=name, content=ImageUpload(buffer.getvalue()),
                                 requester=Requester("bench", str(i)),
                                 styles=[ImageUpload(style.getvalue())] * method.min_styles,
-                                options={**BENCH_OPTIONS.get(name, {}), "seed": 0})
+                                options={**BENCH_OPTIONS.get(name, {}),
+                                         **({"seed": 0} if "seed" in method.options else {})})
         await (await queue.submit(request(-1))).wait()  # warm
         direct = []
         ctx = engine.context(None, threading.Event())
@@ -143,6 +144,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--queue-jobs", type=int, default=10)
     parser.add_argument("--queue-method", default="fast")
+    parser.add_argument("--queue-only", action="store_true", help="only measure the queue overhead")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -150,7 +152,7 @@ def main() -> int:
     engine = StyleEngine(settings)
     report = {"machine": machine(), "device": engine.device, "methods": [], "queue": None}
     print(report["machine"], flush=True)
-    for name in args.methods or method_names():
+    for name in [] if args.queue_only else (args.methods or method_names()):
         report["methods"].append(time_method(engine, name, args.sizes, args.repeat, args.batch))
         engine.models.clear()
     try:

@@ -12,8 +12,8 @@ No real SD weights exist on the development machines, so two stand-ins are timed
   and run by diffusers' img2img pipeline exactly as the method calls it. Compute does not
   depend on the weights' values, so its timings are the real model's on this machine.
 
-    python bench/bench_sd.py --arch tiny --size 64
-    python bench/bench_sd.py --arch sd-turbo --size 512 --steps 2 --strength 1.0
+    python bench/sd.py --arch tiny --size 64
+    python bench/sd.py --arch sd-turbo --size 512 --steps 2 --strength 1.0
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-log = logging.getLogger("bench_sd")
+log = logging.getLogger("bench.sd")
 
 
 def sd_turbo_architecture():
