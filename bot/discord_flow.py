@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import logging
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
 
 import discord
 from discord import app_commands
@@ -26,11 +26,10 @@ from engine.request import StyleRequest
 from . import discord_render as render
 from .discord_inputs import RateLimiter, check_attachment, download, requester_of
 from .discord_reply import Reply
-from .discord_ui import SavePresetModal, picker_view, result_view, strength_option
+from .discord_ui import SavePresetModal, picker_view, result_view
+from .results import Remembered, ResultMemory, nudge, nudged_option
 
 if TYPE_CHECKING:
-    from engine.events import ResultMeta
-    from engine.options import Option
     from engine.queue import JobHandle
     from engine.settings import Settings
     from stylebot.service import StyleService
@@ -39,60 +38,6 @@ log = logging.getLogger(__name__)
 
 ACTION_WORDS = {"reroll": "re-roll", "stronger": "strengthen", "weaker": "weaken",
                 "save": "save as a preset"}
-
-
-@dataclasses.dataclass(frozen=True)
-class Remembered:
-    """What the buttons under a result need: the request as it ran, and how it ran."""
-
-    request: StyleRequest
-    meta: "ResultMeta"
-    owner_id: int
-
-    @property
-    def nbytes(self) -> int:
-        return len(self.request.content.data) + sum(len(s.data) for s in self.request.styles)
-
-
-class ResultMemory:
-    """Recent results' requests, bounded by count and bytes; the oldest are forgotten first."""
-
-    def __init__(self, max_items: int = 200, max_bytes: int = 256 * 1024 * 1024) -> None:
-        self.max_items = max_items
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[str, Remembered] = OrderedDict()
-        self._bytes = 0
-
-    def put(self, job_id: str, item: Remembered) -> None:
-        self._items[job_id] = item
-        self._bytes += item.nbytes
-        while self._items and (len(self._items) > self.max_items or self._bytes > self.max_bytes):
-            _, old = self._items.popitem(last=False)
-            self._bytes -= old.nbytes
-
-    def get(self, job_id: str) -> Remembered | None:
-        return self._items.get(job_id)
-
-
-def nudge(option: "Option", current: Any, direction: int) -> Any:
-    """One click of Stronger (+1) or Weaker (-1): a fifth of the range, or x/÷ √10 on log scales."""
-    value = option.default if current is None else current
-    if value is None:
-        value = option.min if option.min is not None else 0
-    if option.log_scale:
-        new = float(value) * (10 ** (0.5 * direction)) if value else 10.0 ** direction
-    elif option.min is not None and option.max is not None:
-        step = (option.max - option.min) / 5
-        if option.step:
-            step = max(option.step, round(step / option.step) * option.step)
-        new = value + direction * step
-    else:
-        new = value + direction * (option.step or max(abs(value) * 0.25, 0.1))
-    if option.min is not None:
-        new = max(option.min, new)
-    if option.max is not None:
-        new = min(option.max, new)
-    return int(round(new)) if option.type == "int" else round(float(new), 6)
 
 
 class JobFlow:
@@ -246,7 +191,7 @@ class JobFlow:
         if action == "reroll":
             options.pop("seed", None)  # the engine draws a new one
         else:
-            option = strength_option(method)
+            option = nudged_option(method.name)
             if option is None:
                 raise UserError(f"Method '{method.name}' has no strength to change.")
             current = remembered.meta.options.get(option.name)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from .results import nudged_option
+
 if TYPE_CHECKING:
     from engine.methods.base import Method
     from storage.presets import PresetSummary
@@ -24,12 +26,7 @@ BUTTONS = {
     "save": ("Save as preset", "💾", discord.ButtonStyle.secondary),
     "delete": ("Delete", "🗑️", discord.ButtonStyle.danger),
 }
-STRENGTH_OPTIONS = ("strength", "alpha", "style_weight")  # what Stronger/Weaker move, in order
 
-
-def strength_option(method: "Method") -> Any:
-    """The option that says how strong the style is for ``method``, or None."""
-    return next((method.options[n] for n in STRENGTH_OPTIONS if n in method.options), None)
 
 
 class ResultButton(discord.ui.DynamicItem[discord.ui.Button],
@@ -62,7 +59,7 @@ def result_view(job_id: str, owner_id: int, method: "Method") -> discord.ui.View
     view = discord.ui.View(timeout=None)
     if "seed" in method.options:
         view.add_item(ResultButton("reroll", job_id))
-    if strength_option(method) is not None:
+    if nudged_option(method.name) is not None:
         view.add_item(ResultButton("stronger", job_id))
         view.add_item(ResultButton("weaker", job_id))
     view.add_item(ResultButton("save", job_id))

@@ -13,9 +13,8 @@ import dataclasses
 import io
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -25,12 +24,12 @@ from engine.events import Cancelled, Done, Failed, Progress, Queued, Started
 from engine.methods import get_method
 
 from . import slack_blocks as blocks
+from .results import Remembered, ResultMemory, nudge, nudged_option
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from engine.events import ResultMeta
-    from engine.options import Option
     from engine.queue import JobHandle
     from engine.request import StyleRequest
     from stylebot.service import StyleService
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOT_IN_CHANNEL = ("not_in_channel", "channel_not_found", "is_archived", "restricted_action")
-NUDGED_OPTIONS = ("strength", "alpha", "style_weight")  # what Stronger/Weaker move, first found
 
 
 @dataclass(frozen=True)
@@ -50,62 +48,6 @@ class Place:
     thread_ts: str | None = None
     response_url: str | None = None  # slash commands and shortcuts: ephemeral answers anywhere
     user_name: str = ""
-
-
-@dataclass(frozen=True)
-class Remembered:
-    """What a result's buttons need: the request as it ran, how it ran, and where."""
-
-    request: "StyleRequest"
-    meta: "ResultMeta"
-    place: Place
-
-    @property
-    def nbytes(self) -> int:
-        return len(self.request.content.data) + sum(len(s.data) for s in self.request.styles)
-
-
-class ResultMemory:
-    """Recent results' requests, bounded by count and bytes; the oldest go first."""
-
-    def __init__(self, max_items: int = 200, max_bytes: int = 256 * 1024 * 1024) -> None:
-        self.max_items = max_items
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[str, Remembered] = OrderedDict()
-        self._bytes = 0
-
-    def put(self, job_id: str, item: Remembered) -> None:
-        self._items[job_id] = item
-        self._bytes += item.nbytes
-        while self._items and (len(self._items) > self.max_items or self._bytes > self.max_bytes):
-            _, old = self._items.popitem(last=False)
-            self._bytes -= old.nbytes
-
-    def get(self, job_id: str) -> Remembered | None:
-        return self._items.get(job_id)
-
-
-def nudged_option(method_name: str) -> "Option | None":
-    method = get_method(method_name)
-    return next((method.options[n] for n in NUDGED_OPTIONS if n in method.options), None)
-
-
-def nudge(option: "Option", current: Any, direction: int) -> Any:
-    """One click of Stronger (+1) or Weaker (-1): a fifth of the range, or ×/÷ √10 on log scales."""
-    value = option.default if current is None else current
-    if value is None:
-        value = option.min if option.min is not None else 0
-    if option.log_scale:
-        new = float(value) * 10 ** (0.5 * direction) if value else 10.0 ** direction
-    elif option.min is not None and option.max is not None:
-        new = value + direction * (option.max - option.min) / 5
-    else:
-        new = value + direction * (option.step or max(abs(value) * 0.25, 0.1))
-    if option.min is not None:
-        new = max(option.min, new)
-    if option.max is not None:
-        new = min(option.max, new)
-    return int(round(new)) if option.type == "int" else round(float(new), 6)
 
 
 def result_buttons(meta: "ResultMeta") -> list[str]:

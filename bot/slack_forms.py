@@ -18,7 +18,8 @@ from engine.request import StyleRequest
 
 from . import slack_blocks as blocks
 from .slack_files import require_images
-from .slack_flow import Place, nudge, nudged_option
+from .results import nudge, nudged_option
+from .slack_flow import Place
 from .slack_listeners import FieldError
 
 if TYPE_CHECKING:

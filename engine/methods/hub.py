@@ -26,7 +26,6 @@ from ..options import PRESERVE_COLOR, SIZE, STRENGTH, Option, OptionSet
 from .base import Method, MethodInput, RunContext
 
 if TYPE_CHECKING:
-    import torch
     from PIL import Image
 
     from ..settings import Settings

@@ -9,7 +9,8 @@ from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack_files import Downloader, SlackFile, split_links
-from bot.slack_flow import Place, ProgressMessage, nudge
+from bot.results import nudge
+from bot.slack_flow import Place, ProgressMessage
 from engine.errors import ImageError, UserError
 from engine.options import STRENGTH, Option
 
