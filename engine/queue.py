@@ -111,6 +111,7 @@ class JobQueue:
         self.observers: list[Observer] = list(observers or [])
         self._waiting: deque[Job] = deque()
         self._running: list[Job] = []
+        self._running_cancel = threading.Event()  # stops the running batch once all its jobs cancel
         self._jobs: dict[str, Job] = {}
         self._finished: deque[str] = deque()
         self._wakeup = asyncio.Event()
@@ -143,6 +144,7 @@ class JobQueue:
             for job in list(self._running):
                 job.cancel_reason = SHUTDOWN_MESSAGE
                 job.cancel_event.set()
+            self._stop_batch_if_all_cancelled()
             while self._running:
                 await asyncio.sleep(0.05)
         self._worker.cancel()
@@ -234,7 +236,14 @@ class JobQueue:
             self._waiting.remove(job)
             self._finish(job, Cancelled(job.id, reason), state="cancelled")
             self._announce_positions()
+        else:
+            self._stop_batch_if_all_cancelled()
         return True
+
+    def _stop_batch_if_all_cancelled(self) -> None:
+        """A batch keeps running while any of its jobs still wants the result."""
+        if self._running and all(job.cancel_event.is_set() for job in self._running):
+            self._running_cancel.set()
 
     # -- the worker ------------------------------------------------------------------
 
@@ -268,6 +277,7 @@ class JobQueue:
                     self._waiting.remove(job)
                     batch.append(job)
         self._running = batch
+        self._running_cancel = threading.Event()
         return batch
 
     def _announce_positions(self) -> None:
@@ -277,12 +287,12 @@ class JobQueue:
                 self._emit(job, Queued(job.id, position))
 
     async def _run_batch(self, batch: list[Job]) -> None:
-        device = self.engine.device if batch else "?"
+        device = self.engine.device
         for job in batch:
             job.state = "running"
             self._emit(job, Started(job.id, device))
         loop = asyncio.get_running_loop()
-        batch_cancel = threading.Event()
+        batch_cancel = self._running_cancel
         throttle = {"at": 0.0, "fraction": -1.0}
 
         def on_progress(fraction: float, stage: str, preview) -> None:
@@ -294,11 +304,6 @@ class JobQueue:
             for job in batch:
                 loop.call_soon_threadsafe(self._emit, job, Progress(job.id, fraction, stage, preview))
 
-        def all_cancelled() -> None:
-            if all(job.cancel_event.is_set() for job in batch):
-                batch_cancel.set()
-
-        watcher = asyncio.create_task(self._watch_cancel(batch, all_cancelled))
         ctx = self.engine.context(on_progress, batch_cancel)
         started = time.perf_counter()
         future = loop.run_in_executor(None, self.engine.execute, [j.prepared for j in batch], ctx)
@@ -317,8 +322,6 @@ class JobQueue:
                 error = exc
         except BaseException as exc:  # noqa: BLE001 - every failure is reported to its job
             results, error = None, exc
-        finally:
-            watcher.cancel()
         seconds = time.perf_counter() - started
 
         for i, job in enumerate(batch):
@@ -336,11 +339,6 @@ class JobQueue:
                                   seconds=round(seconds, 3), device=device, seed=job.prepared.input.seed,
                                   size=results[i].size)
                 self._finish(job, Done(job.id, results[i], meta), state="done")
-
-    async def _watch_cancel(self, batch: list[Job], check: Callable[[], None]) -> None:
-        while True:
-            check()
-            await asyncio.sleep(0.05)
 
     def _failure(self, job: Job, error: BaseException) -> Failed:
         if isinstance(error, UserError):
