@@ -18,7 +18,7 @@ from .images import decode_image, fit_within, resize_to_side
 from .methods import DEFAULT_METHOD, Method, get_method
 from .methods.base import MethodInput, RunContext, normalise_style_weights
 from .models import ModelCache
-from .request import StyleRequest
+from .request import ImageUpload, StyleRequest
 from .settings import Settings
 from .weights import WeightStore
 
@@ -89,17 +89,12 @@ class StyleEngine:
         if requested_size is not None and requested_size > self.settings.max_side:
             raise OptionError(f"Option 'size' is {requested_size}, above this server's limit of "
                               f"{self.settings.max_side} pixels.")
-        limits = dict(max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_pixels)
-        content = decode_image(request.content.data, what="content image", **limits)
+        content = self.decode(request.content, "content image")
         content = (resize_to_side(content, requested_size) if requested_size
                    else fit_within(content, self.settings.max_side))
-        styles = [fit_within(decode_image(s.data, what=f"style image {i + 1}" if len(request.styles) > 1
-                                          else "style image", **limits), self.settings.max_side)
-                  for i, s in enumerate(request.styles)]
-        mask = None
-        if request.mask is not None:
-            mask = decode_image(request.mask.data, what="mask", **limits).convert("L")
-        weights = self._style_weights(request, len(styles))
+        styles = self.decode_styles(request.styles, self.settings.max_side)
+        mask = self.decode(request.mask, "mask").convert("L") if request.mask is not None else None
+        weights = normalise_style_weights(request.style_weights, len(styles))
         seed = options.get("seed")
         if seed is None:
             seed = random.randrange(2**31)
@@ -113,9 +108,15 @@ class StyleEngine:
     def _cpu_allowed(self, method: Method) -> bool:
         return method.name == "nada" and self.settings.allow_cpu_nada
 
-    @staticmethod
-    def _style_weights(request: StyleRequest, n_styles: int) -> list[float]:
-        return normalise_style_weights(request.style_weights, n_styles)
+    def decode(self, upload: ImageUpload, what: str) -> "Image.Image":
+        """An upload as RGB, under this server's byte and pixel limits."""
+        return decode_image(upload.data, what=what, max_bytes=self.settings.max_upload_bytes,
+                            max_pixels=self.settings.max_pixels)
+
+    def decode_styles(self, uploads: list[ImageUpload], max_side: int) -> list["Image.Image"]:
+        """Style uploads decoded and fit within ``max_side``; numbered in errors when several."""
+        return [fit_within(self.decode(u, f"style image {i + 1}" if len(uploads) > 1 else "style image"),
+                           max_side) for i, u in enumerate(uploads)]
 
     # -- in the worker thread --------------------------------------------------------
 

@@ -155,9 +155,14 @@ class OptionSet:
     def defaults(self) -> dict[str, Any]:
         return {o.name: o.default for o in self}
 
+    @staticmethod
+    def normalise_names(raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Option names as declared: 'Preserve-Color' -> 'preserve_color'."""
+        return {str(k).strip().lower().replace("-", "_"): v for k, v in raw.items()}
+
     def validate(self, raw: Mapping[str, Any], *, method: str) -> dict[str, Any]:
         """All options with defaults filled in; unknown names are refused, naming the valid ones."""
-        normalised = {str(k).strip().lower().replace("-", "_"): v for k, v in raw.items()}
+        normalised = self.normalise_names(raw)
         unknown = sorted(set(normalised) - set(self._options))
         if unknown:
             valid = ", ".join(self._options) or "none"

@@ -7,6 +7,7 @@ manages presets. It holds no platform code and no SQL of its own.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -15,8 +16,9 @@ from typing import Any
 from engine.engine import StyleEngine
 from engine.errors import OptionError, UserError
 from engine.events import Cancelled, Done, Failed, JobEvent, Queued, Started
-from engine.images import decode_image, encode_png, fit_within
+from engine.images import encode_png
 from engine.methods import get_method, loadable_methods
+from engine.methods.base import normalise_style_weights
 from engine.queue import Job, JobHandle, JobQueue
 from engine.request import ImageUpload, Requester, StyleRequest
 from engine.settings import Settings
@@ -134,23 +136,18 @@ class StyleService:
                           style_weights: list[float] | None = None, *, replace: bool = False) -> PresetRecord:
         """Check the preset would work, store its style images, and save it for this user only."""
         m = get_method(method)
-        given = {k.strip().lower().replace("-", "_"): v for k, v in (options or {}).items()}
+        given = m.options.normalise_names(options or {})
         typed = m.options.validate(given, method=m.name)
         stored_options = {k: typed[k] for k in given}
         styles = styles or []
-        if len(styles) > m.max_styles or (m.max_styles == 0 and styles):
+        if len(styles) > m.max_styles:
             m.check_inputs(n_styles=len(styles), has_prompt=True, has_mask=False)
-        weights = StyleEngine._style_weights(
-            StyleRequest(method=m.name, content=ImageUpload(b""), requester=requester,
-                         style_weights=style_weights), len(styles))
-        blobs = []
-        for i, upload in enumerate(styles):
-            image = decode_image(upload.data, max_bytes=self.settings.max_upload_bytes,
-                                 max_pixels=self.settings.max_pixels,
-                                 what=f"style image {i + 1}" if len(styles) > 1 else "style image")
-            blobs.append(StyleBlob(data=encode_png(fit_within(image, PRESET_STYLE_SIDE)),
-                                   weight=weights[i], mime="image/png",
-                                   filename=upload.filename or f"style{i + 1}.png"))
+        weights = normalise_style_weights(style_weights, len(styles))
+        encoded = await asyncio.to_thread(
+            lambda: [encode_png(image) for image in self.engine.decode_styles(styles, PRESET_STYLE_SIDE)])
+        blobs = [StyleBlob(data=data, weight=weight, mime="image/png",
+                           filename=upload.filename or f"style{i + 1}.png")
+                 for i, (upload, data, weight) in enumerate(zip(styles, encoded, weights))]
         return await preset_store.save_preset(self.db, requester.platform, requester.user_id, name,
                                               m.name, _jsonable(stored_options), blobs, replace=replace)
 
