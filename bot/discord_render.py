@@ -169,9 +169,8 @@ def method_embed(info: dict[str, Any]) -> discord.Embed:
         embed.add_field(name="Needs", value=", ".join(needs), inline=False)
     lines = []
     for o in info.get("options", []):
-        option = Option(**{k: (tuple(v) if k == "choices" and v else v) for k, v in o.items()})
         default = "" if o["default"] is None else f", default {value_text(o['default'])}"
-        lines.append(f"`{o['name']}` ({option.describe_range()}{default})")
+        lines.append(f"`{o['name']}` ({o['range']}{default})")
     embed.add_field(name="Options", value=_clip("\n".join(lines) or "none", FIELD_LIMIT), inline=False)
     missing = [name for name, where in info.get("weights", {}).items() if where == "missing"]
     if missing:

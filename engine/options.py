@@ -121,7 +121,7 @@ class Option:
             "name": self.name, "type": self.type, "default": self.default, "help": self.help,
             "min": self.min, "max": self.max,
             "choices": list(self.choices) if self.choices else None,
-            "log_scale": self.log_scale, "step": self.step,
+            "log_scale": self.log_scale, "step": self.step, "range": self.describe_range(),
         }
 
 

@@ -287,11 +287,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
         print(f"{m['name']:6} {m['title']} [{ready}]")
         print(f"       {m['summary']}")
         for o in m["options"]:
-            from engine.options import Option
-
-            opt = Option(**{k: (tuple(v) if k == "choices" and v else v) for k, v in o.items()})
             default = "-" if o["default"] in (None, "") else o["default"]
-            print(f"       --{o['name'].replace('_', '-'):18} {opt.describe_range():28} default {default}")
+            print(f"       --{o['name'].replace('_', '-'):18} {o['range']:28} default {default}")
     return EXIT_OK
 
 

@@ -48,6 +48,7 @@ def test_flags_and_descriptions_for_front_ends():
     assert OPTS["preserve_color"].flag == "--preserve-color"
     described = OPTS["style_weight"].to_dict()
     assert described["log_scale"] and described["min"] == 1e2 and described["type"] == "float"
+    assert described["range"] == "100..1e+10"
 
 
 def test_booleans_are_not_numbers():
