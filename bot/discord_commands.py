@@ -19,6 +19,7 @@ from engine.request import StyleRequest
 from . import discord_render as render
 from .discord_flow import JobFlow
 from .discord_inputs import check_applicable, merge_options, parse_extra_options, requester_of
+from .results import format_options
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def register(tree: app_commands.CommandTree, flow: JobFlow) -> None:
                                                 uploads, blend, replace=replace)
         await interaction.edit_original_response(
             content=f"💾 Saved preset **{record.name}** ({record.method}, "
-                    f"{render.format_options(record.options)}, {len(record.styles)} style image(s)).")
+                    f"{format_options(record.options)}, {len(record.styles)} style image(s)).")
 
     @preset_group.command(name="list")
     async def preset_list(interaction: discord.Interaction) -> None:

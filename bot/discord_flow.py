@@ -27,7 +27,8 @@ from . import discord_render as render
 from .discord_inputs import RateLimiter, check_attachment, download, requester_of
 from .discord_reply import Reply
 from .discord_ui import SavePresetModal, picker_view, result_view
-from .results import Remembered, ResultMemory, nudge, nudged_option
+from .results import (Remembered, ResultMemory, changed_options, format_options, nudge, nudged_option,
+                      value_text)
 
 if TYPE_CHECKING:
     from engine.queue import JobHandle
@@ -144,7 +145,7 @@ class JobFlow:
                                                        reply.upload_limit, f"stylebot-{handle.id}")
         request = dataclasses.replace(handle.prepared.request, preset=None)
         self.memory.put(handle.id, Remembered(request, event.meta, reply.user.id))
-        shown = render.changed_options(method.options, event.meta.options)
+        shown = changed_options(method.options, event.meta.options)
         embed = render.result_embed(handle.id, event.meta, shown, filename, prompt=request.prompt,
                                     requester=reply.user.display_name, note=note)
         await reply.deliver(data, filename, embed, result_view(handle.id, reply.user.id, method),
@@ -198,7 +199,7 @@ class JobFlow:
             new = nudge(option, current, 1 if action == "stronger" else -1)
             if new == current:
                 limit = "maximum" if action == "stronger" else "minimum"
-                raise UserError(f"'{option.name}' is already at its {limit} ({render.value_text(current)}).")
+                raise UserError(f"'{option.name}' is already at its {limit} ({value_text(current)}).")
             options[option.name] = new
             if "seed" in method.options and remembered.meta.seed is not None:
                 options["seed"] = remembered.meta.seed  # same noise, so only the strength changes
@@ -215,7 +216,7 @@ class JobFlow:
                                                 remembered.meta.method, options, request.styles,
                                                 request.style_weights if request.styles else None)
         await interaction.response.send_message(
-            f"💾 Saved preset **{record.name}** ({record.method}, {render.format_options(record.options)}, "
+            f"💾 Saved preset **{record.name}** ({record.method}, {format_options(record.options)}, "
             f"{len(record.styles)} style image(s)). Use it with /preset use name:{record.name}.",
             ephemeral=True)
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import discord
 
-from engine.options import Option
+from .results import format_options, progress_bar, value_text
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -23,16 +23,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BAR_WIDTH = 12
 EMBED_TOTAL_LIMIT = 6000  # Discord's limit on all embeds of one message together
 EMBEDS_PER_MESSAGE = 10
 FIELD_LIMIT = 1024
 COLOUR = discord.Colour.blurple()
-
-
-def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
-    filled = round(max(0.0, min(1.0, fraction)) * width)
-    return "▰" * filled + "▱" * (width - filled)
 
 
 def queued(job_id: str, position: int) -> str:
@@ -70,30 +64,6 @@ def refused(message: str) -> str:
 
 def bug(ref: str, what: str = "job") -> str:
     return f"❌ Something went wrong on our side ({what} {ref}); it has been logged."
-
-
-def changed_options(method_options: Iterable[Option], options: dict[str, Any]) -> dict[str, Any]:
-    """The options that differ from the method's defaults: what the user actually chose."""
-    out = {}
-    for option in method_options:
-        if option.name == "seed" or option.name not in options:
-            continue
-        if options[option.name] != option.default:
-            out[option.name] = options[option.name]
-    return out
-
-
-def format_options(options: dict[str, Any]) -> str:
-    return " ".join(f"{k}={value_text(v)}" for k, v in options.items()) or "defaults"
-
-
-def value_text(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = str(value)
-    return f'"{text}"' if " " in text else text
 
 
 def result_embed(job_id: str, meta: "ResultMeta", shown_options: dict[str, Any], filename: str,

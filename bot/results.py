@@ -1,15 +1,16 @@
-"""What both chat adapters do with a finished result, in one place.
+"""What both chat adapters do with a job and its result, in one place.
 
 The buttons under a result (Re-roll, Stronger, Weaker, Save as preset) need the request
 that made it, so adapters remember recent ones here; Stronger and Weaker move the
-method's strength-like option one step along its declared range.
+method's strength-like option one step along its declared range. The plain-text pieces
+of progress and result messages are shared too; each adapter adds its own markup.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Iterable, TypeVar
 
 from engine.methods import get_method
 
@@ -81,3 +82,28 @@ def nudge(option: "Option", current: Any, direction: int) -> Any:
     if option.max is not None:
         new = min(option.max, new)
     return int(round(new)) if option.type == "int" else round(float(new), 6)
+
+
+def progress_bar(fraction: float, width: int = 12) -> str:
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "▰" * filled + "▱" * (width - filled)
+
+
+def value_text(value: Any) -> str:
+    """An option value as a person would type it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = str(value)
+    return f'"{text}"' if " " in text else text
+
+
+def format_options(options: dict[str, Any]) -> str:
+    return " ".join(f"{k}={value_text(v)}" for k, v in options.items()) or "defaults"
+
+
+def changed_options(method_options: Iterable["Option"], options: dict[str, Any]) -> dict[str, Any]:
+    """The options that differ from the method's defaults, seed aside: what the user chose."""
+    return {o.name: options[o.name] for o in method_options
+            if o.name != "seed" and o.name in options and options[o.name] != o.default}

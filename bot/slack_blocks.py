@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Iterable
 
+from bot.results import format_options, progress_bar
 from bot.slack_files import IMAGE_FILETYPES, SlackFile
 
 if TYPE_CHECKING:
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
     from engine.methods.base import Method
     from storage.presets import PresetRecord, PresetSummary
 
-BAR_WIDTH = 12
 MAX_STYLE_FILES = 4  # file_input allows up to 10; no method takes more than a few styles
 
 # action_ids of the buttons and callback_ids of the modals, one place for both sides.
@@ -36,25 +36,6 @@ def _plain(text: str, limit: int = 75) -> dict[str, Any]:
     return {"type": "plain_text", "text": text if len(text) <= limit else text[: limit - 1] + "…"}
 
 
-def value_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    text = str(value)
-    return f'"{text}"' if " " in text else text
-
-
-def format_options(options: dict[str, Any]) -> str:
-    return " ".join(f"{k}={value_text(v)}" for k, v in options.items()) or "defaults"
-
-
-def changed_options(method: "Method", options: dict[str, Any]) -> dict[str, Any]:
-    """The options that differ from the method's defaults, seed aside: what was chosen."""
-    return {o.name: options[o.name] for o in method.options
-            if o.name != "seed" and o.name in options and options[o.name] != o.default}
-
-
 def option_hint(method: "Method") -> str:
     """A method's options with their ranges, for modal hints and help."""
     parts = []
@@ -65,11 +46,6 @@ def option_hint(method: "Method") -> str:
 
 
 # -- the progress message --------------------------------------------------------------------
-
-def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
-    filled = round(max(0.0, min(1.0, fraction)) * width)
-    return "▰" * filled + "▱" * (width - filled)
-
 
 def queued(job_id: str, method: str, user: str, position: int) -> str:
     where = "next in line" if position <= 1 else f"number {position} in the queue"

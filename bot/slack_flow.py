@@ -24,7 +24,7 @@ from engine.events import Cancelled, Done, Failed, Progress, Queued, Started
 from engine.methods import get_method
 
 from . import slack_blocks as blocks
-from .results import Remembered, ResultMemory, nudge, nudged_option
+from .results import Remembered, ResultMemory, changed_options, nudge, nudged_option
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
@@ -254,7 +254,7 @@ class JobFlow:
         # Remembered before the buttons appear, so a quick click finds it.
         self.memory.put(done.job_id, Remembered(request, done.meta,
                                                 dataclasses.replace(place, channel=message.place.channel)))
-        shown = blocks.changed_options(get_method(done.meta.method), done.meta.options)
+        shown = changed_options(get_method(done.meta.method).options, done.meta.options)
         await self.client.chat_postMessage(
             channel=message.place.channel, thread_ts=place.thread_ts,
             text=blocks.result_text(done.job_id, done.meta, place.user),

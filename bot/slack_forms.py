@@ -18,7 +18,7 @@ from engine.request import StyleRequest
 
 from . import slack_blocks as blocks
 from .slack_files import require_images
-from .results import nudge, nudged_option
+from .results import changed_options, nudge, nudged_option
 from .slack_flow import Place
 from .slack_listeners import FieldError
 
@@ -164,7 +164,7 @@ class Forms:
         try:
             record = await self.core.service.save_preset(
                 self.core.requester(place), values.get("name") or "", result.method,
-                blocks.changed_options(get_method(result.method), result.options), request.styles,
+                changed_options(get_method(result.method).options, result.options), request.styles,
                 request.style_weights, replace="replace" in (values.get("replace") or []))
         except UserError as exc:
             await ack(response_action="errors", errors={"name": exc.message[:300]})
@@ -197,7 +197,7 @@ class Forms:
                                     response_url=place.response_url)
         request, meta = remembered.request, remembered.meta
         method = get_method(meta.method)
-        options = blocks.changed_options(method, meta.options)
+        options = changed_options(method.options, meta.options)
         if kind == blocks.SAVE:
             await self.core.client.views_open(trigger_id=trigger_id, view=blocks.save_modal(
                 job_id, meta.method, options, len(request.styles)))

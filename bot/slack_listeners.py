@@ -25,6 +25,7 @@ from engine.request import ImageUpload, Requester
 from . import slack_blocks as blocks
 from .slack_files import (Downloader, FileFinder, SlackFile, foreign_link_error, require_images,
                           split_links)
+from .results import format_options, value_text
 from .slack_flow import JobFlow, Place
 
 if TYPE_CHECKING:
@@ -192,7 +193,7 @@ class Listeners:
     async def open_run_modal(self, trigger_id: str, parsed: ParsedCommand, place: Place) -> None:
         options = dict(parsed.options)
         strength = options.pop("strength", None)
-        options_text = " ".join(f"{k}={blocks.value_text(v)}" for k, v in options.items())
+        options_text = " ".join(f"{k}={value_text(v)}" for k, v in options.items())
         presets = await self.service.list_presets(self.requester(place))
         view = blocks.run_modal(
             methods=self.methods(), method=parsed.method or (None if parsed.preset else DEFAULT_METHOD),
@@ -249,7 +250,7 @@ class Listeners:
                                                 options, styles, parsed.style_weights, replace=replace)
         extra = f" with {len(record.styles)} style image(s)" if record.styles else ""
         await self.flow.tell(place, f"Saved your preset `{blocks.esc(record.name)}`: {record.method} "
-                                    f"{blocks.esc(blocks.format_options(record.options))}{extra}.")
+                                    f"{blocks.esc(format_options(record.options))}{extra}.")
 
     # -- mentions ----------------------------------------------------------------------------------------
 
