@@ -19,7 +19,6 @@ STYLIZE = "stylize"
 STYLIZE_ALIASES = {"stylize", "stylise", "style", "restyle"}
 PRESET_ACTIONS = ("save", "use", "show", "delete", "list")
 OTHER_COMMANDS = {"presets", "cancel", "queue", "methods", "help"}
-RESERVED = {"method", "prompt", "preset", "blend", "name", "job"}
 
 # A key is a word right before ':' or '='; "10:30" or "http://x" inside a prompt is not.
 _KEY = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)[:=]")

@@ -6,11 +6,12 @@ discord.py plumbing so the wording lives in one place and is easy to read and ch
 
 from __future__ import annotations
 
-import io
 import logging
 from typing import TYPE_CHECKING, Any
 
 import discord
+
+from engine.images import encode_within
 
 from .results import format_options, progress_bar, value_text
 
@@ -84,35 +85,17 @@ def result_embed(job_id: str, meta: "ResultMeta", shown_options: dict[str, Any],
 
 
 def encode_for_upload(image: "Image.Image", limit: int, stem: str) -> tuple[bytes, str, str]:
-    """The image as PNG, or JPEG and then smaller until it fits ``limit`` bytes.
-
-    Discord refuses files over the channel's upload limit; a result is worth more slightly
-    compressed than not delivered at all. Returns (bytes, filename, note about any change).
-    """
-    png = _save(image, "PNG")
-    if len(png) <= limit:
-        return png, f"{stem}.png", ""
-    rgb = image.convert("RGB")
-    for quality in (92, 85, 75):
-        data = _save(rgb, "JPEG", quality=quality)
-        if len(data) <= limit:
-            return data, f"{stem}.jpg", f"JPEG q{quality} to fit the upload limit"
-    scaled = rgb
-    while True:
-        width, height = scaled.size
-        if max(width, height) <= 16:
-            log.warning("result still %d bytes at %dx%d; sending it anyway", len(data), width, height)
-            return data, f"{stem}.jpg", "shrunk to fit the upload limit"
-        scaled = scaled.resize((max(1, int(width * 0.75)), max(1, int(height * 0.75))))
-        data = _save(scaled, "JPEG", quality=85)
-        if len(data) <= limit:
-            return data, f"{stem}.jpg", f"shrunk to {scaled.width}×{scaled.height} to fit the upload limit"
-
-
-def _save(image: "Image.Image", fmt: str, **params: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, optimize=True, **params)
-    return buffer.getvalue()
+    """The result fit to Discord's upload limit: (bytes, filename, note about any change)."""
+    encoded = encode_within(image, limit)
+    if encoded.format == "png":
+        note = ""
+    elif encoded.resized:
+        if len(encoded.data) > limit:
+            log.warning("result still %d bytes at %dx%d; sending it anyway", len(encoded.data), *encoded.size)
+        note = f"shrunk to {encoded.size[0]}×{encoded.size[1]} to fit the upload limit"
+    else:
+        note = f"JPEG q{encoded.quality} to fit the upload limit"
+    return encoded.data, f"{stem}.{encoded.format}", note
 
 
 def _clip(text: str, limit: int) -> str:

@@ -45,7 +45,3 @@ class PresetNotFound(UserError):
 
 class JobCancelled(Exception):
     """Raised inside a method when its job was cancelled; not an error to report."""
-
-
-class JobTimeout(UserError):
-    """The job ran past the configured per-job limit."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -141,19 +142,41 @@ def encode_png(img: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def encode_within(img: Image.Image, max_bytes: int) -> tuple[bytes, str]:
-    """PNG if it fits, else JPEG at falling quality, then smaller sizes: never dropped."""
-    data = encode_png(img)
-    if len(data) <= max_bytes:
-        return data, "png"
-    current = img
-    while True:
-        for quality in (92, 85, 75, 60):
-            buffer = io.BytesIO()
-            current.save(buffer, format="JPEG", quality=quality, optimize=True)
-            if buffer.tell() <= max_bytes:
-                return buffer.getvalue(), "jpg"
-        if max(current.size) <= 64:
-            return buffer.getvalue(), "jpg"
-        current = current.resize((max(1, current.width * 3 // 4), max(1, current.height * 3 // 4)),
-                                 Image.Resampling.LANCZOS)
+@dataclass(frozen=True)
+class Encoded:
+    """An image encoded to fit a byte limit, and what it took."""
+
+    data: bytes
+    format: str  # "png" or "jpg"
+    size: tuple[int, int]
+    quality: int | None = None  # JPEG quality, when JPEG
+    resized: bool = False
+
+
+def encode_within(img: Image.Image, max_bytes: int) -> Encoded:
+    """PNG if it fits, else JPEG at falling quality, then smaller sizes: never dropped.
+
+    Chat platforms refuse files over their upload limit; a result is worth more slightly
+    compressed than not delivered. Below 16 px the smallest attempt is returned as is.
+    """
+    png = _save(img, "PNG")
+    if len(png) <= max_bytes:
+        return Encoded(png, "png", img.size)
+    rgb = img.convert("RGB")
+    for quality in (92, 85, 75):
+        data = _save(rgb, "JPEG", quality=quality)
+        if len(data) <= max_bytes:
+            return Encoded(data, "jpg", rgb.size, quality)
+    scaled = rgb
+    while max(scaled.size) > 16:
+        scaled = scaled.resize((max(1, int(scaled.width * 0.75)), max(1, int(scaled.height * 0.75))))
+        data = _save(scaled, "JPEG", quality=85)
+        if len(data) <= max_bytes:
+            break
+    return Encoded(data, "jpg", scaled.size, 85 if scaled is not rgb else 75, resized=scaled is not rgb)
+
+
+def _save(img: Image.Image, fmt: str, **params) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format=fmt, optimize=True, **params)
+    return buffer.getvalue()

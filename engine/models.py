@@ -63,11 +63,6 @@ class ModelCache:
     def keys(self) -> list[str]:
         return list(self._models)
 
-    def drop(self, key: str) -> None:
-        with self._lock:
-            if self._models.pop(key, None) is not None:
-                _release_memory()
-
     def clear(self) -> None:
         with self._lock:
             self._models.clear()

@@ -75,9 +75,6 @@ class WeightStore:
         except KeyError:
             raise KeyError(f"no weight file named {name!r} in the catalogue") from None
 
-    def for_method(self, method: str) -> list[WeightFile]:
-        return [w for w in self.catalogue.values() if method in w.methods]
-
     def locate(self, name: str) -> tuple[Where, Path | None]:
         """Where ``name`` is available right now, without downloading anything."""
         entry = self.entry(name)

@@ -108,6 +108,8 @@ def test_preserve_color_keeps_content_chroma_and_styled_luma():
 
 def test_encode_within_shrinks_instead_of_dropping():
     img = Image.effect_noise((600, 600), 100).convert("RGB")
-    data, fmt = encode_within(img, 60_000)
-    assert len(data) <= 60_000 and fmt == "jpg"
-    assert Image.open(io.BytesIO(data)).size[0] <= 600
+    encoded = encode_within(img, 60_000)
+    assert len(encoded.data) <= 60_000 and encoded.format == "jpg"
+    assert Image.open(io.BytesIO(encoded.data)).size == encoded.size and encoded.size[0] <= 600
+    small = Image.new("RGB", (40, 40), (10, 20, 30))
+    assert encode_within(small, 10_000).format == "png"
