@@ -130,12 +130,9 @@ def _folder_problems(s: "Settings") -> list[str]:
     if s.weights_dir is not None and not s.weights_dir.is_dir():
         out.append(f"STYLEBOT_WEIGHTS_DIR '{s.weights_dir}' is not a folder.")
     if s.database_url is not None:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
+        from storage.db import is_database_url
 
-        try:
-            make_url(s.database_url)
-        except ArgumentError:
+        if not is_database_url(s.database_url):
             out.append(f"STYLEBOT_DATABASE_URL '{s.database_url}' is not a database URL "
                        "(e.g. sqlite+aiosqlite:////path/stylebot.db).")
     return out

@@ -111,6 +111,18 @@ async def open_database(settings: Settings) -> Database:
     return await Database(settings.resolved_database_url).open()
 
 
+def is_database_url(url: str) -> bool:
+    """Whether SQLAlchemy can parse ``url``, so a typo is reported at start, not at first use."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url)
+    except ArgumentError:
+        return False
+    return True
+
+
 def _make_parent_folder(database: str | None) -> None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return
