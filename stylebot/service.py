@@ -118,7 +118,7 @@ class StyleService:
         if isinstance(event, Queued) and job.history and job.history[0] is event:
             req = job.prepared.request
             await job_log.record_queued(self.db, job.id, job.requester.platform, job.requester.user_id,
-                                        job.method, _jsonable(job.prepared.options), req.preset)
+                                        job.method, jsonable_options(job.prepared.options), req.preset)
         if isinstance(event, Started):
             await job_log.record_started(self.db, job.id, event.device)
         elif isinstance(event, Done):
@@ -149,7 +149,7 @@ class StyleService:
                            filename=upload.filename or f"style{i + 1}.png")
                  for i, (upload, data, weight) in enumerate(zip(styles, encoded, weights))]
         return await preset_store.save_preset(self.db, requester.platform, requester.user_id, name,
-                                              m.name, _jsonable(stored_options), blobs, replace=replace)
+                                              m.name, jsonable_options(stored_options), blobs, replace=replace)
 
     async def list_presets(self, requester: Requester) -> list[PresetSummary]:
         return await preset_store.list_presets(self.db, requester.platform, requester.user_id)
@@ -184,5 +184,6 @@ def describe_methods(weights) -> list[dict[str, Any]]:
     return out
 
 
-def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
+def jsonable_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Options as stored and shown: plain values only."""
     return {k: v for k, v in options.items() if isinstance(v, (str, int, float, bool)) or v is None}

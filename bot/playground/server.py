@@ -27,6 +27,7 @@ from bot.playground.uploads import MAX_FIELD_BYTES, Form, json_body, read_form
 from engine.errors import UserError
 from engine.events import Cancelled, Done, Failed, JobEvent, Progress, Queued, Started
 from engine.request import Requester
+from stylebot.service import jsonable_options
 
 if TYPE_CHECKING:
     from engine.settings import Settings
@@ -112,11 +113,7 @@ class Playground:
         })
 
     async def methods(self, request: web.Request) -> web.Response:
-        return web.json_response(await asyncio.to_thread(self.methods_info))
-
-    def methods_info(self) -> list[dict[str, Any]]:
-        """``StyleService.methods_info()``: a method that fails to import is left out there."""
-        return self.service.methods_info()
+        return web.json_response(await asyncio.to_thread(self.service.methods_info))
 
     async def parse(self, request: web.Request) -> web.Response:
         """Parse a command without running it, so the page can set its controls from typed text."""
@@ -165,7 +162,7 @@ class Playground:
             return web.json_response({"kind": "jobs", "jobs": jobs,
                                       "message": "\n".join(lines) or "You have no jobs queued or running."})
         if parsed.name == "methods":
-            info = await asyncio.to_thread(self.methods_info)
+            info = await asyncio.to_thread(self.service.methods_info)
             lines = [f"{m['name']}: {m['summary']}" for m in info]
             return web.json_response({"kind": "message", "message": "\n".join(lines)})
         return web.json_response({"kind": "message", "message": HELP})
@@ -188,7 +185,7 @@ class Playground:
         seeded = "seed" in prepared.method.options  # a deterministic method's seed means nothing
         seed = prepared.input.seed if seeded else None
         return {"kind": "job", "job": handle.id, "method": prepared.method.name,
-                "seed": seed, "options": _jsonable(prepared.options),
+                "seed": seed, "options": jsonable_options(prepared.options),
                 "events": f"/api/jobs/{handle.id}/events",
                 "message": f"Job {handle.id} queued ({prepared.method.name}"
                            + (f", seed {seed})." if seeded else ").")}
@@ -263,7 +260,7 @@ class Playground:
             m = event.meta
             return {**base, "type": "done", "result": f"/api/jobs/{event.job_id}/result",
                     "download": f"/api/jobs/{event.job_id}/result?download=1",
-                    "meta": {"method": m.method, "options": _jsonable(m.options),
+                    "meta": {"method": m.method, "options": jsonable_options(m.options),
                              "seconds": m.seconds, "device": m.device, "seed": m.seed,
                              "size": list(m.size)}}
         if isinstance(event, Failed):
@@ -341,10 +338,6 @@ class Playground:
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if isinstance(v, (str, int, float, bool)) or v is None}
 
 
 def _parsed_dict(parsed: ParsedCommand) -> dict[str, Any]:
