@@ -64,3 +64,18 @@ def style_image():
     from engine.samples import sample_style
 
     return sample_style(128)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tests on one torch thread, restored afterwards.
+
+    Tiny test networks gain nothing from intra-op threads, and on a shared 2-core
+    machine OpenMP's spinning workers made such modules 5-100x slower.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

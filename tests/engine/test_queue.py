@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from PIL import Image
 
 from engine.engine import StyleEngine
 from engine.errors import ImageError, OptionError, QueueFull

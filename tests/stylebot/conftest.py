@@ -1,1 +1,1 @@
-from tests.engine.conftest import png_bytes, toy_methods, toy_request  # noqa: F401 - shared fixtures
+from tests.engine.conftest import toy_methods  # noqa: F401 - the fixture, shared

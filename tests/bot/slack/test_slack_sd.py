@@ -11,6 +11,9 @@ from tests.engine.methods.sd_tiny import save_safety_checker, save_sd
 
 from .conftest import png_bytes
 
+# Tiny networks: on a shared 2-core machine a second torch thread only spins.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.fixture(scope="module")
 def sd_weights(tmp_path_factory):
@@ -23,16 +26,6 @@ def sd_weights(tmp_path_factory):
 @pytest.fixture
 def slack_settings(slack_settings, sd_weights):
     return slack_settings.model_copy(update={"weights_dir": sd_weights})
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.slow

@@ -32,6 +32,9 @@ from engine.samples import sample_content, sample_style
 from engine.settings import Settings
 from engine.weights import WeightStore
 
+# Tiny networks: on a shared 2-core machine a second torch thread only spins.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 # Module indices holding weights in pytorch-AdaIN's net.py (read from the reference).
 OFFICIAL_VGG_CONVS = [0, 2, 5, 9, 12, 16, 19, 22, 25, 29, 32, 35, 38, 42, 45, 48, 51]
 OFFICIAL_DECODER_CONVS = [1, 5, 8, 11, 14, 18, 21, 25, 28]
@@ -57,16 +60,6 @@ def random_official_pair(seed: int = 0) -> tuple[nn.Sequential, nets.Decoder]:
         decoder[-1].weight.mul_(0.2)
         decoder[-1].bias.fill_(0.5)
     return vgg, decoder
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a shared 2-core machine
-    spinning OpenMP workers make each test many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -26,17 +26,10 @@ from engine.nets.gatys import plan_sizes, split_iterations
 from engine.nets.vgg import CAFFE_MEAN_BGR, gram_matrix
 from engine.samples import sample_content, sample_style
 
+# Tiny networks: on a shared 2-core machine a second torch thread only spins.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SIDE = 64
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These tiny convolutions gain nothing from a second thread, and on a shared 2-core
-    machine OpenMP's spinning threads made this file 5x slower; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

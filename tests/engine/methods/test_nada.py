@@ -21,23 +21,16 @@ from engine.models import ModelCache
 from engine.settings import Settings
 from engine.weights import WeightStore
 
-from .nada_tiny import (catalogue_path, make_weights_dir, save_openai_clip,
-                        save_rosinality_checkpoint, tiny_clip, tiny_generator)
+from .nada_tiny import (catalogue_path, make_weights_dir, save_rosinality_checkpoint, tiny_clip,
+                        tiny_generator)
+
+# Tiny networks: on a shared 2-core machine a second torch thread only spins.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 # --- fixtures ---------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These networks are tiny: a second intra-op thread only adds synchronisation, which on a
-    busy 2-core machine made each small convolution ~100x slower (bench/README.md)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory) -> Path:

@@ -24,18 +24,10 @@ from engine.weights import WeightStore
 
 from .sd_tiny import save_safety_checker, save_sd, save_sdxl
 
+# Tiny networks: on a shared 2-core machine a second torch thread only spins.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 PROMPT = "a watercolour of a house"
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread; two threads on a busy 2-core machine spin."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

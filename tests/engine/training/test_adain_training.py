@@ -24,15 +24,8 @@ from engine.training import TRAINER_PATHS
 from engine.training import adain as trainer
 from engine.weights import WeightStore
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a shared 2-core machine
-    spinning OpenMP workers make each step many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny networks: on a shared 2-core machine a second torch thread only spins.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
