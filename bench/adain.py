@@ -29,7 +29,7 @@ from engine.methods import get_method  # noqa: E402
 from engine.methods.base import MethodInput, RunContext  # noqa: E402
 from engine.models import ModelCache  # noqa: E402
 from engine.samples import sample_content, sample_style  # noqa: E402
-from engine.settings import Settings  # noqa: E402
+from engine.settings import EngineSettings  # noqa: E402
 from engine.weights import WeightStore  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def main() -> int:
         if weights_dir is None:
             weights_dir = Path(tmp) / "weights"
             random_official_weights(weights_dir)
-        settings = Settings(home=Path(tmp) / "home", weights_dir=weights_dir, allow_downloads=False,
+        settings = EngineSettings(home=Path(tmp) / "home", weights_dir=weights_dir, allow_downloads=False,
                             device=args.device)
         ctx = RunContext(device=args.device, settings=settings,
                          weights=WeightStore.from_settings(settings),

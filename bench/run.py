@@ -29,7 +29,7 @@ from engine.errors import UserError  # noqa: E402
 from engine.methods import get_method, method_names  # noqa: E402
 from engine.methods.base import MethodInput  # noqa: E402
 from engine.samples import sample_content, sample_style  # noqa: E402
-from engine.settings import Settings  # noqa: E402
+from engine.settings import EngineSettings  # noqa: E402
 
 # Per-method options that keep optimisation methods comparable and finite.
 BENCH_OPTIONS = {
@@ -148,7 +148,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    settings = Settings(max_side=max(args.sizes))
+    settings = EngineSettings(max_side=max(args.sizes))
     engine = StyleEngine(settings)
     report = {"machine": machine(), "device": engine.device, "methods": [], "queue": None}
     print(report["machine"], flush=True)

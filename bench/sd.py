@@ -108,7 +108,7 @@ def bench_tiny(args) -> None:
     from engine.methods.sd import OPTIONS, StableDiffusionMethod
     from engine.models import ModelCache
     from engine.samples import sample_content
-    from engine.settings import Settings
+    from engine.settings import EngineSettings
     from engine.weights import WeightStore
     from tests.engine.methods.sd_tiny import save_safety_checker, save_sd
 
@@ -116,7 +116,7 @@ def bench_tiny(args) -> None:
         root = Path(tmp)
         save_sd(root / "stabilityai" / "sd-turbo")
         save_safety_checker(root / "CompVis" / "stable-diffusion-safety-checker", flag=False)
-        settings = Settings(home=root / "home", weights_dir=root, allow_downloads=False,
+        settings = EngineSettings(home=root / "home", weights_dir=root, allow_downloads=False,
                             device="cpu", max_side=args.size)
         models = ModelCache(10**10)
         step_marks: list[float] = []

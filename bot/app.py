@@ -31,7 +31,7 @@ from bot.checks import (bind_socket, chat_adapters, is_loopback, serves_playgrou
 from engine.errors import UserError
 
 if TYPE_CHECKING:
-    from engine.settings import Settings
+    from stylebot.settings import Settings
     from stylebot.service import StyleService
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from engine.errors import UserError
 
 if TYPE_CHECKING:
-    from engine.settings import Settings
+    from stylebot.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from .discord_flow import JobFlow
 from .discord_ui import PresetPicker, ResultButton
 
 if TYPE_CHECKING:
-    from engine.settings import Settings
+    from stylebot.settings import Settings
     from stylebot.service import StyleService
 
 log = logging.getLogger(__name__)

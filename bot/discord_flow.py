@@ -32,7 +32,7 @@ from .results import (Remembered, ResultMemory, changed_options, format_options,
 
 if TYPE_CHECKING:
     from engine.queue import JobHandle
-    from engine.settings import Settings
+    from stylebot.settings import Settings
     from stylebot.service import StyleService
 
 log = logging.getLogger(__name__)

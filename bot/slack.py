@@ -28,7 +28,7 @@ from .slack_forms import Forms
 from .slack_listeners import Listeners
 
 if TYPE_CHECKING:
-    from engine.settings import Settings
+    from stylebot.settings import Settings
     from stylebot.service import StyleService
 
 log = logging.getLogger(__name__)

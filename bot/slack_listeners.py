@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from engine.methods.base import Method
-    from engine.settings import Settings
+    from stylebot.settings import Settings
     from stylebot.service import StyleService
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from .methods import DEFAULT_METHOD, Method, get_method
 from .methods.base import MethodInput, RunContext, normalise_style_weights
 from .models import ModelCache
 from .request import ImageUpload, StyleRequest
-from .settings import Settings
+from .settings import EngineSettings
 from .weights import WeightStore
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ ProgressFn = Callable[[float, str, "Image.Image | None"], None]
 class StyleEngine:
     """Hosts every method on one device, with one weight store and one model cache."""
 
-    def __init__(self, settings: Settings, weights: WeightStore | None = None,
+    def __init__(self, settings: EngineSettings, weights: WeightStore | None = None,
                  device: str | None = None) -> None:
         self.settings = settings
         self.weights = weights or WeightStore.from_settings(settings)

@@ -1,7 +1,9 @@
-"""All configuration in one typed object, read once at start and passed down.
+"""The engine's own configuration: device, weights, limits, queue and methods.
 
 Values come from ``STYLEBOT_*`` environment variables, an optional TOML file named by
-``STYLEBOT_CONFIG``, and the defaults below, in that order of precedence.
+``STYLEBOT_CONFIG``, and the defaults below, in that order of precedence. Chat tokens,
+the database and HTTP belong to the application (``stylebot.settings``), which extends
+this class; the engine never sees them.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict,
@@ -24,7 +25,7 @@ def default_home() -> Path:
     return Path(base) / "stylebot"
 
 
-class Settings(BaseSettings):
+class EngineSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STYLEBOT_", extra="ignore",
                                       validate_default=True)
 
@@ -33,7 +34,6 @@ class Settings(BaseSettings):
                        description="Data folder: database, weight cache, outputs.")
     weights_dir: Path | None = Field(None, description="Local weights folder, searched first.")
     allow_downloads: bool = Field(True, description="Fetch missing weights on first use.")
-    database_url: str | None = Field(None, description="SQLAlchemy async URL; default SQLite in home.")
 
     # Compute.
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'...")
@@ -59,19 +59,8 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Extra `hub` models: name -> 'owner/repo:entrypoint' or '/local/dir:entrypoint'.")
 
-    # Adapters and the playground.
-    discord_token: str | None = None
-    discord_guild_id: int | None = None
-    slack_bot_token: str | None = None
-    slack_app_token: str | None = None
-    slack_signing_secret: str | None = None
-    slack_mode: Literal["socket", "http"] = "socket"
-    slack_image_window_s: int = Field(600, ge=0, description="How recent a shared image may be.")
-    slack_http_port: int = Field(3000, ge=0, le=65535, description="Port for Slack's HTTP mode.")
-    chat_rate_limit: int = Field(5, ge=1, description="Jobs one chat user may start per minute.")
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(8080, ge=0, le=65535)
-    shutdown_grace_s: float = Field(30.0, ge=0)
+    # Stopping.
+    shutdown_grace_s: float = Field(30.0, ge=0, description="How long the running job may finish at stop.")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],
@@ -101,21 +90,5 @@ class Settings(BaseSettings):
         return self.home / "weights"
 
     @property
-    def outputs_dir(self) -> Path:
-        return self.home / "outputs"
-
-    @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
-
-    @property
-    def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite+aiosqlite:///{self.home / 'stylebot.db'}"
-
-    def public_dict(self) -> dict[str, Any]:
-        """Settings with secrets masked, for logs and the health endpoint."""
-        data = self.model_dump(mode="json")
-        for key in ("discord_token", "slack_bot_token", "slack_app_token", "slack_signing_secret"):
-            if data.get(key):
-                data[key] = "***"
-        return data

@@ -12,15 +12,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (AsyncEngine, AsyncSession, async_sessionmaker,
                                     create_async_engine)
-
-if TYPE_CHECKING:
-    from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +103,9 @@ class Database:
         await self.close()
 
 
-async def open_database(settings: Settings) -> Database:
-    """The bot's database as configured (``STYLEBOT_DATABASE_URL``, else SQLite in home)."""
-    return await Database(settings.resolved_database_url).open()
+async def open_database(url: str) -> Database:
+    """A migrated, open database at ``url`` (an SQLAlchemy async URL)."""
+    return await Database(url).open()
 
 
 def is_database_url(url: str) -> bool:

@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands -----------------------------------------------------------------------------
 
 def _settings():
-    from engine.settings import Settings
+    from stylebot.settings import Settings
 
     return Settings()
 
@@ -377,7 +377,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.app import run_bot
 
     overrides = {k: v for k, v in (("http_host", args.host), ("http_port", args.port)) if v is not None}
-    from engine.settings import Settings
+    from stylebot.settings import Settings
 
     return int(run_bot(Settings(**overrides)) or 0)
 

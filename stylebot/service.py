@@ -21,7 +21,7 @@ from engine.methods import get_method, loadable_methods
 from engine.methods.base import normalise_style_weights
 from engine.queue import Job, JobHandle, JobQueue
 from engine.request import ImageUpload, Requester, StyleRequest
-from engine.settings import Settings
+from stylebot.settings import Settings
 from storage import jobs as job_log
 from storage import presets as preset_store
 from storage.db import Database, open_database
@@ -53,7 +53,7 @@ class StyleService:
     @classmethod
     async def open(cls, settings: Settings, *, engine: StyleEngine | None = None) -> "StyleService":
         settings.home.mkdir(parents=True, exist_ok=True)
-        db = await open_database(settings)
+        db = await open_database(settings.resolved_database_url)
         interrupted = await job_log.mark_interrupted(db)
         if interrupted:
             log.warning("%d job(s) were interrupted by the last shutdown", interrupted)

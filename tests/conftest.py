@@ -20,7 +20,7 @@ def shared_weights() -> Path:
 
 @pytest.fixture
 def settings(tmp_path):
-    from engine.settings import Settings
+    from stylebot.settings import Settings
 
     weights_dir = SHARED_WEIGHTS if SHARED_WEIGHTS.is_dir() else None
     return Settings(home=tmp_path / "home", weights_dir=weights_dir, allow_downloads=False,

@@ -30,7 +30,7 @@ from engine.request import Requester
 from stylebot.service import jsonable_options
 
 if TYPE_CHECKING:
-    from engine.settings import Settings
+    from stylebot.settings import Settings
     from stylebot.service import StyleService
 
 log = logging.getLogger(__name__)

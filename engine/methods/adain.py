@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-    from ..settings import Settings
+    from ..settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,12 @@ DECODER = Option("decoder", "str", OFFICIAL,
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def trained_dir(settings: "Settings") -> Path:
+def trained_dir(settings: "EngineSettings") -> Path:
     """Where ``stylebot train adain`` saves decoders and where the method looks for them."""
     return settings.home / "trained" / "adain"
 
 
-def trained_decoders(settings: "Settings") -> list[str]:
+def trained_decoders(settings: "EngineSettings") -> list[str]:
     folder = trained_dir(settings)
     if not folder.is_dir():
         return []
@@ -69,7 +69,7 @@ class DecoderChoice:
         return self.path is None
 
 
-def resolve_decoder(settings: "Settings", name: str | None) -> DecoderChoice:
+def resolve_decoder(settings: "EngineSettings", name: str | None) -> DecoderChoice:
     """The decoder option as a file, or an ``OptionError`` listing what is available."""
     name = (name or OFFICIAL).strip()
     if name.lower() == OFFICIAL:
@@ -105,7 +105,7 @@ class AdainMethod(Method):
         decoder = str((options or {}).get("decoder") or OFFICIAL)
         return ["adain-vgg", "adain-decoder"] if decoder.lower() == OFFICIAL else []
 
-    def check(self, inp: MethodInput, settings: "Settings") -> None:
+    def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
         resolve_decoder(settings, inp.options.get("decoder"))
         check_mask(inp)
         inp.style_mix()

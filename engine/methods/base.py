@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from ..models import ModelCache
-    from ..settings import Settings
+    from ..settings import EngineSettings
     from ..weights import WeightStore
 
 
@@ -77,7 +77,7 @@ class RunContext:
     next step without extra code.
     """
 
-    def __init__(self, *, device: Any, settings: "Settings", weights: "WeightStore",
+    def __init__(self, *, device: Any, settings: "EngineSettings", weights: "WeightStore",
                  models: "ModelCache",
                  on_progress: Callable[[float, str, "Image.Image | None"], None] | None = None,
                  cancel_event: threading.Event | None = None) -> None:
@@ -126,7 +126,7 @@ class Method(ABC):
         """Catalogue names this method needs for ``options`` (``None``: its defaults)."""
         return []
 
-    def check(self, inp: MethodInput, settings: "Settings") -> None:
+    def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
         """Refuse inputs the option ranges cannot express; raise ``OptionError``."""
 
     def check_inputs(self, *, n_styles: int, has_prompt: bool, has_mask: bool) -> None:

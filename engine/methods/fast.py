@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-    from ..settings import Settings
+    from ..settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +67,16 @@ class ModelSpec:
         return vector
 
 
-def trained_dir(settings: "Settings") -> Path:
+def trained_dir(settings: "EngineSettings") -> Path:
     """Where `stylebot train fast` saves networks and where this method finds them."""
     return Path(settings.home) / "trained" / "fast"
 
 
-def trained_path(settings: "Settings", name: str) -> Path:
+def trained_path(settings: "EngineSettings", name: str) -> Path:
     return trained_dir(settings) / f"{name}.pth"
 
 
-def trained_names(settings: "Settings") -> list[str]:
+def trained_names(settings: "EngineSettings") -> list[str]:
     folder = trained_dir(settings)
     if not folder.is_dir():
         return []
@@ -121,7 +121,7 @@ def parse_blend(text: str) -> ModelSpec:
     return ModelSpec("multi", blend=blend)
 
 
-def parse_model(text: Any, settings: "Settings | None" = None) -> ModelSpec:
+def parse_model(text: Any, settings: "EngineSettings | None" = None) -> ModelSpec:
     """Turn the ``model`` option into a ``ModelSpec``, or raise ``OptionError``.
 
     With ``settings`` a trained network must exist; without them (``weight_names``,
@@ -139,7 +139,7 @@ def parse_model(text: Any, settings: "Settings | None" = None) -> ModelSpec:
                       f"available: {available_models(settings)}.")
 
 
-def available_models(settings: "Settings | None") -> str:
+def available_models(settings: "EngineSettings | None") -> str:
     trained = trained_names(settings) if settings is not None else []
     listed = ", ".join(NAMED_STYLES) + ", 26:<0..25>, a blend like 26:3=0.7,12=0.3"
     if trained:
@@ -167,7 +167,7 @@ class FastMethod(Method):
             return ["multistyle26"]
         return []
 
-    def check(self, inp: MethodInput, settings: "Settings") -> None:
+    def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
         parse_model(inp.options.get("model"), settings)
         if min(inp.content.size) < MIN_SIDE:
             raise UserError(f"The image is {inp.content.width}x{inp.content.height} pixels; "

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from ..nets.gatys import GatysConfig, GatysResult
     from ..nets.vgg import VGGFeatures
-    from ..settings import Settings
+    from ..settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class GatysMethod(Method):
         # vgg19-torchvision is preferred when an operator installed it, but optional.
         return ["vgg19-caffe"]
 
-    def check(self, inp: MethodInput, settings: "Settings") -> None:
+    def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
         parse_style_layer_weights(inp.options["style_layer_weights"])
         inp.style_mix()
 

@@ -28,7 +28,7 @@ from .base import Method, MethodInput, RunContext
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ..settings import Settings
+    from ..settings import EngineSettings
     from ..weights import WeightStore
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class HubMethod(Method):
         model = ((options or {}).get("model") or MAGENTA).strip().lower()
         return list(NEEDED_FILES) if model == MAGENTA else []
 
-    def check(self, inp: MethodInput, settings: "Settings") -> None:
+    def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
         model = _model_of(inp)
         if model != MAGENTA and model not in _entrypoints(settings):
             available = ", ".join([MAGENTA, *settings.hub_entrypoints])
@@ -188,7 +188,7 @@ def weight_file(store: "WeightStore", candidates: tuple[str, ...], download: str
     return store.path(download)
 
 
-def load_entrypoint(name: str, spec: str, settings: "Settings") -> Any:
+def load_entrypoint(name: str, spec: str, settings: "EngineSettings") -> Any:
     """Load operator model ``name`` from ``spec`` ('owner/repo[:ref]:entry' or '/dir:entry')."""
     import torch
 
@@ -237,7 +237,7 @@ def _model_of(inp: MethodInput) -> str:
     return (inp.options.get("model") or MAGENTA).strip().lower()
 
 
-def _entrypoints(settings: "Settings") -> dict[str, str]:
+def _entrypoints(settings: "EngineSettings") -> dict[str, str]:
     """Operator models by lower-cased name -> 'repo:entrypoint' spec."""
     return {name.strip().lower(): spec for name, spec in settings.hub_entrypoints.items()}
 

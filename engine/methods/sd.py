@@ -23,7 +23,7 @@ from .base import Method, MethodInput, RunContext
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ..settings import Settings
+    from ..settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def _table_entry(value: str) -> tuple[str, str] | None:
     return None
 
 
-def resolve_model(value: str | None, settings: "Settings") -> ModelChoice:
+def resolve_model(value: str | None, settings: "EngineSettings") -> ModelChoice:
     """Option ``model`` as a catalogue entry; only the operator's choices are allowed.
 
     Allowed: the table's short names (and their repo ids) and the server's own model
@@ -142,7 +142,7 @@ def resolve_model(value: str | None, settings: "Settings") -> ModelChoice:
     return ModelChoice(entry, short, str(SD_MODELS[short].hf_repo))
 
 
-def make_plan(options: dict[str, Any], settings: "Settings", *, prompt: str | None = None,
+def make_plan(options: dict[str, Any], settings: "EngineSettings", *, prompt: str | None = None,
               content_size: tuple[int, int] | None = None) -> Plan:
     """Check the options against each other and the chosen model; one clear line per problem."""
     model = resolve_model(options.get("model"), settings)
@@ -204,7 +204,7 @@ class StableDiffusionMethod(Method):
         table = _table_entry(model) if model and model.strip().lower() != "default" else None
         return [table[1] if table else SD_SERVER_MODEL, SD_SAFETY_CHECKER.name]
 
-    def check(self, inp: MethodInput, settings: "Settings") -> None:
+    def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
         make_plan(inp.options, settings, prompt=inp.prompt, content_size=inp.content.size)
 
     def run(self, inp: MethodInput, ctx: RunContext) -> "Image.Image":

@@ -32,7 +32,7 @@ from ..methods.adain import trained_dir, valid_decoder_name
 if TYPE_CHECKING:
     import torch
 
-    from ..settings import Settings
+    from ..settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +84,13 @@ class Paths:
     losses: Path
 
     @classmethod
-    def for_name(cls, settings: "Settings", name: str) -> "Paths":
+    def for_name(cls, settings: "EngineSettings", name: str) -> "Paths":
         folder = trained_dir(settings)
         return cls(folder / f"{name}.pth", folder / "checkpoints" / f"{name}.ckpt",
                    folder / "checkpoints" / f"{name}.csv")
 
 
-def run(args: argparse.Namespace, settings: "Settings") -> int:
+def run(args: argparse.Namespace, settings: "EngineSettings") -> int:
     """Train (or resume training) a decoder; returns the process exit code."""
     import torch
     from tqdm import tqdm
@@ -197,7 +197,7 @@ class StepBatches:
     """
 
     def __init__(self, contents: list[Path], styles: list[Path], *, batch_size: int,
-                 image_size: int, seed: int, settings: "Settings") -> None:
+                 image_size: int, seed: int, settings: "EngineSettings") -> None:
         self.contents, self.styles = contents, styles
         self.batch_size, self.image_size, self.seed = batch_size, image_size, seed
         self.max_pixels = settings.max_pixels
@@ -332,14 +332,14 @@ def _read_checkpoint(path: Path, encoder: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m engine.training.adain ...``, for use before the ``stylebot`` CLI exists."""
-    from ..settings import Settings
+    from ..settings import EngineSettings
 
     parser = argparse.ArgumentParser(prog="stylebot train adain", description=__doc__.split("\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return run(args, Settings())
+        return run(args, EngineSettings())
     except UserError as exc:
         parser.exit(2, f"error: {exc}\n")
 

@@ -30,7 +30,7 @@ from ..methods.fast import NAMED_STYLES, TRAINED_NAME, trained_dir
 if TYPE_CHECKING:
     import torch
 
-    from ..settings import Settings
+    from ..settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Image-loading processes (default: 4 on a GPU, 0 on the CPU).")
 
 
-def run(args: argparse.Namespace, settings: "Settings") -> int:
+def run(args: argparse.Namespace, settings: "EngineSettings") -> int:
     """The `stylebot train fast` command; user mistakes surface as ``UserError``."""
     from tqdm import tqdm
 
@@ -224,7 +224,7 @@ def batch_indices(n_images: int, batch_size: int, seed: int, start: int,
         yield order[offset * batch_size:(offset + 1) * batch_size]
 
 
-def load_style_image(path: Path, side: int, settings: "Settings"):
+def load_style_image(path: Path, side: int, settings: "EngineSettings"):
     """The style image at ``side`` pixels (longest side), or a one-line ``UserError``."""
     from ..images import decode_image, resize_to_side
 
@@ -250,7 +250,7 @@ def resolve_name(config: TrainConfig) -> str:
     return name
 
 
-def resolve_device(requested: str | None, settings: "Settings") -> "torch.device":
+def resolve_device(requested: str | None, settings: "EngineSettings") -> "torch.device":
     import torch
 
     wanted = (requested or settings.device or "auto").strip().lower()
@@ -270,7 +270,7 @@ def checkpoint_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
 
 
-def train(config: TrainConfig, settings: "Settings") -> TrainResult:
+def train(config: TrainConfig, settings: "EngineSettings") -> TrainResult:
     """Train (or resume) a style network and save it where the fast method finds it."""
     import torch
     from torch.nn import functional as F

@@ -9,7 +9,7 @@ import pytest
 import yarl
 
 from engine import methods
-from engine.settings import Settings
+from stylebot.settings import Settings
 from stylebot.service import StyleService
 from tests.bot.fake_discord import FakeDiscord
 from tests.engine.conftest import toy_methods  # noqa: F401 - the engine's toy-method fixture

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from engine.samples import sample_content
-from engine.settings import Settings
+from stylebot.settings import Settings
 from stylebot.service import StyleService
 from tests.bot.conftest import image_of, send
 from tests.bot.fake_discord import APP_ID

@@ -6,7 +6,7 @@ import pytest
 
 from engine import hf
 from engine.errors import WeightsMissing
-from engine.settings import Settings
+from engine.settings import EngineSettings
 from engine.weights import WeightFile, WeightStore
 
 COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
@@ -102,7 +102,7 @@ def test_the_servers_sd_model_becomes_a_catalogue_entry(tmp_path):
                              ("turbo", "stabilityai/sd-turbo"),
                              ("2.1", "stabilityai/stable-diffusion-2-1"),
                              ("me/finetune", "me/finetune"), ("/srv/models/x", "/srv/models/x")]:
-        settings = Settings(home=tmp_path, sd_model=configured, allow_downloads=False)
+        settings = EngineSettings(home=tmp_path, sd_model=configured, allow_downloads=False)
         entry = WeightStore.from_settings(settings).entry("sd-model")
         assert entry.hf_repo == repo and not entry.optional
         assert (entry.url is None) == repo.startswith("/")

@@ -11,7 +11,7 @@ from engine.errors import ImageError, OptionError, QueueFull
 from engine.events import Cancelled, Done, Failed, Progress, Queued, Started
 from engine.queue import SHUTDOWN_MESSAGE, JobQueue
 from engine.request import ImageUpload
-from engine.settings import Settings
+from engine.settings import EngineSettings
 from tests.engine.conftest import toy_request
 
 
@@ -20,7 +20,7 @@ async def make_queue(tmp_path, toy_methods):
     queues = []
 
     async def factory(**overrides):
-        settings = Settings(home=tmp_path, device="cpu", weights_dir=None, allow_downloads=False,
+        settings = EngineSettings(home=tmp_path, device="cpu", weights_dir=None, allow_downloads=False,
                             **overrides)
         queue = JobQueue(StyleEngine(settings, device="cpu"))
         await queue.start()

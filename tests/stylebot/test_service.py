@@ -10,7 +10,7 @@ from PIL import Image
 from engine.errors import OptionError, PresetNotFound
 from engine.events import Cancelled, Done
 from engine.request import ImageUpload, Requester
-from engine.settings import Settings
+from stylebot.settings import Settings
 from storage import jobs as job_log
 from stylebot.service import StyleService
 from tests.engine.conftest import png_bytes, toy_request

@@ -29,7 +29,7 @@ from engine.methods.base import MethodInput, RunContext
 from engine.models import ModelCache
 from engine.nets import adain as nets
 from engine.samples import sample_content, sample_style
-from engine.settings import Settings
+from engine.settings import EngineSettings
 from engine.weights import WeightStore
 
 # Tiny networks: on a shared 2-core machine a second torch thread only spins.
@@ -75,7 +75,7 @@ def official_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def settings(tmp_path, official_dir):
     """Overrides conftest's: the weights folder holds the random official pair."""
-    return Settings(home=tmp_path / "home", weights_dir=official_dir, allow_downloads=False,
+    return EngineSettings(home=tmp_path / "home", weights_dir=official_dir, allow_downloads=False,
                     device="cpu", max_side=256)
 
 
@@ -152,7 +152,7 @@ def test_second_run_reuses_cached_networks(make_context, method, content, style_
 
 
 def test_missing_weights_give_the_catalogue_fetch_hint(tmp_path, method, content, style_a):
-    empty = Settings(home=tmp_path / "home", weights_dir=tmp_path / "empty", allow_downloads=False,
+    empty = EngineSettings(home=tmp_path / "home", weights_dir=tmp_path / "empty", allow_downloads=False,
                      device="cpu")
     ctx = RunContext(device="cpu", settings=empty, weights=WeightStore.from_settings(empty),
                      models=ModelCache(10**9))

@@ -16,7 +16,7 @@ from engine.methods.fast import NAMED_STYLES, FastMethod, trained_path
 from engine.models import ModelCache
 from engine.nets.transformer_net import TransformerNet, load_transformer_net, stylize
 from engine.samples import sample_content, sample_style
-from engine.settings import Settings
+from engine.settings import EngineSettings
 from engine.weights import WeightStore
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -65,7 +65,7 @@ def random_weights_dir(tmp_path: Path, style: str = "candy", *, stale_keys: bool
     return folder, net
 
 
-def context_for(settings: Settings) -> RunContext:
+def context_for(settings: EngineSettings) -> RunContext:
     return RunContext(device="cpu", settings=settings, weights=WeightStore.from_settings(settings),
                       models=ModelCache(1_000_000_000))
 
@@ -120,7 +120,7 @@ def test_stale_instance_norm_stats_are_dropped_when_loading(tmp_path, small_cont
     folder, net = random_weights_dir(tmp_path, stale_keys=True)
     raw = torch.load(folder / "fast_neural_style" / "candy.pth", weights_only=True)
     assert any(k.endswith("running_mean") for k in raw)
-    settings = Settings(home=tmp_path / "home", weights_dir=folder, allow_downloads=False,
+    settings = EngineSettings(home=tmp_path / "home", weights_dir=folder, allow_downloads=False,
                         device="cpu")
 
     out = get_method("fast").run(make_input(small_content, model="candy"), context_for(settings))
@@ -134,7 +134,7 @@ def test_stale_instance_norm_stats_are_dropped_when_loading(tmp_path, small_cont
 def test_missing_weights_say_how_to_fetch(tmp_path, small_content):
     empty = tmp_path / "empty"
     empty.mkdir()
-    settings = Settings(home=tmp_path / "home", weights_dir=empty, allow_downloads=False,
+    settings = EngineSettings(home=tmp_path / "home", weights_dir=empty, allow_downloads=False,
                         device="cpu")
     with pytest.raises(WeightsMissing) as info:
         get_method("fast").run(make_input(small_content, model="candy"), context_for(settings))

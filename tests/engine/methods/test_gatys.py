@@ -359,7 +359,7 @@ def test_full_precision_torchvision_vgg_is_preferred_when_present(method, tmp_pa
                                                                   shared_weights):
     """Write a torchvision-layout VGG19 (the Caffe weights with the BGR/0..255/mean input
     folded into conv1_1) into a weights folder: gatys must load and use it instead."""
-    from engine.settings import Settings
+    from engine.settings import EngineSettings
     from engine.weights import WeightStore
     from engine.nets.vgg import IMAGENET_MEAN, IMAGENET_STD, caffe_state_dict
 
@@ -375,7 +375,7 @@ def test_full_precision_torchvision_vgg_is_preferred_when_present(method, tmp_pa
     (folder / "vgg19").mkdir(parents=True)
     torch.save({f"features.{k}": v for k, v in state.items()}, folder / "vgg19/vgg19-dcbb9e9d.pth")
 
-    settings = Settings(home=tmp_path / "home", weights_dir=folder, allow_downloads=False,
+    settings = EngineSettings(home=tmp_path / "home", weights_dir=folder, allow_downloads=False,
                         device="cpu", max_side=256)
     ctx = RunContext(device="cpu", settings=settings, weights=WeightStore.from_settings(settings),
                      models=ModelCache(2_000_000_000))
@@ -384,7 +384,7 @@ def test_full_precision_torchvision_vgg_is_preferred_when_present(method, tmp_pa
     assert ctx.models.keys() == ["vgg19-features:torchvision:max:cpu"]
     # Same network under the other input convention: interior features agree with Caffe's.
     caffe_ctx = RunContext(device="cpu", settings=ctx.settings, weights=WeightStore.from_settings(
-        Settings(home=tmp_path / "home2", weights_dir=shared_weights, allow_downloads=False)),
+        EngineSettings(home=tmp_path / "home2", weights_dir=shared_weights, allow_downloads=False)),
         models=ModelCache(2_000_000_000))
     x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

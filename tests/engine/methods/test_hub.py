@@ -17,7 +17,7 @@ from engine.methods.hub import (NEEDED_FILES, PREDICTOR_DOWNLOAD, PREDICTOR_FILE
                                 load_entrypoint, load_magenta, weight_file)
 from engine.models import ModelCache
 from engine.samples import sample_content, sample_style
-from engine.settings import Settings
+from engine.settings import EngineSettings
 from engine.weights import WeightStore
 
 
@@ -51,7 +51,7 @@ def mad(a: Image.Image, b: Image.Image) -> float:
     return float(np.abs(arr(a) - arr(b)).mean())
 
 
-def context_for(settings: Settings, models=None) -> RunContext:
+def context_for(settings: EngineSettings, models=None) -> RunContext:
     return RunContext(device="cpu", settings=settings, weights=WeightStore.from_settings(settings),
                       models=models or ModelCache(2_000_000_000))
 
@@ -67,7 +67,7 @@ def test_runs_offline_right_after_install(tmp_path, method):
     """No weights folder, no downloads: the wheel's ONNX graphs are enough."""
     empty = tmp_path / "weights"
     empty.mkdir()
-    settings = Settings(home=tmp_path / "home", weights_dir=empty, allow_downloads=False, device="cpu")
+    settings = EngineSettings(home=tmp_path / "home", weights_dir=empty, allow_downloads=False, device="cpu")
     ctx = context_for(settings)
     store = ctx.weights
     assert {name: store.locate(name)[0] for name in method.weight_names()} == \
@@ -83,7 +83,7 @@ def test_prefers_the_tflite_originals_when_present(tmp_path, shared_weights, met
     local.mkdir(parents=True)
     for name in ("style_predict_int8_256.tflite", "style_transfer_int8_384.tflite"):
         (local / name).symlink_to(shared_weights / "magenta_arbitrary_style" / name)
-    settings = Settings(home=tmp_path / "home", weights_dir=tmp_path / "weights",
+    settings = EngineSettings(home=tmp_path / "home", weights_dir=tmp_path / "weights",
                         allow_downloads=False, device="cpu")
     ctx = context_for(settings)
     load_magenta(ctx)
@@ -213,7 +213,7 @@ def flat(colour) -> Image.Image:
 
 
 def test_local_hub_entrypoint_runs_through_the_method(tmp_path, hub_dir, method):
-    settings = Settings(home=tmp_path / "home", weights_dir=None, allow_downloads=False, device="cpu",
+    settings = EngineSettings(home=tmp_path / "home", weights_dir=None, allow_downloads=False, device="cpu",
                         hub_entrypoints={"MeanShift": f"{hub_dir}:meanshift"})
     ctx = context_for(settings)
     rng = np.random.default_rng(0)
@@ -234,7 +234,7 @@ def test_local_hub_entrypoint_runs_through_the_method(tmp_path, hub_dir, method)
 
 
 def test_hub_entrypoint_errors_are_clear(tmp_path, hub_dir):
-    settings = Settings(home=tmp_path / "home", allow_downloads=False, device="cpu")
+    settings = EngineSettings(home=tmp_path / "home", allow_downloads=False, device="cpu")
     with pytest.raises(TypeError, match="not an nn.Module"):
         load_entrypoint("bad", f"{hub_dir}:not_a_model", settings)
     with pytest.raises(ValueError, match="expected 'owner/repo:entrypoint'"):
@@ -247,7 +247,7 @@ def test_github_entrypoint_offline_uses_the_torch_hub_cache(tmp_path, monkeypatc
     import torch
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    settings = Settings(home=tmp_path / "home", allow_downloads=False, device="cpu")
+    settings = EngineSettings(home=tmp_path / "home", allow_downloads=False, device="cpu")
     with pytest.raises(WeightsMissing, match="not in the torch.hub cache"):
         load_entrypoint("shift", "someone/style-models:meanshift", settings)
     cached = tmp_path / "torch" / "hub" / "someone_style-models_main"
@@ -259,7 +259,7 @@ def test_github_entrypoint_offline_uses_the_torch_hub_cache(tmp_path, monkeypatc
 
 
 def test_unknown_model_is_refused_with_the_choices(tmp_path, method):
-    settings = Settings(home=tmp_path / "home", device="cpu", hub_entrypoints={"mine": "/x:y"})
+    settings = EngineSettings(home=tmp_path / "home", device="cpu", hub_entrypoints={"mine": "/x:y"})
     with pytest.raises(OptionError) as info:
         method.check(make_input(CONTENT, [STYLE_A], model="picasso"), settings)
     assert "'model'" in info.value.message and "magenta, mine" in info.value.message

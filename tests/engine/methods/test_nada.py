@@ -18,7 +18,7 @@ from PIL import Image
 from engine.errors import OptionError, UserError, WeightsMissing
 from engine.methods.base import MethodInput, RunContext
 from engine.models import ModelCache
-from engine.settings import Settings
+from engine.settings import EngineSettings
 from engine.weights import WeightStore
 
 from .nada_tiny import (catalogue_path, make_weights_dir, save_rosinality_checkpoint, tiny_clip,
@@ -38,14 +38,14 @@ def tiny_weights(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def nada_settings(tmp_path, tiny_weights) -> Settings:
-    return Settings(home=tmp_path / "home", weights_dir=tiny_weights, allow_downloads=False,
+def nada_settings(tmp_path, tiny_weights) -> EngineSettings:
+    return EngineSettings(home=tmp_path / "home", weights_dir=tiny_weights, allow_downloads=False,
                     device="cpu", max_side=256, allow_cpu_nada=True)
 
 
 @pytest.fixture
 def nada_context(nada_settings):
-    def factory(models: ModelCache | None = None, settings: Settings | None = None) -> RunContext:
+    def factory(models: ModelCache | None = None, settings: EngineSettings | None = None) -> RunContext:
         settings = settings or nada_settings
         calls: list[tuple[float, str]] = []
         ctx = RunContext(device="cpu", settings=settings, weights=WeightStore.from_settings(settings),
@@ -383,7 +383,7 @@ def test_layers_beyond_the_loaded_generator_are_refused(method, portrait, nada_c
 
 
 def test_missing_generator_names_the_fetch_command(method, portrait, tmp_path):
-    settings = Settings(home=tmp_path / "home", weights_dir=tmp_path / "empty", allow_downloads=False,
+    settings = EngineSettings(home=tmp_path / "home", weights_dir=tmp_path / "empty", allow_downloads=False,
                         device="cpu", allow_cpu_nada=True)
     ctx = RunContext(device="cpu", settings=settings, weights=WeightStore.from_settings(settings),
                      models=ModelCache(10**9))

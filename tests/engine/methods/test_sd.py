@@ -19,7 +19,7 @@ from engine.methods.base import MethodInput, RunContext
 from engine.methods.sd import FLAGGED_MESSAGE, OPTIONS, SCHEDULERS, StableDiffusionMethod
 from engine.models import ModelCache
 from engine.samples import sample_content
-from engine.settings import Settings
+from engine.settings import EngineSettings
 from engine.weights import WeightStore
 
 from .sd_tiny import save_safety_checker, save_sd, save_sdxl
@@ -60,7 +60,7 @@ def sd_settings(tmp_path, sd_weights):
         values = dict(home=tmp_path / "home", weights_dir=sd_weights, allow_downloads=False,
                       device="cpu", max_side=256)
         values.update(overrides)
-        return Settings(**values)
+        return EngineSettings(**values)
 
     return factory
 

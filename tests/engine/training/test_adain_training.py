@@ -19,7 +19,7 @@ from engine.methods.adain import pad_to_multiple, trained_decoders
 from engine.methods.base import MethodInput
 from engine.nets import adain as nets
 from engine.samples import sample_content, sample_style
-from engine.settings import Settings
+from engine.settings import EngineSettings
 from engine.training import TRAINER_PATHS
 from engine.training import adain as trainer
 from engine.weights import WeightStore
@@ -126,7 +126,7 @@ def test_trains_against_the_official_encoder_layout(tmp_path, data):
     torch.manual_seed(0)
     torch.save(nets.build_vgg_normalised(up_to_relu4_1=False).state_dict(),
                weights_dir / "adain" / "vgg_normalised.pth")
-    settings = Settings(home=tmp_path / "home", weights_dir=weights_dir, allow_downloads=False,
+    settings = EngineSettings(home=tmp_path / "home", weights_dir=weights_dir, allow_downloads=False,
                         device="cpu")
     assert trainer.run(parse(data, "--encoder", "adain-vgg", "--max-steps", "1"), settings) == 0
     payload = nets.read_trained_decoder(trainer.Paths.for_name(settings, "adain-vgg").decoder)

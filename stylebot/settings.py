@@ -1,0 +1,49 @@
+"""The application's configuration: the engine's settings plus chat, database and HTTP.
+
+One typed object read at start (``STYLEBOT_*`` variables, then the ``STYLEBOT_CONFIG``
+TOML file, then defaults) and passed down. It extends the engine's settings, so the
+engine can be handed it, but what is declared here (tokens, the database URL, ports)
+stays out of ``engine/``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from engine.settings import EngineSettings
+
+SECRETS = ("discord_token", "slack_bot_token", "slack_app_token", "slack_signing_secret")
+
+
+class Settings(EngineSettings):
+    # Storage.
+    database_url: str | None = Field(None, description="SQLAlchemy async URL; default SQLite in home.")
+
+    # Chat adapters.
+    discord_token: str | None = None
+    discord_guild_id: int | None = None
+    slack_bot_token: str | None = None
+    slack_app_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_mode: Literal["socket", "http"] = "socket"
+    slack_image_window_s: int = Field(600, ge=0, description="How recent a shared image may be.")
+    slack_http_port: int = Field(3000, ge=0, le=65535, description="Port for Slack's HTTP mode.")
+    chat_rate_limit: int = Field(5, ge=1, description="Jobs one chat user may start per minute.")
+
+    # The HTTP server (playground and /healthz).
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.home / 'stylebot.db'}"
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings with secrets masked, for logs and the health endpoint."""
+        data = self.model_dump(mode="json")
+        for key in SECRETS:
+            if data.get(key):
+                data[key] = "***"
+        return data
