@@ -365,7 +365,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
 
 
 def cmd_discord(args: argparse.Namespace) -> int:
-    from bot.discord import sync
+    from bot.discord.app import sync
 
     names = sync(_settings(), args.guild)
     where = f"in guild {args.guild}" if args.guild else "globally"
@@ -374,7 +374,7 @@ def cmd_discord(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bot.app import run_bot
+    from stylebot.process import run_bot
 
     overrides = {k: v for k, v in (("http_host", args.host), ("http_port", args.port)) if v is not None}
     from stylebot.settings import Settings

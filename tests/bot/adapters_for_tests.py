@@ -1,4 +1,4 @@
-"""Small real adapters plugged in through bot.app.ADAPTERS, the way bot/discord.py will be.
+"""Small real adapters plugged in through stylebot.process.ADAPTERS, the way bot/discord.py will be.
 
 They exercise the adapter contract (run until cancelled; optional ``status`` and
 ``stopping`` keywords) without a chat platform. Each records what it saw in ``SEEN``.

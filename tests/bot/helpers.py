@@ -24,7 +24,7 @@ def bot_settings(settings, **changes):
 @asynccontextmanager
 async def running_bot(settings):
     """A started ``Bot`` and an HTTP session pointed at it; stopped cleanly afterwards."""
-    from bot.app import Bot
+    from stylebot.process import Bot
 
     bot = Bot(settings)
     await bot.start()

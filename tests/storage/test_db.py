@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 
+from pathlib import Path
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -120,10 +122,10 @@ async def test_database_from_a_newer_version_is_refused(db_url):
         await Database(db_url).open()
 
 
-async def test_open_database_uses_settings_home(settings):
-    db = await open_database(settings)
+async def test_open_database_creates_and_migrates_the_file(db_url):
+    db = await open_database(db_url)
     try:
-        assert (settings.home / "stylebot.db").is_file()
+        assert Path(_sqlite_file(db_url)).is_file()
         async with db.session() as s:
             assert (await s.execute(text("SELECT count(*) FROM presets"))).scalar() == 0
     finally:

@@ -56,7 +56,7 @@ async def service(slack_settings, slack_toys):
 @pytest.fixture
 async def slack(fake, service, slack_settings):
     """A SlackBot whose Web API is the fake, served on a local port, and a driver for it."""
-    from bot.slack import HTTP_PATH, SlackBot
+    from bot.slack.app import HTTP_PATH, SlackBot
 
     bot = SlackBot(service, slack_settings, client=AsyncWebClient(token=BOT_TOKEN, base_url=fake.api_url),
                    file_origins={fake.base}, edit_interval_s=0)

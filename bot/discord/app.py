@@ -1,0 +1,189 @@
+"""The Discord adapter: slash commands in, StyleService jobs out, results back as messages.
+
+``run_discord`` is what ``stylebot run`` starts when ``STYLEBOT_DISCORD_TOKEN`` is set;
+``sync`` registers the commands (``stylebot discord sync [--guild ID]``); ``health`` says
+how the connection is doing. The bot needs no privileged intents: slash commands and the
+message command carry their attachments with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from engine.errors import UserError
+
+from .commands import StylebotTree, register
+from .flow import JobFlow
+from .ui import PresetPicker, ResultButton
+
+if TYPE_CHECKING:
+    from stylebot.settings import Settings
+    from stylebot.service import StyleService
+
+log = logging.getLogger(__name__)
+
+EDIT_INTERVAL_S = 2.0  # progress edits at most this often
+TOKEN_MARGIN_S = 60.0  # switch to channel messages this long before a token's 15 minutes end
+RATE_WINDOW_S = 60.0  # settings.chat_rate_limit jobs per user per this many seconds
+# our connection states -> the words `stylebot run`'s /healthz uses
+STATUS_WORDS = {"connecting": "starting", "ready": "connected", "disconnected": "disconnected"}
+TOKEN_HINT = ("Set STYLEBOT_DISCORD_TOKEN to the bot token from the Discord Developer Portal "
+              "(your application → Bot → Reset Token).")
+
+
+class StylebotClient(discord.Client):
+    """A discord.py client that knows Stylebot's commands and buttons.
+
+    ``service`` may be None when the client only syncs commands. The keyword arguments
+    after it exist so an operator (or a test) can tune timing and limits.
+    """
+
+    def __init__(self, service: "StyleService | None", settings: "Settings", *,
+                 ready: asyncio.Event | None = None, sync_guild: int | None = None,
+                 edit_interval_s: float = EDIT_INTERVAL_S,
+                 token_margin_s: float = TOKEN_MARGIN_S, rate_limit: tuple[int, float] | None = None,
+                 status: Any = None, **options: Any) -> None:
+        super().__init__(intents=discord.Intents(guilds=True), **options)
+        self.settings = settings
+        self.service = service
+        self.flow = JobFlow(service, settings, edit_interval_s=edit_interval_s,  # type: ignore[arg-type]
+                            token_margin_s=token_margin_s,
+                            rate_limit=rate_limit or (settings.chat_rate_limit, RATE_WINDOW_S))
+        self.tree = StylebotTree(self)
+        register(self.tree, self.flow)
+        self.add_dynamic_items(ResultButton, PresetPicker)
+        self._ready_event = ready
+        self._sync_guild = sync_guild
+        self._status = status
+        self.connection_state = "created"
+        self.interaction_count = 0
+        self.started_at: float | None = None
+
+    def set_state(self, state: str, detail: str = "") -> None:
+        """Our own state, mirrored to ``stylebot run``'s adapter status when there is one."""
+        self.connection_state = state
+        if self._status is not None and state in STATUS_WORDS:
+            self._status.set(STATUS_WORDS[state], detail)
+
+    async def setup_hook(self) -> None:
+        self.set_state("connecting", "logging in")
+        if self._sync_guild:
+            guild = discord.Object(id=self._sync_guild)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to guild %s", len(synced), self._sync_guild)
+
+    async def on_ready(self) -> None:
+        self.set_state("ready", f"as {self.user}")
+        if self.started_at is None:
+            self.started_at = time.monotonic()
+        log.info("discord: logged in as %s (%s) in %d guild(s)", self.user, getattr(self.user, "id", "?"),
+                 len(self.guilds))
+        if self._ready_event is not None:
+            self._ready_event.set()
+
+    async def on_disconnect(self) -> None:
+        if self.connection_state != "stopped":
+            self.set_state("disconnected", "reconnecting")
+
+    async def on_resumed(self) -> None:
+        self.set_state("ready", f"as {self.user}")
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        self.interaction_count += 1
+
+    def health(self) -> dict[str, Any]:
+        latency = self.latency
+        return {
+            "platform": "discord",
+            "state": self.connection_state,
+            "user": str(self.user) if self.user else None,
+            "guilds": len(self.guilds),
+            "latency_ms": round(latency * 1000) if math.isfinite(latency) else None,
+            "interactions": self.interaction_count,
+            "jobs_following": self.flow.following,
+            "failures": self.flow.failures,
+        }
+
+
+_current: StylebotClient | None = None
+
+
+async def run_discord(service: "StyleService", settings: "Settings", *,
+                      ready: asyncio.Event | None = None, status: Any = None,
+                      stopping: asyncio.Event | None = None) -> None:
+    """Connect and serve until cancelled (or until ``stopping`` is set and jobs are delivered).
+
+    ``ready`` is set once the gateway says READY. ``stylebot run`` may also pass ``status``
+    (anything with ``set(state, detail)``, reported on /healthz) and ``stopping``, set once
+    the queue has stopped and told waiting users; then the messages about those jobs are
+    sent before the connection closes.
+    """
+    global _current
+    if not settings.discord_token:
+        raise UserError(TOKEN_HINT)
+    client = StylebotClient(service, settings, ready=ready, sync_guild=settings.discord_guild_id,
+                            status=status)
+    _current = client
+    try:
+        async with client:
+            connection = asyncio.create_task(client.start(settings.discord_token), name="discord-gateway")
+            waits: set[asyncio.Future] = {connection}
+            if stopping is not None:
+                waits.add(asyncio.ensure_future(stopping.wait()))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if connection.done():
+                    connection.result()  # login refused, gateway gave up...
+                else:
+                    log.info("discord: stopping; delivering %d job message(s) first", client.flow.following)
+                    await client.flow.idle()
+            finally:
+                for task in waits:
+                    task.cancel()
+                await asyncio.gather(*waits, return_exceptions=True)
+    except discord.LoginFailure:
+        raise UserError("Discord refused the bot token in STYLEBOT_DISCORD_TOKEN. " + TOKEN_HINT) from None
+    finally:
+        client.set_state("stopped")
+
+
+def health() -> dict[str, Any]:
+    """The running client's connection state and counters (``stopped`` when none runs)."""
+    if _current is None:
+        return {"platform": "discord", "state": "stopped"}
+    return _current.health()
+
+
+async def sync_commands(settings: "Settings", guild_id: int | None = None) -> list[str]:
+    """Register the commands with Discord, globally or in one guild (instant, for testing)."""
+    if not settings.discord_token:
+        raise UserError(TOKEN_HINT)
+    client = StylebotClient(None, settings)
+    async with client:
+        try:
+            await client.login(settings.discord_token)
+        except discord.LoginFailure:
+            raise UserError("Discord refused the bot token in STYLEBOT_DISCORD_TOKEN. " + TOKEN_HINT) from None
+        if guild_id:
+            guild = discord.Object(id=guild_id)
+            client.tree.copy_global_to(guild=guild)
+            try:
+                synced = await client.tree.sync(guild=guild)
+            except discord.Forbidden:
+                raise UserError(f"Discord refused commands for guild {guild_id}: invite the bot there "
+                                "with the applications.commands scope first.") from None
+        else:
+            synced = await client.tree.sync()
+    return [command.name for command in synced]
+
+
+def sync(settings: "Settings", guild_id: int | None = None) -> list[str]:
+    """``sync_commands`` for the CLI."""
+    return asyncio.run(sync_commands(settings, guild_id))

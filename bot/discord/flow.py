@@ -1,0 +1,284 @@
+"""Running a job for an interaction, from the deferral to the result and its buttons.
+
+Every path that starts a job (slash commands, the message command's preset menu, the
+Re-roll/Stronger/Weaker buttons) goes through ``JobFlow.start``; every interaction runs
+under ``guard``, so one failure is reported to that one user and logged with the job id
+(or the interaction's reference) they see, and never disturbs anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections import OrderedDict
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
+
+import discord
+from discord import app_commands
+
+from engine.errors import UserError
+from engine.events import Cancelled, Done, Failed, Progress, Queued, Started
+from engine.methods import get_method
+from engine.request import StyleRequest
+
+from . import render as render
+from .inputs import RateLimiter, check_attachment, download, requester_of
+from .reply import Reply
+from .ui import SavePresetModal, picker_view, result_view
+from stylebot.results import (Remembered, ResultMemory, changed_options, format_options, nudge, nudged_option,
+                      value_text)
+
+if TYPE_CHECKING:
+    from engine.queue import JobHandle
+    from stylebot.settings import Settings
+    from stylebot.service import StyleService
+
+log = logging.getLogger(__name__)
+
+ACTION_WORDS = {"reroll": "re-roll", "stronger": "strengthen", "weaker": "weaken",
+                "save": "save as a preset"}
+
+
+class JobFlow:
+    """Submits jobs for Discord users and follows them to a delivered result."""
+
+    def __init__(self, service: "StyleService", settings: "Settings", *, edit_interval_s: float, token_margin_s: float, rate_limit: tuple[int, float]) -> None:
+        self.service = service
+        self.settings = settings
+        self.edit_interval_s = edit_interval_s
+        self.token_margin_s = token_margin_s
+        self.limiter = RateLimiter(*rate_limit)
+        self.memory = ResultMemory()
+        self._picks: OrderedDict[int, discord.Attachment] = OrderedDict()
+        self._tasks: set[asyncio.Task] = set()
+        self.failures = 0
+
+    # -- guarding every interaction --------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def guard(self, interaction: discord.Interaction) -> AsyncIterator[None]:
+        """Turn a ``UserError`` into an ephemeral answer and anything else into a logged bug."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - every failure is answered and logged
+            await self.report(interaction, exc)
+
+    async def report(self, interaction: discord.Interaction, error: BaseException) -> None:
+        if isinstance(error, app_commands.CommandInvokeError):
+            error = error.original  # what the command itself raised
+        if isinstance(error, (app_commands.CommandNotFound, app_commands.CommandSignatureMismatch)):
+            error = UserError("This command has changed since Discord last heard of it; ask the "
+                              "bot's operator to run `stylebot discord sync`.")
+        if isinstance(error, UserError):
+            text = render.refused(error.message)
+        else:
+            self.failures += 1
+            ref = ref_of(interaction)
+            log.error("discord interaction %s (ref %s) by user %s failed", _what(interaction), ref,
+                      interaction.user.id if interaction.user else "?",
+                      exc_info=(type(error), error, error.__traceback__))
+            text = render.bug(ref, what="ref")
+        await answer(interaction, text)
+
+    # -- starting jobs ---------------------------------------------------------------------
+
+    def check(self, attachment: discord.Attachment | None, what: str) -> None:
+        if attachment is not None:
+            check_attachment(attachment, what=what, max_bytes=self.settings.max_upload_bytes)
+
+    async def fetch(self, attachment: discord.Attachment | None, what: str):
+        return None if attachment is None else await download(attachment, what=what)
+
+    async def start(self, interaction: discord.Interaction,
+                    build: Callable[[], Awaitable[StyleRequest]]) -> None:
+        """Defer at once, then download, submit and follow the job in the background.
+
+        Cheap checks belong before this call (they answer without deferring); ``build``
+        does the slow part (downloads) after the deferral.
+        """
+        self.limiter.hit(requester_of(interaction.user))
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        reply = Reply(interaction, ref_of(interaction), interval_s=self.edit_interval_s,
+                      margin_s=self.token_margin_s)
+        try:
+            handle = await self.service.submit(await build())
+        except UserError as exc:
+            await reply.finish(render.refused(exc.message))
+            return
+        reply.job_ref = handle.id
+        log.info("job %s (%s) queued for discord user %s", handle.id, handle.prepared.method.name,
+                 interaction.user.id)
+        task = asyncio.create_task(self._follow(handle, reply), name=f"discord-job-{handle.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _follow(self, handle: "JobHandle", reply: Reply) -> None:
+        job_id, method = handle.id, handle.prepared.method.name
+        watch = asyncio.create_task(reply.watch_expiry(), name=f"discord-expiry-{job_id}")
+        try:
+            async for event in handle.events():
+                if isinstance(event, Queued):
+                    await reply.status(render.queued(job_id, event.position))
+                elif isinstance(event, Started):
+                    await reply.status(render.started(job_id, method, event.device))
+                elif isinstance(event, Progress):
+                    await reply.status(render.progress(job_id, method, event.fraction, event.stage))
+                elif isinstance(event, Done):
+                    await self._deliver(handle, event, reply)
+                elif isinstance(event, Failed):
+                    await reply.finish(("❌ " if event.internal else "⚠️ ") + event.message)
+                elif isinstance(event, Cancelled):
+                    await reply.finish(render.cancelled(job_id, event.reason))
+        except Exception:  # noqa: BLE001 - one job's delivery must never affect another
+            self.failures += 1
+            log.exception("discord: delivering job %s to user %s failed", job_id, reply.user.id)
+            with contextlib.suppress(Exception):
+                await reply.finish(render.bug(job_id))
+        finally:
+            watch.cancel()
+
+    async def _deliver(self, handle: "JobHandle", event: Done, reply: Reply) -> None:
+        method = handle.prepared.method
+        data, filename, note = await asyncio.to_thread(render.encode_for_upload, event.image,
+                                                       reply.upload_limit, f"stylebot-{handle.id}")
+        request = dataclasses.replace(handle.prepared.request, preset=None)
+        self.memory.put(handle.id, Remembered(request, event.meta, reply.user.id))
+        shown = changed_options(method.options, event.meta.options)
+        embed = render.result_embed(handle.id, event.meta, shown, filename, prompt=request.prompt,
+                                    requester=reply.user.display_name, note=note)
+        await reply.deliver(data, filename, embed, result_view(handle.id, reply.user.id, method),
+                            seconds=event.meta.seconds)
+        log.info("job %s delivered to discord user %s (%d bytes%s)", handle.id, reply.user.id,
+                 len(data), f", {note}" if note else "")
+
+    async def idle(self) -> None:
+        """Wait until every job being followed has been delivered (shutdown and tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    @property
+    def following(self) -> int:
+        return len(self._tasks)
+
+    # -- buttons under results -------------------------------------------------------------
+
+    async def on_button(self, interaction: discord.Interaction, action: str, job_id: str,
+                        owner_id: int | None) -> None:
+        if action == "delete":
+            if interaction.user.id != owner_id:
+                raise UserError("Only the person who asked for this result can delete it.")
+            await interaction.response.defer()
+            await interaction.message.delete()
+            return
+        remembered = self.memory.get(job_id)
+        if remembered is None:
+            raise UserError(f"This result is too old to {ACTION_WORDS[action]}; run the command again.")
+        if action == "save":
+            await interaction.response.send_modal(SavePresetModal(job_id))
+            return
+        request = self._variant(remembered, action, interaction.user)
+
+        async def build() -> StyleRequest:
+            return request
+
+        await self.start(interaction, build)
+
+    def _variant(self, remembered: Remembered, action: str, user: discord.abc.User) -> StyleRequest:
+        """The remembered request with a new seed, or one step stronger or weaker."""
+        method = get_method(remembered.meta.method)
+        options = dict(remembered.request.options)
+        if action == "reroll":
+            options.pop("seed", None)  # the engine draws a new one
+        else:
+            option = nudged_option(method.name)
+            if option is None:
+                raise UserError(f"Method '{method.name}' has no strength to change.")
+            current = remembered.meta.options.get(option.name)
+            new = nudge(option, current, 1 if action == "stronger" else -1)
+            if new == current:
+                limit = "maximum" if action == "stronger" else "minimum"
+                raise UserError(f"'{option.name}' is already at its {limit} ({value_text(current)}).")
+            options[option.name] = new
+            if "seed" in method.options and remembered.meta.seed is not None:
+                options["seed"] = remembered.meta.seed  # same noise, so only the strength changes
+        return dataclasses.replace(remembered.request, requester=requester_of(user), options=options,
+                                   method=method.name, preset=None)
+
+    async def save_from_result(self, interaction: discord.Interaction, job_id: str, name: str) -> None:
+        remembered = self.memory.get(job_id)
+        if remembered is None:
+            raise UserError("This result is too old to save as a preset; run the command again.")
+        request = remembered.request
+        options = {k: v for k, v in request.options.items() if k != "seed"}
+        record = await self.service.save_preset(requester_of(interaction.user), name,
+                                                remembered.meta.method, options, request.styles,
+                                                request.style_weights if request.styles else None)
+        await interaction.response.send_message(
+            f"💾 Saved preset **{record.name}** ({record.method}, {format_options(record.options)}, "
+            f"{len(record.styles)} style image(s)). Use it with /preset use name:{record.name}.",
+            ephemeral=True)
+
+    # -- the message command's preset menu -------------------------------------------------
+
+    async def offer_presets(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        images = [a for a in message.attachments if (a.content_type or "").startswith("image/")]
+        if not images:
+            raise UserError("That message has no image attached; use the command on a message "
+                            "with an uploaded image.")
+        self.check(images[0], "image")
+        presets = await self.service.list_presets(requester_of(interaction.user))
+        if not presets:
+            raise UserError("You have no presets yet; save one with /preset save.")
+        key = interaction.id
+        self._picks[key] = images[0]
+        while len(self._picks) > 500:
+            self._picks.popitem(last=False)
+        more = f" (showing 25 of {len(presets)})" if len(presets) > 25 else ""
+        await interaction.response.send_message(
+            f"Restyle **{images[0].filename}** with which of your presets?{more}",
+            view=picker_view(key, _recent_first(presets)), ephemeral=True)
+
+    async def on_pick(self, interaction: discord.Interaction, key: int, preset: str) -> None:
+        attachment = self._picks.pop(key, None)
+        if attachment is None:
+            raise UserError("This menu has expired; use “Stylize with preset…” on the message again.")
+        requester = requester_of(interaction.user)
+
+        async def build() -> StyleRequest:
+            content = await download(attachment, what="image")
+            return StyleRequest(method=None, content=content, requester=requester, preset=preset)
+
+        await self.start(interaction, build)
+
+
+def _recent_first(presets: list) -> list:
+    used = sorted((p for p in presets if p.last_used_at), key=lambda p: p.last_used_at, reverse=True)
+    return used + [p for p in presets if not p.last_used_at]
+
+
+def ref_of(interaction: discord.Interaction) -> str:
+    """A short reference to quote in messages and logs before a job id exists."""
+    return f"{interaction.id:x}"[-8:]
+
+
+def _what(interaction: discord.Interaction) -> str:
+    command = interaction.command
+    if command is not None:
+        return f"/{command.qualified_name}"
+    data = interaction.data or {}
+    return str(data.get("custom_id") or data.get("name") or interaction.type)
+
+
+async def answer(interaction: discord.Interaction, text: str) -> None:
+    """An ephemeral answer, however far the interaction has got; never raises."""
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(text, ephemeral=True)
+        elif interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
+            await interaction.edit_original_response(content=text)
+        else:
+            await interaction.followup.send(text, ephemeral=True)
+    except discord.HTTPException as exc:
+        log.warning("could not answer interaction %s: %s", interaction.id, exc)

@@ -1,0 +1,126 @@
+"""Turning what a Discord command carries into a ``StyleRequest``, refusing what cannot work.
+
+Attachments are checked by what Discord says about them (type, size, where they live)
+before a byte is downloaded; options are checked against the chosen method's declared
+options, so a wrong option is refused at once with the list of the ones that apply.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict, deque
+from typing import Any
+from urllib.parse import urlsplit
+
+import discord
+
+from stylebot.commands import parse_command
+from engine.errors import ImageError, OptionError, UserError
+from engine.images import FORMATS_HINT, check_upload_size
+from engine.methods import DEFAULT_METHOD, get_method
+from engine.request import ImageUpload, Requester
+
+log = logging.getLogger(__name__)
+
+# Discord serves attachments from these hosts; nothing else is ever downloaded.
+CDN_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
+
+
+def discord_hosts() -> frozenset[str]:
+    """The CDN hosts and the host discord.py talks to (discord.com, or a stand-in for it)."""
+    api_host = urlsplit(discord.http.Route.BASE).hostname
+    return CDN_HOSTS | ({api_host.lower()} if api_host else set())
+
+
+def requester_of(user: discord.abc.User) -> Requester:
+    return Requester("discord", str(user.id), getattr(user, "display_name", "") or user.name)
+
+
+def check_attachment(attachment: discord.Attachment, *, what: str, max_bytes: int) -> None:
+    """Refuse an attachment from its metadata alone: not an image, too big, or not on the CDN."""
+    kind = (attachment.content_type or "").split(";")[0].strip().lower()
+    if not kind.startswith("image/"):
+        described = f"a {kind} file" if kind else "not marked as an image"
+        raise ImageError(f"The {what} '{attachment.filename}' is {described}; attach an image "
+                         f"({FORMATS_HINT}).")
+    check_upload_size(attachment.size, max_bytes, f"{what} '{attachment.filename}'")
+    host = (urlsplit(attachment.url).hostname or "").lower()
+    if host not in discord_hosts():
+        raise UserError(f"The {what} '{attachment.filename}' is not stored on Discord; "
+                        "upload the image to Discord itself.")
+
+
+async def download(attachment: discord.Attachment, *, what: str) -> ImageUpload:
+    """The attachment's bytes, fetched through discord.py from Discord's CDN."""
+    try:
+        data = await attachment.read()
+    except (discord.HTTPException, discord.NotFound) as exc:
+        log.info("download of %s failed: %s", attachment.url, exc)
+        raise UserError(f"Could not download the {what} '{attachment.filename}' from Discord; "
+                        "try uploading it again.") from None
+    return ImageUpload(data, attachment.filename)
+
+
+def parse_extra_options(text: str | None) -> tuple[dict[str, str], list[float] | None]:
+    """Options typed into the free ``options`` field, e.g. ``model=mosaic alpha:0.5 blend=0.7,0.3``.
+
+    Read by the parser every text front end shares, so quoting and spelling work as in the
+    playground; what Discord has a field for (method, preset, prompt) belongs in that field.
+    """
+    if not text or not text.strip():
+        return {}, None
+    parsed = parse_command(text, command="stylize")
+    for name, value in (("method", parsed.method), ("preset", parsed.preset)):
+        if value:
+            raise OptionError(f"Give the {name} in the command's own '{name}' field, not in options.")
+    if parsed.prompt:
+        raise OptionError(f"'{parsed.prompt}' is not a name=value option (a prompt has its own "
+                          "'prompt' field); write extra options as pairs like model=mosaic alpha=0.5.")
+    return dict(parsed.options), parsed.style_weights
+
+
+def merge_options(typed: dict[str, Any], extra: dict[str, str]) -> dict[str, Any]:
+    """Options from typed command fields plus the free text; the same name twice is refused."""
+    given = {k: v for k, v in typed.items() if v is not None}
+    both = sorted(set(given) & set(extra))
+    if both:
+        raise OptionError(f"Option '{both[0]}' is given both as a field and in the options text; "
+                          "give it once.")
+    return {**given, **extra}
+
+
+def check_applicable(method_name: str | None, options: dict[str, Any], *, n_styles: int,
+                     prompt: str | None) -> None:
+    """Refuse options, images or a prompt the method does not take, saying which apply.
+
+    Runs before anything is downloaded or queued; the method's own option declarations
+    decide, so the message always lists exactly what that method accepts.
+    """
+    method = get_method(method_name or DEFAULT_METHOD)
+    method.options.validate(options, method=method.name)
+    has_prompt = bool(prompt and prompt.strip())
+    if has_prompt and not method.needs_prompt:
+        raise OptionError(f"Method '{method.name}' takes no prompt; remove it, or pick a "
+                          "text-guided method such as sd or nada.")
+    method.check_inputs(n_styles=n_styles, has_prompt=has_prompt, has_mask=False)
+
+
+class RateLimiter:
+    """At most ``count`` job submissions per user in any ``per_s`` seconds."""
+
+    def __init__(self, count: int, per_s: float) -> None:
+        self.count = count
+        self.per_s = per_s
+        self._hits: dict[str, deque[float]] = defaultdict(deque)
+
+    def hit(self, requester: Requester) -> None:
+        now = time.monotonic()
+        hits = self._hits[requester.key]
+        while hits and now - hits[0] >= self.per_s:
+            hits.popleft()
+        if len(hits) >= self.count:
+            wait = self.per_s - (now - hits[0])
+            raise UserError(f"Slow down: you can start {self.count} jobs every "
+                            f"{self.per_s:g} s; try again in {max(1, round(wait))} s.")
+        hits.append(now)

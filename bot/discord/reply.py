@@ -1,0 +1,181 @@
+"""Where one job's messages go, and how often.
+
+A command's deferred (ephemeral) response carries the queue position and a progress bar,
+edited at most every few seconds so a long job does not hammer Discord's rate limits. The
+result is a public follow-up. Interaction tokens die 15 minutes after the command, so a
+job that outlives its token (gatys, nada, a long queue) is delivered as a channel message
+that mentions the user instead, and so is anything sent after Discord says the token is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import io
+import logging
+import time
+
+import discord
+
+from . import render as render
+
+log = logging.getLogger(__name__)
+
+TOKEN_LIFETIME = dt.timedelta(minutes=15)
+INVALID_WEBHOOK_TOKEN = 50027
+UNKNOWN_WEBHOOK = 10015
+
+
+def token_gone(exc: discord.HTTPException) -> bool:
+    """Whether Discord refused because the interaction's token expired or is unknown."""
+    return exc.status == 401 or getattr(exc, "code", 0) in (INVALID_WEBHOOK_TOKEN, UNKNOWN_WEBHOOK)
+
+
+class Reply:
+    """The messages about one job, sent through the interaction while its token lives."""
+
+    def __init__(self, interaction: discord.Interaction, job_ref: str, *, interval_s: float,
+                 margin_s: float) -> None:
+        self.interaction = interaction
+        self.user = interaction.user
+        self.job_ref = job_ref
+        self.upload_limit = interaction.filesize_limit
+        self._interval = interval_s
+        self._expires = interaction.created_at + TOKEN_LIFETIME
+        self._deadline = self._expires - dt.timedelta(seconds=margin_s)
+        self._lock = asyncio.Lock()
+        self._latest: str | None = None
+        self._shown: str | None = None
+        self._last_edit = float("-inf")
+        self._flush: asyncio.Task | None = None  # a delayed edit, while it is still waiting
+        self._closed = False  # the final word was said; late progress must not overwrite it
+        self.in_channel = False
+
+    # -- progress, throttled ---------------------------------------------------------------
+
+    async def status(self, text: str) -> None:
+        """Show ``text`` now, or within the edit interval if the last edit was recent."""
+        self._latest = text
+        if self.in_channel:
+            return
+        wait = self._last_edit + self._interval - time.monotonic()
+        if wait <= 0 and not self._lock.locked():
+            await self._show_latest()
+        elif self._flush is None:
+            self._flush = asyncio.create_task(self._show_later(max(wait, 0.0)))
+
+    async def _show_later(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        self._flush = None  # from here on it is an edit in progress, not to be cancelled
+        await self._show_latest()
+
+    async def _show_latest(self) -> None:
+        async with self._lock:
+            if not self._closed and self._latest is not None and self._latest != self._shown:
+                text = self._latest
+                if await self._edit(text):
+                    self._shown = text
+
+    def _close(self) -> None:
+        self._closed = True
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+
+    async def watch_expiry(self) -> None:
+        """Near the token's end, say (while it still works) that the result will come in the channel."""
+        await asyncio.sleep(max(0.0, (self._deadline - discord.utils.utcnow()).total_seconds()))
+        async with self._lock:
+            if not self._closed:
+                await self._move_to_channel()
+
+    # -- final messages --------------------------------------------------------------------
+
+    async def finish(self, text: str) -> None:
+        """The job's last word when there is no image: failed, cancelled or refused."""
+        self._close()
+        async with self._lock:
+            if await self._edit(text):
+                return
+        await self._to_channel(f"{self.user.mention} {text}")
+
+    async def deliver(self, data: bytes, filename: str, embed: discord.Embed, view: discord.ui.View,
+                      *, seconds: float) -> discord.Message:
+        """Post the result publicly: as a follow-up while the token lives, else in the channel."""
+        self._close()
+        message: discord.Message | None = None
+        async with self._lock:
+            # Resolve the deferred response first, so the follow-up is a message of its own.
+            if await self._edit(render.done(self.job_ref, seconds)):
+                try:
+                    message = await self.interaction.followup.send(
+                        file=discord.File(io.BytesIO(data), filename), embed=embed, view=view, wait=True)
+                except discord.HTTPException as exc:
+                    if not token_gone(exc):
+                        raise
+                    self._token_died(exc)
+            if message is not None:
+                await self._edit(render.done(self.job_ref, seconds, self._link(message)))
+                return message
+        return await self._to_channel(f"{self.user.mention} your result is ready.",
+                                      (data, filename), embed=embed, view=view)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _link(self, message: discord.Message) -> str:
+        # Follow-up payloads carry no guild, so discord.py's jump_url would point at DMs.
+        guild = self.interaction.guild_id or "@me"
+        return f"https://discord.com/channels/{guild}/{message.channel.id}/{message.id}"
+
+    def token_usable(self) -> bool:
+        return not self.in_channel and discord.utils.utcnow() < self._deadline
+
+    async def _edit(self, text: str) -> bool:
+        """Edit the response; False (and channel mode from now on) once the token is unusable."""
+        if not self.token_usable():
+            await self._move_to_channel()
+            return False
+        try:
+            await self.interaction.edit_original_response(content=text)
+        except discord.HTTPException as exc:
+            if not token_gone(exc):
+                raise
+            self._token_died(exc)
+            return False
+        self._last_edit = time.monotonic()
+        return True
+
+    def _token_died(self, exc: discord.HTTPException) -> None:
+        log.info("job %s: interaction token refused (%s %s); using the channel", self.job_ref,
+                 exc.status, getattr(exc, "code", ""))
+        self.in_channel = True
+
+    async def _move_to_channel(self) -> None:
+        """Say once, while the token still works, that the rest comes in the channel."""
+        if self.in_channel:
+            return
+        self.in_channel = True
+        log.info("job %s: interaction token about to expire; delivering in the channel", self.job_ref)
+        if discord.utils.utcnow() < self._expires:
+            with contextlib.suppress(discord.HTTPException):
+                await self.interaction.edit_original_response(content=render.moved_to_channel(self.job_ref))
+
+    async def _to_channel(self, content: str, upload: tuple[bytes, str] | None = None,
+                          **fields) -> discord.Message:
+        """Send in the command's channel, mentioning only the user; by DM if the bot may not post there."""
+        mentions = discord.AllowedMentions(everyone=False, roles=False, users=[self.user])
+
+        def message_fields() -> dict:
+            file = {"file": discord.File(io.BytesIO(upload[0]), upload[1])} if upload else {}
+            return {"content": content, "allowed_mentions": mentions, **file, **fields}
+
+        channel_id = self.interaction.channel_id
+        if channel_id is not None:
+            channel = self.interaction.client.get_partial_messageable(
+                channel_id, guild_id=self.interaction.guild_id)
+            try:
+                return await channel.send(**message_fields())
+            except discord.Forbidden:
+                log.info("job %s: cannot post in channel %s; sending a DM", self.job_ref, channel_id)
+        return await self.user.send(**message_fields())

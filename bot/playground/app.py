@@ -1,0 +1,401 @@
+"""The playground's HTTP API: the same requests as the chat adapters, from a local web page.
+
+Everything a chat user can do goes through ``StyleService`` exactly as Discord or Slack
+would: the command text is parsed by ``stylebot.commands``, uploads obey the same size and
+decoding limits, and one local user ("playground", "local") owns jobs and presets.
+Every ``UserError`` becomes HTTP 400 with ``{"error": message}``; anything else is logged
+and answered with a generic 500, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import json
+import logging
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from stylebot.commands import HELP, STYLIZE, CommandError, ParsedCommand, build_request, parse_command
+from bot.playground.inputs import MAX_FIELD_BYTES, Form, json_body, read_form
+from engine.errors import UserError
+from engine.events import Cancelled, Done, Failed, JobEvent, Progress, Queued, Started
+from engine.request import Requester
+from stylebot.service import jsonable_options
+
+if TYPE_CHECKING:
+    from stylebot.settings import Settings
+    from stylebot.service import StyleService
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+REQUESTER = Requester("playground", "local", "you")
+RESULT_CACHE = 24  # encoded results kept for the page's <img> and download link
+PREVIEW_MIN_INTERVAL_S = 0.4
+PREVIEW_SIDE = 256
+SSE_KEEPALIVE_S = 15.0
+BUG_MESSAGE = "Something went wrong on our side; it has been logged."
+
+PLAYGROUND = web.AppKey("playground", "Playground")
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler) -> web.StreamResponse:
+    """The one place errors become responses: a person's message, or a generic one."""
+    try:
+        return await handler(request)
+    except UserError as exc:
+        return web.json_response({"error": exc.message}, status=400)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        return web.json_response({"error": exc.reason}, status=exc.status)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("playground request %s %s failed", request.method, request.path)
+        return web.json_response({"error": BUG_MESSAGE}, status=500)
+
+
+LOOPBACK_NAMES = {"localhost", "::1"}
+
+
+def same_origin_guard(loopback_only: bool):
+    """Refuse what another web site makes your browser send (the page has no login).
+
+    A form on any site can POST to 127.0.0.1 without a CORS preflight, and DNS rebinding can
+    make a foreign name resolve here: so changes must come from this page's own origin, and
+    on a loopback address the Host header must name this machine.
+    """
+
+    @web.middleware
+    async def guard(request: web.Request, handler) -> web.StreamResponse:
+        host = (request.url.host or "").lower()
+        if loopback_only and host not in LOOPBACK_NAMES and not host.startswith("127."):
+            return web.json_response({"error": "This address only answers as localhost."}, status=403)
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            origin = request.headers.get("Origin")
+            if origin is not None and origin != f"{request.scheme}://{request.host}":
+                log.warning("refused a %s %s from origin %s", request.method, request.path, origin)
+                return web.json_response({"error": "Requests from other web sites are refused."},
+                                         status=403)
+        return await handler(request)
+
+    return guard
+
+
+class Playground:
+    """Request handlers over one ``StyleService``; one instance per web app."""
+
+    def __init__(self, service: "StyleService", settings: "Settings") -> None:
+        self.service = service
+        self.settings = settings
+        self._results: OrderedDict[str, bytes] = OrderedDict()
+
+    # -- pages and facts -----------------------------------------------------------------
+
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def config(self, request: web.Request) -> web.Response:
+        s = self.settings
+        return web.json_response({
+            "user": REQUESTER.user_id, "max_upload_bytes": s.max_upload_bytes,
+            "max_side": s.max_side, "max_pixels": s.max_pixels, "jobs_per_user": s.jobs_per_user,
+            "accepting": self.service.queue.accepting, "help": HELP,
+        })
+
+    async def methods(self, request: web.Request) -> web.Response:
+        return web.json_response(await asyncio.to_thread(self.service.methods_info))
+
+    async def parse(self, request: web.Request) -> web.Response:
+        """Parse a command without running it, so the page can set its controls from typed text."""
+        body = await json_body(request)
+        parsed = parse_command(str(body.get("command", ""))[:MAX_FIELD_BYTES])
+        return web.json_response({"parsed": _parsed_dict(parsed), "text": parsed.to_text()})
+
+    # -- the command box -------------------------------------------------------------------
+
+    async def command(self, request: web.Request) -> web.Response:
+        """Run whatever the command box says, with the attached images."""
+        form = await read_form(request, self.settings.max_upload_bytes)
+        text = form.fields.get("command", "").strip()
+        if not text:
+            raise CommandError("Type a command, e.g. /stylize method:hub, then press Run.")
+        parsed = parse_command(text)
+        if parsed.name == STYLIZE:
+            return web.json_response(await self._submit(parsed, form))
+        if parsed.name == "preset" and parsed.action == "save":
+            record = await self._save_preset(parsed.target or "", parsed, form,
+                                             replace=_truthy(form.fields.get("replace")))
+            return web.json_response({"kind": "preset_saved", "preset": record,
+                                      "message": f"Saved preset '{record['name']}'."})
+        if parsed.name == "preset" and parsed.action == "show":
+            record = await self.service.get_preset(REQUESTER, parsed.target or "")
+            return web.json_response({"kind": "preset", "preset": _preset_dict(record),
+                                      "message": _describe_preset(record)})
+        if parsed.name == "preset" and parsed.action == "delete":
+            await self.service.delete_preset(REQUESTER, parsed.target or "")
+            return web.json_response({"kind": "preset_deleted", "name": parsed.target,
+                                      "message": f"Deleted preset '{parsed.target}'."})
+        if parsed.name == "presets":
+            records = [_preset_dict(r) for r in await self.service.list_presets(REQUESTER)]
+            lines = [_describe_preset(r) for r in records]
+            return web.json_response({"kind": "presets", "presets": records,
+                                      "message": "\n".join(lines) or "You have no presets yet."})
+        if parsed.name == "cancel":
+            job_id = self.service.cancel(REQUESTER, parsed.target)
+            return web.json_response({"kind": "cancelled", "job": job_id,
+                                      "message": f"Cancelling job {job_id}."})
+        if parsed.name == "queue":
+            jobs = [_job_dict(j) for j in self.service.jobs_of(REQUESTER)]
+            lines = [f"{j['job']} {j['method']}: " + ("running" if j["position"] == 0
+                                                      else f"queued, position {j['position']}")
+                     for j in jobs]
+            return web.json_response({"kind": "jobs", "jobs": jobs,
+                                      "message": "\n".join(lines) or "You have no jobs queued or running."})
+        if parsed.name == "methods":
+            info = await asyncio.to_thread(self.service.methods_info)
+            lines = [f"{m['name']}: {m['summary']}" for m in info]
+            return web.json_response({"kind": "message", "message": "\n".join(lines)})
+        return web.json_response({"kind": "message", "message": HELP})
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    async def submit(self, request: web.Request) -> web.Response:
+        form = await read_form(request, self.settings.max_upload_bytes)
+        parsed = parse_command(form.fields.get("command", "") or "/stylize")
+        if parsed.name != STYLIZE:
+            raise CommandError(f"/api/jobs runs /stylize commands, not /{parsed.name}.")
+        return web.json_response(await self._submit(parsed, form))
+
+    async def _submit(self, parsed: ParsedCommand, form: Form) -> dict[str, Any]:
+        req = build_request(parsed, requester=REQUESTER, content=form.one("content"),
+                            styles=form.files["style"], mask=form.one("mask"))
+        handle = await self.service.submit(req)
+        prepared = handle.prepared
+        log.info("playground job %s: %s", handle.id, parsed.to_text())
+        seeded = "seed" in prepared.method.options  # a deterministic method's seed means nothing
+        seed = prepared.input.seed if seeded else None
+        return {"kind": "job", "job": handle.id, "method": prepared.method.name,
+                "seed": seed, "options": jsonable_options(prepared.options),
+                "events": f"/api/jobs/{handle.id}/events",
+                "message": f"Job {handle.id} queued ({prepared.method.name}"
+                           + (f", seed {seed})." if seeded else ").")}
+
+    async def jobs(self, request: web.Request) -> web.Response:
+        return web.json_response([_job_dict(j) for j in self.service.jobs_of(REQUESTER)])
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        job_id = self.service.cancel(REQUESTER, request.match_info["job"])
+        return web.json_response({"job": job_id, "message": f"Cancelling job {job_id}."})
+
+    def _own_job(self, job_id: str):
+        job = self.service.queue.get(job_id)
+        if job is None or job.requester.key != REQUESTER.key:
+            raise web.HTTPNotFound(reason=f"No playground job '{job_id}'.")
+        return job
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """The job's events as server-sent events, replayed from the start, ending with the last."""
+        job_id = request.match_info["job"]
+        self._own_job(job_id)
+        handle = self.service.queue.handle(job_id)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-cache",
+                                               "X-Accel-Buffering": "no"})
+        await response.prepare(request)
+        stream = handle.events()
+        last_preview = 0.0
+        pending: asyncio.Future | None = None
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(stream.__anext__())
+                done, _ = await asyncio.wait({pending}, timeout=SSE_KEEPALIVE_S)
+                if not done:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                try:
+                    event = pending.result()
+                except StopAsyncIteration:
+                    break
+                pending = None
+                data = self._event_dict(event)
+                if isinstance(event, Progress) and event.preview is not None:
+                    now = time.monotonic()
+                    if now - last_preview >= PREVIEW_MIN_INTERVAL_S:
+                        last_preview = now
+                        data["preview"] = await asyncio.to_thread(_preview_url, event.preview)
+                await response.write(f"data: {json.dumps(data)}\n\n".encode())
+                if data["type"] in ("done", "failed", "cancelled"):
+                    break
+        except ConnectionResetError:
+            log.debug("event stream for job %s closed by the page", job_id)
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await pending
+            await stream.aclose()
+        return response
+
+    def _event_dict(self, event: JobEvent) -> dict[str, Any]:
+        base = {"job": event.job_id}
+        if isinstance(event, Queued):
+            return {**base, "type": "queued", "position": event.position}
+        if isinstance(event, Started):
+            return {**base, "type": "started", "device": event.device}
+        if isinstance(event, Progress):
+            return {**base, "type": "progress", "fraction": round(event.fraction, 4),
+                    "stage": event.stage}
+        if isinstance(event, Done):
+            m = event.meta
+            return {**base, "type": "done", "result": f"/api/jobs/{event.job_id}/result",
+                    "download": f"/api/jobs/{event.job_id}/result?download=1",
+                    "meta": {"method": m.method, "options": jsonable_options(m.options),
+                             "seconds": m.seconds, "device": m.device, "seed": m.seed,
+                             "size": list(m.size)}}
+        if isinstance(event, Failed):
+            return {**base, "type": "failed", "message": event.message}
+        if isinstance(event, Cancelled):
+            return {**base, "type": "cancelled", "reason": event.reason}
+        raise TypeError(f"unknown event {event!r}")  # pragma: no cover
+
+    async def result(self, request: web.Request) -> web.Response:
+        job_id = request.match_info["job"]
+        job = self._own_job(job_id)
+        final = job.final
+        if not isinstance(final, Done):
+            raise web.HTTPNotFound(reason=f"Job {job_id} has no result"
+                                          + (" yet." if final is None else "."))
+        data = self._results.get(job_id)
+        if data is None:
+            from engine.images import encode_png
+
+            data = await asyncio.to_thread(encode_png, final.image)
+            self._results[job_id] = data
+            while len(self._results) > RESULT_CACHE:
+                self._results.popitem(last=False)
+        self._results.move_to_end(job_id)
+        headers = {"Cache-Control": "private, max-age=3600"}
+        if request.query.get("download"):
+            headers["Content-Disposition"] = (f'attachment; filename="stylebot-{final.meta.method}'
+                                              f'-{job_id}.png"')
+        return web.Response(body=data, content_type="image/png", headers=headers)
+
+    # -- presets ---------------------------------------------------------------------------
+
+    async def list_presets(self, request: web.Request) -> web.Response:
+        return web.json_response([_preset_dict(r) for r in await self.service.list_presets(REQUESTER)])
+
+    async def get_preset(self, request: web.Request) -> web.Response:
+        record = await self.service.get_preset(REQUESTER, request.match_info["name"])
+        return web.json_response(_preset_dict(record))
+
+    async def preset_style(self, request: web.Request) -> web.Response:
+        record = await self.service.get_preset(REQUESTER, request.match_info["name"])
+        try:
+            blob = record.styles[int(request.match_info["index"])]
+        except (ValueError, IndexError):
+            raise web.HTTPNotFound(reason=f"Preset '{record.name}' has no such style image.") from None
+        return web.Response(body=blob.data, content_type=blob.mime or "application/octet-stream")
+
+    async def save_preset(self, request: web.Request) -> web.Response:
+        """Save the page's current method, options and style images under a name."""
+        form = await read_form(request, self.settings.max_upload_bytes)
+        parsed = parse_command(form.fields.get("command", "") or "/stylize")
+        record = await self._save_preset(form.fields.get("name", ""), parsed, form,
+                                         replace=_truthy(form.fields.get("replace")))
+        return web.json_response(record, status=201)
+
+    async def _save_preset(self, name: str, parsed: ParsedCommand, form: Form, *,
+                           replace: bool) -> dict[str, Any]:
+        if parsed.preset:
+            raise CommandError("A preset cannot be saved from another preset; give its method and options.")
+        if not parsed.method:
+            raise CommandError("Choose a method before saving a preset, e.g. method:adain.")
+        if not name.strip():
+            raise CommandError("Give the preset a name, e.g. /preset save name:mine.")
+        record = await self.service.save_preset(REQUESTER, name, parsed.method, parsed.options,
+                                                form.files["style"], parsed.style_weights,
+                                                replace=replace)
+        log.info("playground preset %r saved (%s)", record.name, record.method)
+        return _preset_dict(record)
+
+    async def delete_preset(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        await self.service.delete_preset(REQUESTER, name)
+        return web.json_response({"deleted": name})
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _parsed_dict(parsed: ParsedCommand) -> dict[str, Any]:
+    return {"name": parsed.name, "method": parsed.method, "options": parsed.options,
+            "prompt": parsed.prompt, "preset": parsed.preset, "blend": parsed.style_weights,
+            "action": parsed.action, "target": parsed.target}
+
+
+def _job_dict(job) -> dict[str, Any]:
+    return {"job": job.job_id, "method": job.method, "position": job.position, "state": job.state}
+
+
+def _preset_dict(record) -> dict[str, Any]:
+    styles = getattr(record, "styles", None)
+    count = len(styles) if styles is not None else int(getattr(record, "style_count", 0))
+    stamp = lambda t: t.isoformat() if t is not None else None  # noqa: E731
+    return {"name": record.name, "method": record.method, "options": record.options,
+            "style_count": count,
+            "styles": [f"/api/presets/{record.name}/styles/{i}" for i in range(count)],
+            "created_at": stamp(getattr(record, "created_at", None)),
+            "last_used_at": stamp(getattr(record, "last_used_at", None)),
+            "use_count": getattr(record, "use_count", 0)}
+
+
+def _describe_preset(record) -> str:
+    data = record if isinstance(record, dict) else _preset_dict(record)
+    opts = " ".join(f"{k}:{v}" for k, v in data["options"].items())
+    return (f"{data['name']}: {data['method']} {opts}".rstrip()
+            + f" ({data['style_count']} style image(s), used {data['use_count']}x)")
+
+
+def _preview_url(image) -> str:
+    from engine.images import fit_within
+
+    buffer = io.BytesIO()
+    fit_within(image.convert("RGB"), PREVIEW_SIDE).save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def add_playground(app: web.Application, service: "StyleService", settings: "Settings") -> Playground:
+    """Mount the page and its API on ``app`` (which must use the ``json_errors`` middleware)."""
+    pg = Playground(service, settings)
+    app[PLAYGROUND] = pg
+    r = app.router
+    r.add_get("/", pg.index)
+    r.add_static("/static/", STATIC_DIR)
+    r.add_get("/api/config", pg.config)
+    r.add_get("/api/methods", pg.methods)
+    r.add_post("/api/parse", pg.parse)
+    r.add_post("/api/command", pg.command)
+    r.add_post("/api/jobs", pg.submit)
+    r.add_get("/api/jobs", pg.jobs)
+    r.add_delete("/api/jobs/{job}", pg.cancel)
+    r.add_get("/api/jobs/{job}/events", pg.events)
+    r.add_get("/api/jobs/{job}/result", pg.result)
+    r.add_get("/api/presets", pg.list_presets)
+    r.add_post("/api/presets", pg.save_preset)
+    r.add_get("/api/presets/{name}", pg.get_preset)
+    r.add_delete("/api/presets/{name}", pg.delete_preset)
+    r.add_get("/api/presets/{name}/styles/{index}", pg.preset_style)
+    return pg

@@ -1,0 +1,297 @@
+"""Slash commands and mentions, and what every listener shares.
+
+Each Slack entry point becomes the same parsed command and images. Listeners ``ack()`` first
+(or answer in the ack when the answer needs no network), then find the image, download it
+and hand a ``StyleRequest`` to ``JobFlow``; modals and buttons are in ``slack_forms``.
+Problems a person can fix are answered to them alone; anything else is logged under a
+short reference they are shown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import uuid
+from typing import TYPE_CHECKING, Any, Awaitable
+
+from slack_sdk.errors import SlackApiError
+
+from stylebot.commands import STYLIZE, CommandError, ParsedCommand, build_request, parse_command
+from engine.errors import OptionError, UserError
+from engine.methods import DEFAULT_METHOD, get_method, method_names
+from engine.request import ImageUpload, Requester
+
+from . import render as blocks
+from .inputs import (Downloader, FileFinder, SlackFile, foreign_link_error, require_images,
+                          split_links)
+from stylebot.results import format_options, value_text
+from .flow import JobFlow, Place
+
+if TYPE_CHECKING:
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from engine.methods.base import Method
+    from stylebot.settings import Settings
+    from stylebot.service import StyleService
+
+log = logging.getLogger(__name__)
+
+HELP_WORDS = {"help", "methods", "?"}
+# "@stylebot sd: oil painting" / "@stylebot adain preset=night": a method name leads the text.
+_LEADING_METHOD = re.compile(r"\s*([A-Za-z][\w-]*)\s*:?(?=\s|$)\s*(.*)$", re.S)
+
+
+class FieldError(UserError):
+    """A modal field is wrong: shown under that field instead of closing the form."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Listeners:
+    """Every listener of the Slack app, sharing one flow, file finder and downloader."""
+
+    def __init__(self, service: "StyleService", settings: "Settings", client: "AsyncWebClient",
+                 flow: JobFlow, finder: FileFinder, downloader: Downloader) -> None:
+        self.service = service
+        self.settings = settings
+        self.client = client
+        self.flow = flow
+        self.finder = finder
+        self.downloader = downloader
+        self.requests = 0
+
+    def register(self, app) -> None:
+        app.command(re.compile(r"^/"))(self.on_command)
+        app.event("app_mention")(self.on_mention)
+        app.error(self.on_error)
+
+    # -- shared pieces -----------------------------------------------------------------------
+
+    @staticmethod
+    def requester(place: Place) -> Requester:
+        return Requester("slack", place.user, place.user_name)
+
+    @staticmethod
+    def methods() -> list["Method"]:
+        """The methods that load in this build (one missing module must not hide the rest)."""
+        out = []
+        for name in method_names():
+            try:
+                out.append(get_method(name))
+            except Exception as exc:  # noqa: BLE001 - reported by `stylebot run`'s checks
+                log.debug("method %s unavailable: %s", name, exc)
+        return out
+
+    async def safely(self, place: Place, work: Awaitable[Any]) -> None:
+        """Run ``work``; tell the user what went wrong, privately, and log what is a bug."""
+        try:
+            await work
+        except UserError as exc:
+            await self.flow.tell(place, blocks.refused(exc.message))
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            self.flow.failures += 1
+            log.exception("slack request %s from %s in %s failed", ref, place.user, place.channel)
+            await self.flow.tell(place, blocks.bug(ref))
+
+    def precheck(self, parsed: ParsedCommand) -> "Method | None":
+        """Refuse what is wrong with the command itself before any file is fetched."""
+        if parsed.name != STYLIZE or (parsed.method is None and parsed.preset):
+            return None  # a preset decides the method
+        method = get_method(parsed.method or DEFAULT_METHOD)
+        try:
+            method.options.validate(parsed.options, method=method.name)
+        except OptionError as exc:
+            raise FieldError("options", exc.message) from None
+        if parsed.prompt and not method.needs_prompt:
+            try:
+                build_request(dataclasses.replace(parsed, method=method.name), content=ImageUpload(b"-"),
+                              requester=Requester("slack", "-"))
+            except UserError as exc:
+                raise FieldError("prompt", exc.message) from None
+        if method.needs_prompt and not parsed.prompt:
+            raise FieldError("prompt", f"Method '{method.name}' needs a text prompt, e.g. "
+                                       f"/{method.name} an oil painting in Van Gogh's style.")
+        return method
+
+    async def run(self, parsed: ParsedCommand, place: Place, content: SlackFile,
+                  styles: list[SlackFile]) -> None:
+        """Download the images and queue the job."""
+        image = await self.downloader.fetch(content)
+        style_images = [await self.downloader.fetch(f) for f in styles]
+        request = build_request(parsed, requester=self.requester(place), content=image,
+                                styles=style_images)
+        await self.flow.submit(place, request)
+
+    @staticmethod
+    def split_images(method: "Method | None", parsed: ParsedCommand,
+                     images: list[SlackFile]) -> tuple[SlackFile | None, list[SlackFile]]:
+        """The first image is restyled; the next ones are styles, as many as the method takes."""
+        if not images:
+            return None, []
+        styles = images[1:]
+        if method is None:
+            styles = []  # the preset brings its own style images
+        else:
+            styles = styles[: method.max_styles]
+        return images[0], styles
+
+    # -- slash commands --------------------------------------------------------------------------
+
+    async def on_command(self, ack, command: dict[str, Any]) -> None:
+        self.requests += 1
+        place = Place(channel=command.get("channel_id", ""), user=command.get("user_id", ""),
+                      thread_ts=command.get("thread_ts"), response_url=command.get("response_url"),
+                      user_name=command.get("user_name", ""))
+        name = command.get("command", "/stylize").lstrip("/").lower()
+        text, file_ids, foreign = split_links(command.get("text") or "")
+        try:
+            if name == "stylize" and text.lower() in HELP_WORDS:
+                await ack(text=blocks.help_text(self.methods(), self.settings.slack_image_window_s),
+                          response_type="ephemeral")
+                return
+            parsed = parse_command(text, command=name)
+            if foreign:
+                raise foreign_link_error(foreign)
+            method = self.precheck(parsed)
+        except UserError as exc:
+            await ack(text=blocks.refused(exc.message), response_type="ephemeral")
+            return
+        if parsed.name == STYLIZE:
+            await ack()
+            await self.safely(place, self.stylize_command(parsed, place, method, file_ids,
+                                                          command.get("trigger_id", "")))
+        elif parsed.name == "preset" and parsed.action == "save":
+            await ack()
+            await self.safely(place, self.save_preset_command(parsed, place, file_ids))
+        else:
+            try:
+                answer = await self.answer(parsed, place)
+            except UserError as exc:
+                answer = blocks.refused(exc.message)
+            except Exception:
+                ref = uuid.uuid4().hex[:8]
+                log.exception("slack command %s (ref %s) failed", name, ref)
+                answer = blocks.bug(ref)
+            await ack(text=answer, response_type="ephemeral")
+
+    async def stylize_command(self, parsed: ParsedCommand, place: Place, method: "Method | None",
+                              file_ids: list[str], trigger_id: str) -> None:
+        linked = require_images([await self.finder.by_id(i) for i in file_ids], "The linked file")
+        images = linked or await self.finder.recent_images(place.channel, place.user, place.thread_ts)
+        content, styles = self.split_images(method, parsed, images)
+        if method is None and linked:
+            styles = linked[1:]  # explicit links count even beside a preset
+        if content is None or (method is not None and len(styles) < method.min_styles):
+            await self.open_run_modal(trigger_id, parsed, place)
+            return
+        await self.run(parsed, place, content, styles)
+
+    async def open_run_modal(self, trigger_id: str, parsed: ParsedCommand, place: Place) -> None:
+        options = dict(parsed.options)
+        strength = options.pop("strength", None)
+        options_text = " ".join(f"{k}={value_text(v)}" for k, v in options.items())
+        presets = await self.service.list_presets(self.requester(place))
+        view = blocks.run_modal(
+            methods=self.methods(), method=parsed.method or (None if parsed.preset else DEFAULT_METHOD),
+            prompt=parsed.prompt, strength=strength, options_text=options_text, presets=presets,
+            preset=parsed.preset, meta=blocks.metadata(c=place.channel, t=place.thread_ts,
+                                                       w=parsed.style_weights))
+        try:
+            await self.client.views_open(trigger_id=trigger_id, view=view)
+        except SlackApiError as exc:
+            log.info("views.open failed: %s", exc.response.get("error"))
+            raise UserError("I found no image you shared here in the last "
+                            f"{blocks.window_text(self.settings.slack_image_window_s)}: share one (or "
+                            "paste its Slack file link) and run the command again.") from None
+
+    async def answer(self, parsed: ParsedCommand, place: Place) -> str:
+        """The quick commands, answered in the ack: presets, queue, cancel, help."""
+        me = self.requester(place)
+        if parsed.name == "presets":
+            return blocks.presets_list(await self.service.list_presets(me))
+        if parsed.name == "preset" and parsed.action == "show":
+            return blocks.preset_details(await self.service.get_preset(me, parsed.target))
+        if parsed.name == "preset" and parsed.action == "delete":
+            await self.service.delete_preset(me, parsed.target)
+            return f"Deleted your preset `{blocks.esc(parsed.target)}`."
+        if parsed.name == "queue":
+            jobs = self.service.jobs_of(me)
+            if not jobs:
+                return "You have no jobs queued or running."
+            return "\n".join(f"• `{j.job_id}` {j.method}: "
+                             + ("running" if j.position == 0 else f"number {j.position} in the queue")
+                             for j in jobs)
+        if parsed.name == "cancel":
+            return f"Cancelling job `{self.service.cancel(me, parsed.target)}`."
+        return blocks.help_text(self.methods(), self.settings.slack_image_window_s)
+
+    async def save_preset_command(self, parsed: ParsedCommand, place: Place, file_ids: list[str]) -> None:
+        if not parsed.method:
+            raise CommandError("/preset save needs a method, e.g. /preset save night method=fast "
+                               "model=mosaic strength=0.7.")
+        if parsed.prompt:
+            raise CommandError("A preset keeps a method, options and style images, not a prompt; "
+                               "leave the prompt out.")
+        method = get_method(parsed.method)
+        options = dict(parsed.options)
+        replace = str(options.pop("replace", "no")).strip().lower() in ("1", "true", "yes", "y", "on")
+        files = require_images([await self.finder.by_id(i) for i in file_ids], "The linked file")
+        if not files and method.min_styles:
+            files = await self.finder.recent_images(place.channel, place.user, place.thread_ts)
+            if not files:
+                raise UserError(f"Method '{method.name}' needs a style image: share it here first "
+                                "(or paste its Slack file link), then run /preset save again.")
+        styles = [await self.downloader.fetch(f) for f in files[: method.max_styles]]
+        record = await self.service.save_preset(self.requester(place), parsed.target, method.name,
+                                                options, styles, parsed.style_weights, replace=replace)
+        extra = f" with {len(record.styles)} style image(s)" if record.styles else ""
+        await self.flow.tell(place, f"Saved your preset `{blocks.esc(record.name)}`: {record.method} "
+                                    f"{blocks.esc(format_options(record.options))}{extra}.")
+
+    # -- mentions ----------------------------------------------------------------------------------------
+
+    async def on_mention(self, event: dict[str, Any], context, request) -> None:
+        if request is not None and request.headers.get("x-slack-retry-num"):
+            log.info("ignoring Slack's retry of event %s", event.get("event_ts"))
+            return  # the first delivery is already being handled
+        self.requests += 1
+        place = Place(channel=event.get("channel", ""), user=event.get("user", ""),
+                      thread_ts=event.get("thread_ts"))
+        text = event.get("text") or ""
+        bot_user = context.get("bot_user_id")
+        if bot_user:
+            text = re.sub(rf"<@{re.escape(bot_user)}(\|[^>]*)?>", " ", text)
+        await self.safely(place, self.mention(text, event, place))
+
+    async def mention(self, raw_text: str, event: dict[str, Any], place: Place) -> None:
+        text, file_ids, foreign = split_links(raw_text)
+        attached = require_images(await self.finder.resolve(event.get("files") or []), "Your message")
+        if text.lower() in HELP_WORDS or (not text and not attached):
+            window = self.settings.slack_image_window_s
+            await self.flow.tell(place, blocks.help_text(self.methods(), window))
+            return
+        if foreign:
+            raise foreign_link_error(foreign)
+        lead = _LEADING_METHOD.match(text)
+        if lead and lead.group(1).lower() in method_names():
+            parsed = parse_command(lead.group(2), command=lead.group(1))
+        else:
+            parsed = parse_command(text, command="stylize")
+        method = self.precheck(parsed)
+        images = attached or require_images([await self.finder.by_id(i) for i in file_ids],
+                                            "The linked file")
+        images = images or await self.finder.recent_images(place.channel, place.user, place.thread_ts)
+        content, styles = self.split_images(method, parsed, images)
+        if content is None:
+            raise UserError("Attach an image to the message you mention me in (or share one here "
+                            "first), e.g. `@stylebot sd: an oil painting`.")
+        await self.run(parsed, place, content, styles)
+
+    async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
+        self.flow.failures += 1
+        log.error("unhandled error in a Slack listener (%s)", body.get("type"),
+                  exc_info=(type(error), error, error.__traceback__))

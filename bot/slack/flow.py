@@ -1,0 +1,273 @@
+"""A job's life in a Slack conversation: queue position, progress, result and its buttons.
+
+Every way of starting a job (slash commands, modals, the shortcut, mentions, buttons) ends
+in ``JobFlow.submit``. One message per job shows the queue position and then progress
+(edited with chat.update, at most every ``edit_interval_s``); the result is uploaded to the
+same channel or thread with a Block Kit summary and buttons under it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from engine.errors import UserError
+from engine.events import Cancelled, Done, Failed, Progress, Queued, Started
+from engine.methods import get_method
+
+from . import render as blocks
+from stylebot.results import Remembered, ResultMemory, changed_options, nudge, nudged_option
+
+if TYPE_CHECKING:
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from engine.events import ResultMeta
+    from engine.queue import JobHandle
+    from engine.request import StyleRequest
+    from stylebot.service import StyleService
+
+log = logging.getLogger(__name__)
+
+NOT_IN_CHANNEL = ("not_in_channel", "channel_not_found", "is_archived", "restricted_action")
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a request came from and where its answers go."""
+
+    channel: str
+    user: str
+    thread_ts: str | None = None
+    response_url: str | None = None  # slash commands and shortcuts: ephemeral answers anywhere
+    user_name: str = ""
+
+
+def result_buttons(meta: "ResultMeta") -> list[str]:
+    """Re-roll only where a seed changes something; Stronger/Weaker only where there is room."""
+    method = get_method(meta.method)
+    out = [blocks.REROLL] if "seed" in method.options else []
+    option = nudged_option(meta.method)
+    if option is not None:
+        current = meta.options.get(option.name)
+        if nudge(option, current, +1) != current:
+            out.append(blocks.STRONGER)
+        if nudge(option, current, -1) != current:
+            out.append(blocks.WEAKER)
+    return out + [blocks.SAVE]
+
+
+class ProgressMessage:
+    """The one message that follows a job: posted once, then edited at a limited rate.
+
+    A late, throttled edit can never land after the final text: ``finish`` and ``delete``
+    close the message first, under the same lock the delayed edit needs.
+    """
+
+    def __init__(self, client: "AsyncWebClient", place: Place, interval_s: float) -> None:
+        self.client = client
+        self.place = place
+        self.interval_s = interval_s
+        self.ts: str | None = None
+        self.closed = False
+        self.edits = 0
+        self._last = 0.0
+        self._pending: tuple[str, list | None] | None = None
+        self._flusher: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    async def show(self, text: str, blocks_: list | None = None) -> None:
+        """Post or edit now if allowed, else keep only the newest text for a later edit."""
+        if self.closed:
+            return
+        wait = self._last + self.interval_s - time.monotonic()
+        if self.ts is not None and wait > 0:
+            self._pending = (text, blocks_)
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush_later(wait))
+            return
+        async with self._lock:
+            if not self.closed:
+                await self._send(text, blocks_)
+
+    async def _flush_later(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        async with self._lock:
+            if self.closed or self._pending is None:
+                return
+            text, blocks_ = self._pending
+            self._pending = None
+            try:
+                await self._send(text, blocks_)
+            except SlackApiError as exc:  # a missed progress edit is not worth failing over
+                log.info("progress edit failed: %s", exc.response.get("error"))
+
+    async def _send(self, text: str, blocks_: list | None) -> None:
+        if self.ts is None:
+            response = await self.client.chat_postMessage(
+                channel=self.place.channel, thread_ts=self.place.thread_ts, text=text,
+                blocks=blocks_ or [], unfurl_links=False)
+            self.ts = response["ts"]
+            channel = response.get("channel") or self.place.channel  # a user id becomes a DM id
+            self.place = dataclasses.replace(self.place, channel=channel)
+        else:
+            await self.client.chat_update(channel=self.place.channel, ts=self.ts, text=text,
+                                          blocks=blocks_ or [])
+            self.edits += 1
+        self._last = time.monotonic()
+
+    def _close(self) -> None:
+        self.closed = True
+        self._pending = None
+        if self._flusher is not None:
+            self._flusher.cancel()
+
+    async def finish(self, text: str) -> None:
+        """The final text, at once, whatever the rate limit."""
+        async with self._lock:
+            self._close()
+            await self._send(text, None)
+
+    async def delete(self) -> None:
+        async with self._lock:
+            self._close()
+            if self.ts is not None:
+                try:
+                    await self.client.chat_delete(channel=self.place.channel, ts=self.ts)
+                except SlackApiError as exc:
+                    log.info("could not delete progress message: %s", exc.response.get("error"))
+
+
+class JobFlow:
+    """Submits jobs for Slack users and follows each one to a delivered result."""
+
+    def __init__(self, service: "StyleService", client: "AsyncWebClient", *,
+                 edit_interval_s: float) -> None:
+        self.service = service
+        self.client = client
+        self.edit_interval_s = edit_interval_s
+        self.memory = ResultMemory()
+        self.tasks: set[asyncio.Task] = set()
+        self.failures = 0
+
+    # -- answering one person -------------------------------------------------------------
+
+    async def tell(self, place: Place, text: str) -> None:
+        """An ephemeral answer: chat.postEphemeral, else the response_url where there is one."""
+        try:
+            await self.client.chat_postEphemeral(channel=place.channel, user=place.user, text=text,
+                                                 thread_ts=place.thread_ts)
+            return
+        except SlackApiError as exc:
+            if not place.response_url:
+                log.warning("could not tell %s in %s: %s", place.user, place.channel,
+                            exc.response.get("error"))
+                return
+        try:
+            response = await AsyncWebhookClient(place.response_url).send(
+                text=text, response_type="ephemeral", replace_original=False)
+            if response.status_code != 200:
+                log.warning("response_url refused the answer to %s: %s", place.user, response.status_code)
+        except Exception as exc:  # noqa: BLE001 - nowhere left to say it; keep serving others
+            log.warning("could not answer %s through response_url: %s", place.user, exc)
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    async def submit(self, place: Place, request: "StyleRequest") -> "JobHandle | None":
+        """Queue the request; refusals (options, images, a full queue) are told to the user."""
+        try:
+            handle = await self.service.submit(request)
+        except UserError as exc:
+            await self.tell(place, blocks.refused(exc.message))
+            return None
+        log.info("job %s queued for slack user %s in %s (%s)", handle.id, place.user, place.channel,
+                 handle.prepared.method.name)
+        task = asyncio.create_task(self.follow(handle, place), name=f"slack-job-{handle.id}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return handle
+
+    async def follow(self, handle: "JobHandle", place: Place) -> None:
+        message = ProgressMessage(self.client, place, self.edit_interval_s)
+        method = handle.prepared.method.name
+        user = place.user
+        try:
+            async for event in handle.events():
+                if isinstance(event, Queued):
+                    await message.show(*self._cancellable(
+                        blocks.queued(event.job_id, method, user, event.position), event.job_id))
+                elif isinstance(event, Started):
+                    await message.show(*self._cancellable(
+                        blocks.started(event.job_id, method, user, event.device), event.job_id))
+                elif isinstance(event, Progress):
+                    await message.show(*self._cancellable(
+                        blocks.progress(event.job_id, method, user, event.fraction, event.stage),
+                        event.job_id))
+                elif isinstance(event, Done):
+                    await self.deliver(handle, event, place, message)
+                elif isinstance(event, Failed):
+                    if event.internal:
+                        self.failures += 1
+                    await message.finish(blocks.failed(event.job_id, user, event.message))
+                elif isinstance(event, Cancelled):
+                    await message.finish(blocks.cancelled(event.job_id, user, event.reason))
+        except Exception as exc:  # noqa: BLE001 - one job's delivery must not end the adapter
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+            if isinstance(exc, SlackApiError) and message.ts is None and error in NOT_IN_CHANNEL:
+                handle.cancel("Stylebot cannot post in this conversation")
+                await self.tell(place, blocks.refused(
+                    "I cannot post in this conversation; invite me with /invite @Stylebot "
+                    "(or use me in a public channel), then try again."))
+                return
+            self.failures += 1
+            log.error("job %s could not be delivered to Slack (%s)", handle.id, error,
+                      exc_info=not isinstance(exc, SlackApiError))
+            reason = (f"Slack refused my message or upload ({error})." if isinstance(exc, SlackApiError)
+                      else "the result could not be posted; it has been logged.")
+            text = blocks.failed(handle.id, user, reason)
+            try:
+                await message.finish(text)
+            except Exception:  # noqa: BLE001 - the message itself is what fails
+                await self.tell(place, text)
+
+    @staticmethod
+    def _cancellable(text: str, job_id: str) -> tuple[str, list]:
+        return text, blocks.with_cancel(text, job_id)
+
+    async def deliver(self, handle: "JobHandle", done: Done, place: Place,
+                      message: ProgressMessage) -> None:
+        """Upload the result where the request came from, summarise it, then drop the progress."""
+        request = handle.prepared.request
+        buffer = io.BytesIO()
+        done.image.save(buffer, format="PNG")
+        await self.client.files_upload_v2(
+            channel=message.place.channel, thread_ts=place.thread_ts, file=buffer.getvalue(),
+            filename=f"stylebot-{done.job_id}.png", title=f"{done.meta.method} · job {done.job_id}",
+            alt_txt=(request.prompt or f"Image restyled with {done.meta.method}")[:1000])
+        # Remembered before the buttons appear, so a quick click finds it.
+        self.memory.put(done.job_id, Remembered(request, done.meta,
+                                                dataclasses.replace(place, channel=message.place.channel)))
+        shown = changed_options(get_method(done.meta.method).options, done.meta.options)
+        await self.client.chat_postMessage(
+            channel=message.place.channel, thread_ts=place.thread_ts,
+            text=blocks.result_text(done.job_id, done.meta, place.user),
+            blocks=blocks.result_blocks(done.job_id, done.meta, shown, place.user,
+                                        prompt=request.prompt, buttons=result_buttons(done.meta)))
+        await message.delete()
+        log.info("job %s delivered to %s in %.1f s", done.job_id, place.channel, done.meta.seconds)
+
+    async def close(self, grace_s: float = 2.0) -> None:
+        """Let jobs in flight send their last message, then stop following them."""
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=grace_s)
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)

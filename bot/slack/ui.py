@@ -1,0 +1,218 @@
+"""Modals, the message shortcut and the buttons under results.
+
+Form mistakes are shown under the field (``response_action: errors``) so the form stays
+open; everything else is ``ack()``-ed at once and carried out like a slash command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from stylebot.commands import ParsedCommand, parse_command
+from engine.errors import OptionError, UserError
+from engine.methods import DEFAULT_METHOD, get_method
+from engine.request import StyleRequest
+
+from . import render as blocks
+from .inputs import require_images
+from stylebot.results import changed_options, nudge, nudged_option
+from .flow import Place
+from .commands import FieldError
+
+if TYPE_CHECKING:
+    from .commands import Listeners
+
+
+class Forms:
+    """The listeners for interactivity: view submissions, the shortcut and button clicks."""
+
+    def __init__(self, core: "Listeners") -> None:
+        self.core = core
+
+    def register(self, app) -> None:
+        app.shortcut(blocks.SHORTCUT_ID)(self.on_shortcut)
+        app.view(blocks.RUN_VIEW)(self.on_run_view)
+        app.view(blocks.SHORTCUT_VIEW)(self.on_shortcut_view)
+        app.view(blocks.SAVE_VIEW)(self.on_save_view)
+        app.action(re.compile(r"^stylebot_"))(self.on_button)
+
+    # -- modals ---------------------------------------------------------------------------------------
+
+    def parse_form(self, values: dict[str, Any], n_styles: int) -> ParsedCommand:
+        """A submitted form as the command it stands for; ``FieldError`` names the bad field."""
+        method = values.get("method")
+        try:
+            parsed = parse_command(values.get("options") or "", command=method or "stylize")
+        except UserError as exc:
+            raise FieldError("options", exc.message) from None
+        if parsed.prompt:
+            raise FieldError("options", f"I don't know what '{parsed.prompt[:40]}' means here; "
+                                        "write options as name=value (the prompt has its own field).")
+        parsed.prompt = values.get("prompt")
+        parsed.preset = values.get("preset") or parsed.preset
+        if values.get("strength") is not None:
+            chosen = get_method(method or DEFAULT_METHOD)
+            if "strength" not in chosen.options:
+                raise FieldError("strength", f"Method '{chosen.name}' has no strength option; "
+                                             "leave this empty.")
+            try:
+                chosen.options["strength"].parse(values["strength"])
+            except OptionError as exc:
+                raise FieldError("strength", exc.message) from None
+            if "strength" in parsed.options:
+                raise FieldError("options", "Strength is given twice; keep only the Strength field.")
+            parsed.options["strength"] = values["strength"]
+        checked = self.core.precheck(parsed)
+        if checked is not None and not parsed.preset:
+            try:
+                checked.check_inputs(n_styles=n_styles, has_prompt=True, has_mask=False)
+            except OptionError as exc:
+                raise FieldError("styles", exc.message) from None
+        return parsed
+
+    @staticmethod
+    def form_place(body: dict[str, Any], meta: dict[str, Any]) -> Place:
+        user = body.get("user") or {}
+        return Place(channel=meta.get("c", ""), user=user.get("id", ""), thread_ts=meta.get("t"),
+                     user_name=user.get("username") or user.get("name") or "")
+
+    async def on_run_view(self, ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        self.core.requests += 1
+        values = blocks.state_values(view)
+        meta = json.loads(view.get("private_metadata") or "{}")
+        place = self.form_place(body, meta)
+        try:
+            parsed = self.parse_form(values, len(values.get("styles") or []))
+            parsed.style_weights = meta.get("w")
+        except FieldError as exc:
+            await ack(response_action="errors", errors={exc.field: exc.message[:300]})
+            return
+        await ack()
+
+        async def work() -> None:
+            content = require_images(await self.core.finder.resolve(values.get("content") or []),
+                                     "The uploaded file")
+            styles = require_images(await self.core.finder.resolve(values.get("styles") or []),
+                                    "The style upload")
+            if not content:
+                raise UserError("Pick the image to restyle.")
+            await self.core.run(parsed, place, content[0], styles)
+
+        await self.core.safely(place, work())
+
+    async def on_shortcut(self, ack, shortcut: dict[str, Any]) -> None:
+        self.core.requests += 1
+        await ack()
+        message = shortcut.get("message") or {}
+        place = Place(channel=(shortcut.get("channel") or {}).get("id", ""),
+                      user=(shortcut.get("user") or {}).get("id", ""),
+                      thread_ts=message.get("thread_ts") or message.get("ts"),
+                      response_url=shortcut.get("response_url"),
+                      user_name=(shortcut.get("user") or {}).get("username")
+                      or (shortcut.get("user") or {}).get("name", ""))
+
+        async def work() -> None:
+            files = await self.core.finder.resolve(message.get("files") or [])
+            images = require_images(files, "That message")
+            if not images:
+                raise UserError("That message has no image; use *Restyle with Stylebot* on a message "
+                                "with an image.")
+            images = images[:10]
+            presets = await self.core.service.list_presets(self.core.requester(place))
+            view = blocks.shortcut_modal(
+                images=images, methods=self.core.methods(), method=DEFAULT_METHOD, presets=presets,
+                meta=blocks.metadata(c=place.channel, t=place.thread_ts, f=[f.id for f in images]))
+            await self.core.client.views_open(trigger_id=shortcut.get("trigger_id", ""), view=view)
+
+        await self.core.safely(place, work())
+
+    async def on_shortcut_view(self, ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        self.core.requests += 1
+        values = blocks.state_values(view)
+        meta = json.loads(view.get("private_metadata") or "{}")
+        place = self.form_place(body, meta)
+        picked_style = values.get("style_pick")
+        uploaded = values.get("styles") or []
+        try:
+            parsed = self.parse_form(values, len(uploaded) + (1 if picked_style else 0))
+        except FieldError as exc:
+            await ack(response_action="errors", errors={exc.field: exc.message[:300]})
+            return
+        await ack()
+
+        async def work() -> None:
+            content = await self.core.finder.by_id(values.get("content_pick") or meta["f"][0])
+            styles = [await self.core.finder.by_id(picked_style)] if picked_style else []
+            styles += await self.core.finder.resolve(uploaded)
+            await self.core.run(parsed, place, content, require_images(styles, "The style upload"))
+
+        await self.core.safely(place, work())
+
+    async def on_save_view(self, ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        values = blocks.state_values(view)
+        meta = json.loads(view.get("private_metadata") or "{}")
+        place = self.form_place(body, meta)
+        remembered = self.core.flow.memory.get(meta.get("job", ""))
+        if remembered is None:
+            await ack(response_action="errors",
+                      errors={"name": "This result is too old to save; run the command again."})
+            return
+        request, result = remembered.request, remembered.meta
+        try:
+            record = await self.core.service.save_preset(
+                self.core.requester(place), values.get("name") or "", result.method,
+                changed_options(get_method(result.method).options, result.options), request.styles,
+                request.style_weights, replace="replace" in (values.get("replace") or []))
+        except UserError as exc:
+            await ack(response_action="errors", errors={"name": exc.message[:300]})
+            return
+        await ack(response_action="update", view=blocks.saved_view(record.name))
+
+    # -- buttons ---------------------------------------------------------------------------------------
+
+    async def on_button(self, ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        self.core.requests += 1
+        await ack()
+        container = body.get("container") or {}
+        user = body.get("user") or {}
+        place = Place(channel=(body.get("channel") or {}).get("id") or container.get("channel_id", ""),
+                      user=user.get("id", ""), thread_ts=container.get("thread_ts"),
+                      response_url=body.get("response_url"),
+                      user_name=user.get("username") or user.get("name") or "")
+        await self.core.safely(place, self.button(action.get("action_id", ""), action.get("value", ""),
+                                                  place, body.get("trigger_id", "")))
+
+    async def button(self, kind: str, job_id: str, place: Place, trigger_id: str) -> None:
+        if kind == blocks.CANCEL:
+            cancelled = self.core.service.cancel(self.core.requester(place), job_id)
+            await self.core.flow.tell(place, f"Cancelling job `{cancelled}`.")
+            return
+        remembered = self.core.flow.memory.get(job_id)
+        if remembered is None:
+            raise UserError("This result is too old for its buttons; run the command again.")
+        place = dataclasses.replace(remembered.place, user=place.user, user_name=place.user_name,
+                                    response_url=place.response_url)
+        request, meta = remembered.request, remembered.meta
+        method = get_method(meta.method)
+        options = changed_options(method.options, meta.options)
+        if kind == blocks.SAVE:
+            await self.core.client.views_open(trigger_id=trigger_id, view=blocks.save_modal(
+                job_id, meta.method, options, len(request.styles)))
+            return
+        if kind in (blocks.STRONGER, blocks.WEAKER):
+            option = nudged_option(meta.method)
+            if option is None:
+                raise UserError(f"Method '{meta.method}' has no strength to change.")
+            options[option.name] = nudge(option, meta.options.get(option.name),
+                                         +1 if kind == blocks.STRONGER else -1)
+            if "seed" in method.options and meta.seed is not None:
+                options["seed"] = meta.seed  # same seed: only the strength differs
+        elif kind != blocks.REROLL:
+            raise UserError("That button is not one of mine any more; run the command again.")
+        await self.core.flow.submit(place, StyleRequest(
+            method=meta.method, content=request.content, requester=self.core.requester(place),
+            styles=list(request.styles), style_weights=request.style_weights, prompt=request.prompt,
+            options=options, mask=request.mask))

@@ -1,0 +1,102 @@
+"""The buttons under a result: Re-roll, Stronger/Weaker, Save as preset, Delete; and restarts."""
+
+from __future__ import annotations
+
+from PIL import Image, ImageOps
+
+from engine.request import Requester
+from tests.bot.discord.conftest import image_of, send
+from tests.bot.discord.fake_discord import ALICE, APP_ID, BOB, CHANNEL_ID
+from tests.bot.discord.test_stylize import ephemeral_refusal
+from tests.engine.conftest import png_bytes
+
+GREY = (100, 150, 200)
+
+
+async def first_result(bot, fake, **options):
+    content = fake.attachment(png_bytes((24, 16), GREY), "grey.png")
+    payload = send(bot, fake.slash("stylize", {"content": content, "method": "toyfade", **options}))
+    call = await fake.wait_call("POST", f"/webhooks/{APP_ID}/{payload['token']}")
+    return call, fake.messages[call.response["id"]]
+
+
+def fields(call) -> dict[str, str]:
+    return {f["name"]: f["value"] for f in call.json["embeds"][0]["fields"]}
+
+
+def button(call, action: str) -> str:
+    return next(c for c in call.custom_ids() if c.startswith(f"stylebot:{action}:"))
+
+
+async def click(bot, fake, message, custom_id, who=ALICE):
+    payload = send(bot, fake.component(message, custom_id, who=who))
+    return payload, await fake.wait_call("POST", f"/interactions/{payload['id']}/")
+
+
+async def test_re_roll_runs_the_same_request_with_a_new_seed(bot, fake):
+    first, message = await first_result(bot, fake, seed=5, strength=0.5)
+    assert [c.split(":")[1] for c in first.custom_ids()] == ["reroll", "stronger", "weaker", "save", "delete"]
+    payload, deferral = await click(bot, fake, message, button(first, "reroll"), who=BOB)
+    assert deferral.json == {"type": 5, "data": {"flags": 64}}
+    again = await fake.wait_call("POST", f"/webhooks/{APP_ID}/{payload['token']}")
+    assert fields(again)["Options"] == "strength=0.5"
+    assert fields(again)["Seed"] != "5"
+    assert again.json["embeds"][0]["footer"]["text"].endswith("for Bob")  # the clicker's job now
+    assert image_of(again.files[0]).getpixel((3, 3)) == image_of(first.files[0]).getpixel((3, 3))
+
+
+async def test_stronger_and_weaker_step_the_strength_and_keep_the_seed(bot, fake):
+    first, message = await first_result(bot, fake, seed=9)  # strength defaults to 1, its maximum
+    payload, answer = await click(bot, fake, message, button(first, "stronger"))
+    assert answer.json["data"]["content"] == "⚠️ 'strength' is already at its maximum (1)."
+    payload, _ = await click(bot, fake, message, button(first, "weaker"))
+    weaker = await fake.wait_call("POST", f"/webhooks/{APP_ID}/{payload['token']}")
+    assert fields(weaker)["Options"] == "strength=0.8" and fields(weaker)["Seed"] == "9"
+    expected = Image.blend(Image.new("RGB", (1, 1), GREY), ImageOps.invert(Image.new("RGB", (1, 1), GREY)), 0.8)
+    assert image_of(weaker.files[0]).convert("RGB").getpixel((3, 3)) == expected.getpixel((0, 0))
+    assert image_of(weaker.files[0]).getpixel((0, 0)) == image_of(first.files[0]).getpixel((0, 0))
+
+
+async def test_save_as_preset_asks_a_name_and_saves_for_the_clicker(bot, fake):
+    first, message = await first_result(bot, fake, seed=3, strength=0.6)
+    payload, modal = await click(bot, fake, message, button(first, "save"), who=BOB)
+    assert modal.json["type"] == 9
+    form = modal.json["data"]
+    job_id = first.json["embeds"][0]["footer"]["text"].split()[1]
+    assert form["custom_id"] == f"stylebot:savepreset:{job_id}"
+    text_input = form["components"][0]["components"][0]
+    submitted = send(bot, fake.modal_submit(form["custom_id"], {text_input["custom_id"]: "Faded"}, who=BOB))
+    answer = await fake.wait_call("POST", f"/interactions/{submitted['id']}/")
+    assert answer.json["data"]["flags"] & 64
+    assert answer.json["data"]["content"].startswith("💾 Saved preset **Faded** (toyfade, strength=0.6")
+    [preset] = await bot.service.list_presets(Requester("discord", BOB["id"]))
+    assert (preset.name, preset.method, preset.options) == ("Faded", "toyfade", {"strength": 0.6})
+    assert await bot.service.list_presets(Requester("discord", ALICE["id"])) == []
+
+
+async def test_only_the_requester_may_delete_a_result(bot, fake):
+    first, message = await first_result(bot, fake)
+    _, answer = await click(bot, fake, message, button(first, "delete"), who=BOB)
+    assert answer.json["data"]["content"] == "⚠️ Only the person who asked for this result can delete it."
+    assert message["id"] in fake.messages
+    payload, answer = await click(bot, fake, message, button(first, "delete"))
+    assert answer.json == {"type": 6}
+    await fake.wait_call("DELETE", f"/channels/{CHANNEL_ID}/messages/{message['id']}")
+    assert message["id"] not in fake.messages
+
+
+async def test_after_a_restart_buttons_still_answer(bot, fake, service):
+    from bot.discord.app import StylebotClient
+
+    first, message = await first_result(bot, fake)
+    await bot.close()
+    restarted = StylebotClient(service, service.settings)
+    await restarted.login("test-token")
+    try:
+        payload = send(restarted, fake.component(message, button(first, "reroll")))
+        assert await ephemeral_refusal(fake, payload) == (
+            "⚠️ This result is too old to re-roll; run the command again.")
+        payload = send(restarted, fake.component(message, button(first, "delete")))
+        await fake.wait_call("DELETE", f"/channels/{CHANNEL_ID}/messages/{message['id']}")
+    finally:
+        await restarted.close()

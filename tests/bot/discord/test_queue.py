@@ -1,0 +1,77 @@
+"""/queue, /cancel and /methods."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from engine import methods
+from tests.bot.discord.conftest import send
+from tests.bot.discord.fake_discord import APP_ID, BOB
+from tests.bot.discord.test_stylize import ephemeral_refusal, last_edit
+from tests.engine.conftest import png_bytes
+
+
+@pytest.fixture
+def importable_methods(bot_methods, monkeypatch):
+    """Only methods whose modules exist in this checkout (branches merge one by one)."""
+    for name, path in list(methods.METHOD_PATHS.items()):
+        if importlib.util.find_spec(path.split(":")[0]) is None:
+            monkeypatch.delitem(methods.METHOD_PATHS, name)
+    methods.get_method.cache_clear()
+    return bot_methods
+
+
+def job_in(text: str) -> str:
+    return text.split("(job `")[1].split("`")[0]
+
+
+async def answer_of(fake, payload) -> str:
+    call = await fake.wait_call("POST", f"/interactions/{payload['id']}/")
+    assert call.json["data"]["flags"] & 64
+    return call.json["data"]["content"]
+
+
+async def test_queue_lists_your_jobs_and_cancel_stops_them(bot, fake, bot_methods):
+    bot_methods.GATE.clear()
+    content = fake.attachment(png_bytes(), "a.png")
+    running = send(bot, fake.slash("stylize", {"content": content, "method": "toy", "options": "wait=true"}))
+    running_id = job_in(await last_edit(fake, running, "⏳"))
+    waiting = send(bot, fake.slash("stylize", {"content": content, "method": "toy"}))
+    waiting_id = job_in(await last_edit(fake, waiting, "⏳ Queued: next in line"))
+    send(bot, fake.slash("stylize", {"content": content, "method": "toy"}, who=BOB))
+
+    listing = await answer_of(fake, send(bot, fake.slash("queue")))
+    assert listing == (f"Your jobs:\n`{running_id}` toy: running now\n`{waiting_id}` toy: position 1\n"
+                       "Cancel one with /cancel job:<id>.")
+    suggest = send(bot, fake.slash("cancel", {"job": ""}, autocomplete="job"))
+    suggested = await fake.wait_call("POST", f"/interactions/{suggest['id']}/")
+    assert [c["value"] for c in suggested.json["data"]["choices"]] == [running_id, waiting_id]
+
+    cancelled = send(bot, fake.slash("cancel", {"job": waiting_id}))
+    assert await answer_of(fake, cancelled) == f"🛑 Cancelling job `{waiting_id}`."
+    assert await last_edit(fake, waiting, "🛑") == f"🛑 Cancelled by the requester (job `{waiting_id}`)."
+    newest = send(bot, fake.slash("cancel"))  # no id: the newest job, here the running one
+    assert await answer_of(fake, newest) == f"🛑 Cancelling job `{running_id}`."
+    assert await last_edit(fake, running, "🛑") == f"🛑 Cancelled by the requester (job `{running_id}`)."
+    nothing = send(bot, fake.slash("cancel"))
+    assert await ephemeral_refusal(fake, nothing) == "⚠️ You have no jobs queued or running."
+    bot_methods.GATE.set()
+
+
+async def test_methods_describes_each_method_from_its_declarations(bot, fake, importable_methods):
+    payload = send(bot, fake.slash("methods"))
+    call = await fake.wait_call("POST", f"/interactions/{payload['id']}/")
+    assert call.json["data"]["flags"] & 64
+    embeds = list(call.json["data"]["embeds"])
+    for extra in fake.find("POST", f"/webhooks/{APP_ID}/{payload['token']}"):
+        embeds += extra.json["embeds"]
+    by_name = {e["title"].split(":")[0]: e for e in embeds}
+    assert set(by_name) == set(methods.method_names())
+    toy = by_name["toy"]
+    assert toy["title"] == "toy: Toy inverter (ready)"
+    options = next(f["value"] for f in toy["fields"] if f["name"] == "Options")
+    assert "`steps` (1..1000, default 5)" in options and "`fail` (one of no, bug, user, oom, default no)" in options
+    sd = by_name["sd"]
+    assert {"name": "Needs", "value": "a prompt", "inline": False} in sd["fields"]

@@ -1,0 +1,114 @@
+"""run_slack as `stylebot run` calls it: Socket Mode by default, HTTP mode by configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+import bot.slack.app as slack_module
+from engine.errors import UserError
+
+from .conftest import BOT_TOKEN
+from .driver import SlackDriver
+
+
+@pytest.fixture
+def pointed_at(fake, monkeypatch):
+    """run_slack's Web API and file origin pointed at the fake, as Route.BASE is for Discord."""
+    monkeypatch.setattr(slack_module, "API_URL", fake.api_url)
+    monkeypatch.setattr(slack_module, "FILE_ORIGINS", frozenset({fake.base}))
+    monkeypatch.setattr(slack_module, "EDIT_INTERVAL_S", 0.0)
+    monkeypatch.setattr(slack_module, "_current", None)
+    return fake
+
+
+@contextlib.asynccontextmanager
+async def running(service, settings):
+    ready = asyncio.Event()
+    task = asyncio.create_task(slack_module.run_slack(service, settings, ready=ready))
+    done, _ = await asyncio.wait([task, asyncio.create_task(ready.wait())], timeout=15,
+                                 return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # raises what stopped it
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_socket_mode_connects_and_serves_a_slash_command(pointed_at, service, slack_settings, photo):
+    fake = pointed_at
+    settings = slack_settings.model_copy(update={"slack_mode": "socket"})
+    fake.share("C1", "U1", [fake.add_file(photo)])
+    async with running(service, settings):
+        health = slack_module.health()
+        assert health["state"] == "connected" and health["mode"] == "socket"
+        assert health["bot_user"] == "UBOT"
+        assert [c.token for c in fake.called("apps.connections.open")] == [settings.slack_app_token]
+        payload = {"command": "/stylize", "text": "method=tint steps=1", "user_id": "U1",
+                   "user_name": "u1", "channel_id": "C1", "team_id": "T0TEST",
+                   "trigger_id": "trigger-1", "response_url": f"{fake.base}/response/1"}
+        await fake.send_envelope("slash_commands", payload, envelope_id="env-42")
+        ack = await fake.wait_for(lambda: fake.socket_acks, what="the ack over the socket")
+        assert ack[0]["envelope_id"] == "env-42"
+        await fake.wait_for(lambda: fake.called("files.completeUploadExternal"), what="the result")
+    assert slack_module.health()["state"] == "stopped"
+
+
+async def test_http_mode_listens_and_checks_signatures(pointed_at, service, slack_settings, photo,
+                                                       monkeypatch):
+    import aiohttp
+
+    fake = pointed_at
+    slack_settings = slack_settings.model_copy(update={"slack_http_port": 0})  # any free port
+    fake.share("C1", "U1", [fake.add_file(photo)])
+    async with running(service, slack_settings):
+        health = slack_module.health()
+        assert health["state"] == "serving" and health["url"].endswith("/slack/events")
+        async with aiohttp.ClientSession() as http:
+            driver = SlackDriver(http, health["url"], slack_settings.slack_signing_secret, fake, None)
+            status, _ = await driver.command("/stylize", "method=tint", )
+            assert status == 200
+            status, _ = await driver.post(driver.command_body("/stylize", "method=tint"), secret="0" * 32)
+            assert status == 401
+            await fake.wait_for(lambda: fake.called("files.completeUploadExternal"), what="the result")
+        assert slack_module.health()["requests"] == 1
+    assert not fake.called("apps.connections.open")
+
+
+async def test_refused_tokens_stop_with_one_clear_line(pointed_at, service, slack_settings):
+    socket = {"slack_mode": "socket"}
+    wrong_bot = slack_settings.model_copy(update={"slack_bot_token": BOT_TOKEN + "x", **socket})
+    with pytest.raises(UserError, match=r"Slack refused STYLEBOT_SLACK_BOT_TOKEN \(invalid_auth\)"):
+        await slack_module.run_slack(service, wrong_bot)
+    wrong_app = slack_settings.model_copy(update={"slack_app_token": "xapp-1-wrong-000000", **socket})
+    with pytest.raises(UserError, match=r"Slack refused STYLEBOT_SLACK_APP_TOKEN \(invalid_auth\)"):
+        await slack_module.run_slack(service, wrong_app)
+    no_secret = slack_settings.model_copy(update={"slack_signing_secret": None})
+    with pytest.raises(UserError, match="needs STYLEBOT_SLACK_SIGNING_SECRET"):
+        await slack_module.run_slack(service, no_secret)
+
+
+async def test_stylebot_run_starts_slack_and_reports_it_in_healthz(pointed_at, slack_settings, monkeypatch):
+    from stylebot.process import Bot
+    from tests.bot.helpers import bot_settings
+
+    settings = bot_settings(slack_settings, slack_mode="socket")
+    bot = Bot(settings)
+    await bot.start()
+    try:
+        await pointed_at.wait_for(lambda: slack_module.health()["state"] == "connected", what="Slack")
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            async with http.get(bot.url + "healthz") as resp:
+                body = await resp.json()
+        assert body["adapters"]["slack"]["state"] == "connected"
+        assert body["status"] == "ok"
+    finally:
+        await bot.stop(grace_s=0)
+    assert slack_module.health()["state"] == "stopped"
