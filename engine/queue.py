@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from .engine import PreparedJob, StyleEngine
 from .errors import JobCancelled, QueueFull, UserError
@@ -71,8 +71,31 @@ class JobHandle:
         return self._job.state
 
     @property
-    def prepared(self) -> PreparedJob:
-        return self._job.prepared
+    def method(self) -> str:
+        return self._job.method
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The method's options after validation, defaults filled in."""
+        return self._job.prepared.options
+
+    @property
+    def prompt(self) -> str | None:
+        return self._job.prepared.request.prompt
+
+    @property
+    def seed(self) -> int | None:
+        """The seed the job runs with, for methods where a seed means something."""
+        return self._job.prepared.input.seed if "seed" in self._job.prepared.method.options else None
+
+    @property
+    def requester(self) -> Requester:
+        return self._job.requester
+
+    @property
+    def final(self) -> JobEvent | None:
+        """Done, Failed or Cancelled once the job has ended; None before."""
+        return self._job.final
 
     def cancel(self, reason: str = "cancelled by the requester") -> bool:
         return self._queue.cancel(self._job.id, reason=reason)

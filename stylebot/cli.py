@@ -179,7 +179,7 @@ async def _stylize(request, output: Path, *, as_json: bool, quiet: bool) -> int:
         handle = await service.submit(request)
         async for event in handle.events():
             if isinstance(event, Started) and not quiet:
-                bar = tqdm(total=100, desc=f"{handle.prepared.method.name} on {event.device}",
+                bar = tqdm(total=100, desc=f"{handle.method} on {event.device}",
                            unit="%", file=sys.stderr, leave=False)
             elif isinstance(event, Progress) and bar is not None:
                 bar.n = round(event.fraction * 100, 1)

@@ -200,11 +200,11 @@ class Bot:
         self.stopping = True
         grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
         if self.service is not None:
-            running = self.service.queue.running_count
+            running = self.service.running_count
             log.warning("stopping: %d job(s) waiting are told they were not run; %s",
-                        self.service.queue.waiting_count,
+                        self.service.waiting_count,
                         f"the running job gets {grace:g}s to finish" if running else "none running")
-            await self.service.queue.stop(grace)
+            await self.service.stop(grace)
         self._stopping_event.set()
         await self._stop_adapters()
         if "playground" in self.adapters:

@@ -1,60 +1,37 @@
-"""What both chat adapters do with a job and its result, in one place.
+"""What happens to a finished result, the same on every platform.
 
 The buttons under a result (Re-roll, Stronger, Weaker, Save as preset) need the request
-that made it, so adapters remember recent ones here; Stronger and Weaker move the
-method's strength-like option one step along its declared range. The plain-text pieces
+that made it; the service finds it among the queue's recent jobs. ``result_actions`` says
+which buttons a result gets and ``variant`` builds the request behind a click; the service
+uses both for every adapter, so the buttons behave alike everywhere. The plain-text pieces
 of progress and result messages are shared too; each adapter adds its own markup.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable
 
+from engine.errors import UserError
 from engine.methods import get_method
 
 if TYPE_CHECKING:
     from engine.events import ResultMeta
     from engine.options import Option
-    from engine.request import StyleRequest
+    from engine.request import Requester, StyleRequest
 
 NUDGED_OPTIONS = ("strength", "alpha", "style_weight")  # what Stronger/Weaker move, first found
-
-Place = TypeVar("Place")
+REROLL, STRONGER, WEAKER, SAVE = "reroll", "stronger", "weaker", "save"
+VARIANTS = (REROLL, STRONGER, WEAKER)
 
 
 @dataclass(frozen=True)
-class Remembered(Generic[Place]):
-    """The request as it ran, how it ran, and the adapter's own note of where and for whom."""
+class Result:
+    """A finished job: the request as it ran (presets filled in) and how it ran."""
 
     request: "StyleRequest"
     meta: "ResultMeta"
-    place: Place
-
-    @property
-    def nbytes(self) -> int:
-        return len(self.request.content.data) + sum(len(s.data) for s in self.request.styles)
-
-
-class ResultMemory:
-    """Recent results' requests, bounded by count and bytes; the oldest are forgotten first."""
-
-    def __init__(self, max_items: int = 200, max_bytes: int = 256 * 1024 * 1024) -> None:
-        self.max_items = max_items
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[str, Remembered] = OrderedDict()
-        self._bytes = 0
-
-    def put(self, job_id: str, item: Remembered) -> None:
-        self._items[job_id] = item
-        self._bytes += item.nbytes
-        while self._items and (len(self._items) > self.max_items or self._bytes > self.max_bytes):
-            _, old = self._items.popitem(last=False)
-            self._bytes -= old.nbytes
-
-    def get(self, job_id: str) -> Remembered | None:
-        return self._items.get(job_id)
 
 
 def nudged_option(method_name: str) -> "Option | None":
@@ -107,3 +84,45 @@ def changed_options(method_options: Iterable["Option"], options: dict[str, Any])
     """The options that differ from the method's defaults, seed aside: what the user chose."""
     return {o.name: options[o.name] for o in method_options
             if o.name != "seed" and o.name in options and options[o.name] != o.default}
+
+
+def result_actions(meta: "ResultMeta") -> list[str]:
+    """The buttons a result gets: Re-roll only where a seed changes something, Stronger and
+    Weaker only where the strength has room to move, Save always."""
+    method = get_method(meta.method)
+    actions = [REROLL] if "seed" in method.options else []
+    option = nudged_option(meta.method)
+    if option is not None:
+        current = meta.options.get(option.name)
+        if nudge(option, current, +1) != current:
+            actions.append(STRONGER)
+        if nudge(option, current, -1) != current:
+            actions.append(WEAKER)
+    return actions + [SAVE]
+
+
+def variant(result: Result, action: str, requester: "Requester") -> "StyleRequest":
+    """The request behind a Re-roll, Stronger or Weaker click on ``result``, run as ``requester``.
+
+    Options are the ones the user chose (defaults left out); Re-roll draws a new seed,
+    Stronger and Weaker keep the seed so that only the strength changes.
+    """
+    meta = result.meta
+    method = get_method(meta.method)
+    options = changed_options(method.options, meta.options)
+    if action in (STRONGER, WEAKER):
+        option = nudged_option(method.name)
+        if option is None:
+            raise UserError(f"Method '{method.name}' has no strength to change.")
+        current = meta.options.get(option.name)
+        new = nudge(option, current, +1 if action == STRONGER else -1)
+        if new == current:
+            limit = "maximum" if action == STRONGER else "minimum"
+            raise UserError(f"'{option.name}' is already at its {limit} ({value_text(current)}).")
+        options[option.name] = new
+        if "seed" in method.options and meta.seed is not None:
+            options["seed"] = meta.seed
+    elif action != REROLL:
+        raise UserError("That button is not one of mine any more; run the command again.")
+    return dataclasses.replace(result.request, requester=requester, method=method.name,
+                               options=options, preset=None)

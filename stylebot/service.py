@@ -1,8 +1,9 @@
-"""The one entry point every front end uses: CLI, Discord, Slack and the playground.
+"""The one door every front end uses: CLI, Discord, Slack and the playground.
 
-Adapters translate platform input into a ``StyleRequest`` and call this service; it
-fills requests from saved presets, submits them to the queue, keeps the job log, and
-manages presets. It holds no platform code and no SQL of its own.
+Adapters translate platform input into a ``StyleRequest`` and call this service. The
+rules that hold on every platform live here once: the chat rate limit, the cheap input
+checks made before anything is downloaded, filling requests from presets, what the
+buttons under a result do, and the job log. It holds no platform code and no SQL.
 """
 
 from __future__ import annotations
@@ -17,19 +18,24 @@ from engine.engine import StyleEngine
 from engine.errors import OptionError, UserError
 from engine.events import Cancelled, Done, Failed, JobEvent, Queued, Started
 from engine.images import encode_png
-from engine.methods import get_method, loadable_methods
-from engine.methods.base import normalise_style_weights
+from engine.methods import DEFAULT_METHOD, get_method, loadable_methods
+from engine.methods.base import Method, normalise_style_weights
 from engine.queue import Job, JobHandle, JobQueue
 from engine.request import ImageUpload, Requester, StyleRequest
-from stylebot.settings import Settings
 from storage import jobs as job_log
 from storage import presets as preset_store
 from storage.db import Database, open_database
 from storage.presets import PresetRecord, PresetSummary, StyleBlob
 
+from .limits import RateLimiter
+from .results import Result, changed_options, result_actions, variant
+from .settings import Settings
+
 log = logging.getLogger(__name__)
 
 PRESET_STYLE_SIDE = 1024  # stored style images are capped: presets must not bloat the database
+LOCAL_PLATFORMS = frozenset({"cli", "playground"})  # the operator's own: no chat rate limit
+RATE_WINDOW_S = 60.0  # settings.chat_rate_limit jobs per chat user per this many seconds
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,14 @@ class QueuedJob:
     state: str
 
 
+class InputError(OptionError):
+    """A request's input is wrong; ``field`` says which (options, prompt, styles), for forms."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class StyleService:
     """Presets, submission and job bookkeeping over one engine, queue and database."""
 
@@ -48,6 +62,7 @@ class StyleService:
         self.queue = queue
         self.engine = queue.engine
         self.db = db
+        self.limiter = RateLimiter(settings.chat_rate_limit, RATE_WINDOW_S)
         queue.observers.append(self._record_event)
 
     @classmethod
@@ -62,19 +77,70 @@ class StyleService:
         await queue.start()
         return service
 
-    async def close(self, grace_s: float | None = None) -> None:
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Refuse new jobs, tell waiting users, give the running job ``grace_s`` to finish."""
         await self.queue.stop(grace_s)
+
+    async def close(self, grace_s: float | None = None) -> None:
+        await self.stop(grace_s)
         await self.db.close()
+
+    @property
+    def accepting(self) -> bool:
+        return self.queue.accepting
+
+    @property
+    def waiting_count(self) -> int:
+        return self.queue.waiting_count
+
+    @property
+    def running_count(self) -> int:
+        return self.queue.running_count
+
+    # -- checks ------------------------------------------------------------------------
+
+    @staticmethod
+    def check(method: str | None, options: dict[str, Any], *, prompt: str | None = None,
+              n_styles: int | None = None, has_mask: bool = False) -> Method:
+        """Refuse what cannot work before anything is downloaded or queued; the method.
+
+        Options are checked against the method's declarations, so the message lists what
+        that method takes. ``n_styles`` None skips the count of style images (a front end
+        that has not found its images yet). ``submit`` runs the same check on the full
+        request. ``InputError.field`` names the input at fault, for forms.
+        """
+        m = get_method(method or DEFAULT_METHOD)
+        try:
+            m.options.validate(options, method=m.name)
+        except OptionError as exc:
+            raise InputError("options", exc.message) from None
+        has_prompt = bool(prompt and prompt.strip())
+        if has_prompt and not m.needs_prompt:
+            raise InputError("prompt", f"Method '{m.name}' takes no prompt; remove it, or pick a "
+                                       "text-guided method such as sd or nada.")
+        if m.needs_prompt and not has_prompt:
+            raise InputError("prompt", f"Method '{m.name}' needs a text prompt, e.g. "
+                                       f"/{m.name} an oil painting in Van Gogh's style.")
+        if n_styles is not None:
+            try:
+                m.check_inputs(n_styles=n_styles, has_prompt=has_prompt, has_mask=has_mask)
+            except OptionError as exc:
+                raise InputError("styles", exc.message) from None
+        return m
 
     # -- jobs --------------------------------------------------------------------------
 
     async def submit(self, request: StyleRequest) -> JobHandle:
-        """Fill the request from its preset (if any) and queue it; ``UserError`` refuses."""
+        """Check the request, fill it from its preset (if any) and queue it; ``UserError`` refuses."""
+        if request.requester.platform not in LOCAL_PLATFORMS:
+            self.limiter.hit(request.requester)
         preset_name = request.preset.strip() if request.preset else None
         if preset_name:
             preset = await preset_store.get_preset(self.db, request.requester.platform,
                                                    request.requester.user_id, preset_name)
             request = self._apply_preset(request, preset)
+        self.check(request.method, request.options, prompt=request.prompt,
+                   n_styles=len(request.styles), has_mask=request.mask is not None)
         handle = await self.queue.submit(request)
         if preset_name:
             await preset_store.mark_used(self.db, request.requester.platform,
@@ -95,6 +161,13 @@ class StyleService:
                             options={**preset.options, **request.options}, preset=preset.name,
                             mask=request.mask)
 
+    def job(self, requester: Requester, job_id: str) -> JobHandle | None:
+        """One of the requester's jobs, queued, running or recently finished; None otherwise."""
+        handle = self.queue.handle(job_id)
+        if handle is None or handle.requester.key != requester.key:
+            return None
+        return handle
+
     def jobs_of(self, requester: Requester) -> list[QueuedJob]:
         return [QueuedJob(job.id, job.method, position, job.state)
                 for job, position in self.queue.jobs_of(requester)]
@@ -113,6 +186,42 @@ class StyleService:
                 raise UserError(f"You have no active job '{job_id}'. Your jobs: {ids}.")
         self.queue.cancel(job.id, requester)
         return job.id
+
+    # -- results and their buttons --------------------------------------------------------
+
+    def result(self, job_id: str) -> Result | None:
+        """A recent result (the queue keeps the last finished jobs), or None once forgotten."""
+        job = self.queue.get(job_id)
+        if job is None or not isinstance(job.final, Done):
+            return None
+        return Result(job.prepared.request, job.final.meta)
+
+    def result_actions(self, job_id: str) -> list[str]:
+        """The buttons the result gets (see ``results.result_actions``); none once forgotten."""
+        result = self.result(job_id)
+        return [] if result is None else result_actions(result.meta)
+
+    def _remembered(self, job_id: str, what: str) -> Result:
+        result = self.result(job_id)
+        if result is None:
+            raise UserError(f"This result is too old to {what}; run the command again.")
+        return result
+
+    async def rerun(self, job_id: str, action: str, requester: Requester) -> JobHandle:
+        """Re-roll, Stronger or Weaker on a result: a new job for ``requester``."""
+        words = {"reroll": "re-roll", "stronger": "strengthen", "weaker": "weaken"}
+        result = self._remembered(job_id, words.get(action, "use"))
+        return await self.submit(variant(result, action, requester))
+
+    async def save_result(self, job_id: str, requester: Requester, name: str, *,
+                          replace: bool = False) -> PresetRecord:
+        """Save as preset: the result's method, chosen options and style images."""
+        result = self._remembered(job_id, "save as a preset")
+        request, meta = result.request, result.meta
+        options = changed_options(get_method(meta.method).options, meta.options)
+        return await self.save_preset(requester, name, meta.method, options, request.styles,
+                                      request.style_weights if request.styles else None,
+                                      replace=replace)
 
     async def _record_event(self, job: Job, event: JobEvent) -> None:
         if isinstance(event, Queued) and job.history and job.history[0] is event:

@@ -19,7 +19,7 @@ import discord
 from engine.errors import UserError
 
 from .commands import StylebotTree, register
-from .flow import JobFlow
+from .flow import InteractionFlow
 from .ui import PresetPicker, ResultButton
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 EDIT_INTERVAL_S = 2.0  # progress edits at most this often
 TOKEN_MARGIN_S = 60.0  # switch to channel messages this long before a token's 15 minutes end
-RATE_WINDOW_S = 60.0  # settings.chat_rate_limit jobs per user per this many seconds
 # our connection states -> the words `stylebot run`'s /healthz uses
 STATUS_WORDS = {"connecting": "starting", "ready": "connected", "disconnected": "disconnected"}
 TOKEN_HINT = ("Set STYLEBOT_DISCORD_TOKEN to the bot token from the Discord Developer Portal "
@@ -47,14 +46,12 @@ class StylebotClient(discord.Client):
     def __init__(self, service: "StyleService | None", settings: "Settings", *,
                  ready: asyncio.Event | None = None, sync_guild: int | None = None,
                  edit_interval_s: float = EDIT_INTERVAL_S,
-                 token_margin_s: float = TOKEN_MARGIN_S, rate_limit: tuple[int, float] | None = None,
-                 status: Any = None, **options: Any) -> None:
+                 token_margin_s: float = TOKEN_MARGIN_S, status: Any = None, **options: Any) -> None:
         super().__init__(intents=discord.Intents(guilds=True), **options)
         self.settings = settings
         self.service = service
-        self.flow = JobFlow(service, settings, edit_interval_s=edit_interval_s,  # type: ignore[arg-type]
-                            token_margin_s=token_margin_s,
-                            rate_limit=rate_limit or (settings.chat_rate_limit, RATE_WINDOW_S))
+        self.flow = InteractionFlow(service, settings,  # type: ignore[arg-type]
+                                    edit_interval_s=edit_interval_s, token_margin_s=token_margin_s)
         self.tree = StylebotTree(self)
         register(self.tree, self.flow)
         self.add_dynamic_items(ResultButton, PresetPicker)

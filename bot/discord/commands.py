@@ -1,14 +1,14 @@
 """Stylebot's slash commands and message command, as discord.py ``app_commands``.
 
 Each command is a typed signature that discord.py parses and checks; the bodies are short
-and hand off to one request builder (``_stylize``) and the ``JobFlow``. Option names are
+and hand off to one request builder (``_stylize``) and the ``InteractionFlow``. Option names are
 the methods' own option names, and whether an option applies is decided by the chosen
 method's declarations, never by a list kept here.
 """
 
 import io
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -16,10 +16,14 @@ from discord import app_commands
 from engine.methods import DEFAULT_METHOD, get_method, method_names
 from engine.request import StyleRequest
 
-from . import render as render
-from .flow import JobFlow
-from .inputs import check_applicable, merge_options, parse_extra_options, requester_of
 from stylebot.results import format_options
+
+from . import render
+from .flow import InteractionFlow
+from .inputs import merge_options, parse_extra_options, requester_of
+
+if TYPE_CHECKING:
+    from engine.queue import JobHandle
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,7 @@ DESCRIBE_OPTIONS = dict(
 )
 
 
-def register(tree: app_commands.CommandTree, flow: JobFlow) -> None:
+def register(tree: app_commands.CommandTree, flow: InteractionFlow) -> None:
     """Add every command to ``tree``; ``flow`` runs what they ask for."""
     methods = [app_commands.Choice(name=name, value=name) for name in method_names()]
 
@@ -198,7 +202,7 @@ def register(tree: app_commands.CommandTree, flow: JobFlow) -> None:
     tree.add_command(stylize_message)
 
 
-async def _stylize(flow: JobFlow, interaction: discord.Interaction, *, method: str | None,
+async def _stylize(flow: InteractionFlow, interaction: discord.Interaction, *, method: str | None,
                    preset: str | None, content: discord.Attachment, styles: list[discord.Attachment],
                    prompt: str | None, options: dict[str, Any],
                    style_weights: list[float] | None = None) -> None:
@@ -208,16 +212,16 @@ async def _stylize(flow: JobFlow, interaction: discord.Interaction, *, method: s
         flow.check(attachment, _style_word(i, len(styles)))
     preset = preset.strip() if preset and preset.strip() else None
     if method or not preset:  # with a preset and no method, the preset decides what applies
-        check_applicable(method, options, n_styles=len(styles), prompt=prompt)
+        flow.service.check(method, options, prompt=prompt, n_styles=len(styles))
     requester = requester_of(interaction.user)
 
-    async def build() -> StyleRequest:
+    async def submit() -> "JobHandle":
         uploads = [await flow.fetch(a, _style_word(i, len(styles))) for i, a in enumerate(styles)]
-        return StyleRequest(method=method, content=await flow.fetch(content, "content image"),
-                            requester=requester, styles=uploads, style_weights=style_weights,
-                            prompt=prompt, options=options, preset=preset)
+        return await flow.service.submit(StyleRequest(
+            method=method, content=await flow.fetch(content, "content image"), requester=requester,
+            styles=uploads, style_weights=style_weights, prompt=prompt, options=options, preset=preset))
 
-    await flow.start(interaction, build)
+    await flow.start(interaction, submit)
 
 
 def _style_word(i: int, n: int) -> str:

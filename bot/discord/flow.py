@@ -1,7 +1,7 @@
-"""Running a job for an interaction, from the deferral to the result and its buttons.
+"""Following a job for an interaction, from the deferral to the result and its buttons.
 
 Every path that starts a job (slash commands, the message command's preset menu, the
-Re-roll/Stronger/Weaker buttons) goes through ``JobFlow.start``; every interaction runs
+Re-roll/Stronger/Weaker buttons) goes through ``InteractionFlow.start``; every interaction runs
 under ``guard``, so one failure is reported to that one user and logged with the job id
 (or the interaction's reference) they see, and never disturbs anyone else.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
@@ -23,12 +22,12 @@ from engine.events import Cancelled, Done, Failed, Progress, Queued, Started
 from engine.methods import get_method
 from engine.request import StyleRequest
 
-from . import render as render
-from .inputs import RateLimiter, check_attachment, download, requester_of
+from stylebot.results import changed_options, format_options
+
+from . import render
+from .inputs import check_attachment, download, requester_of
 from .reply import Reply
 from .ui import SavePresetModal, picker_view, result_view
-from stylebot.results import (Remembered, ResultMemory, changed_options, format_options, nudge, nudged_option,
-                      value_text)
 
 if TYPE_CHECKING:
     from engine.queue import JobHandle
@@ -37,20 +36,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ACTION_WORDS = {"reroll": "re-roll", "stronger": "strengthen", "weaker": "weaken",
-                "save": "save as a preset"}
+Submit = Callable[[], Awaitable["JobHandle"]]
 
 
-class JobFlow:
+class InteractionFlow:
     """Submits jobs for Discord users and follows them to a delivered result."""
 
-    def __init__(self, service: "StyleService", settings: "Settings", *, edit_interval_s: float, token_margin_s: float, rate_limit: tuple[int, float]) -> None:
+    def __init__(self, service: "StyleService", settings: "Settings", *, edit_interval_s: float,
+                 token_margin_s: float) -> None:
         self.service = service
         self.settings = settings
         self.edit_interval_s = edit_interval_s
         self.token_margin_s = token_margin_s
-        self.limiter = RateLimiter(*rate_limit)
-        self.memory = ResultMemory()
         self._picks: OrderedDict[int, discord.Attachment] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
         self.failures = 0
@@ -91,31 +88,29 @@ class JobFlow:
     async def fetch(self, attachment: discord.Attachment | None, what: str):
         return None if attachment is None else await download(attachment, what=what)
 
-    async def start(self, interaction: discord.Interaction,
-                    build: Callable[[], Awaitable[StyleRequest]]) -> None:
-        """Defer at once, then download, submit and follow the job in the background.
+    async def start(self, interaction: discord.Interaction, submit: Submit) -> None:
+        """Defer at once, then submit (downloads included) and follow the job in the background.
 
-        Cheap checks belong before this call (they answer without deferring); ``build``
-        does the slow part (downloads) after the deferral.
+        Cheap checks belong before this call (they answer without deferring); ``submit``
+        does the slow part (downloads, the service's own checks) after the deferral.
         """
-        self.limiter.hit(requester_of(interaction.user))
         await interaction.response.defer(ephemeral=True, thinking=True)
         reply = Reply(interaction, ref_of(interaction), interval_s=self.edit_interval_s,
                       margin_s=self.token_margin_s)
         try:
-            handle = await self.service.submit(await build())
+            handle = await submit()
         except UserError as exc:
             await reply.finish(render.refused(exc.message))
             return
         reply.job_ref = handle.id
-        log.info("job %s (%s) queued for discord user %s", handle.id, handle.prepared.method.name,
+        log.info("job %s (%s) queued for discord user %s", handle.id, handle.method,
                  interaction.user.id)
         task = asyncio.create_task(self._follow(handle, reply), name=f"discord-job-{handle.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _follow(self, handle: "JobHandle", reply: Reply) -> None:
-        job_id, method = handle.id, handle.prepared.method.name
+        job_id, method = handle.id, handle.method
         watch = asyncio.create_task(reply.watch_expiry(), name=f"discord-expiry-{job_id}")
         try:
             async for event in handle.events():
@@ -140,16 +135,13 @@ class JobFlow:
             watch.cancel()
 
     async def _deliver(self, handle: "JobHandle", event: Done, reply: Reply) -> None:
-        method = handle.prepared.method
         data, filename, note = await asyncio.to_thread(render.encode_for_upload, event.image,
                                                        reply.upload_limit, f"stylebot-{handle.id}")
-        request = dataclasses.replace(handle.prepared.request, preset=None)
-        self.memory.put(handle.id, Remembered(request, event.meta, reply.user.id))
-        shown = changed_options(method.options, event.meta.options)
-        embed = render.result_embed(handle.id, event.meta, shown, filename, prompt=request.prompt,
+        shown = changed_options(get_method(event.meta.method).options, event.meta.options)
+        embed = render.result_embed(handle.id, event.meta, shown, filename, prompt=handle.prompt,
                                     requester=reply.user.display_name, note=note)
-        await reply.deliver(data, filename, embed, result_view(handle.id, reply.user.id, method),
-                            seconds=event.meta.seconds)
+        view = result_view(handle.id, reply.user.id, self.service.result_actions(handle.id))
+        await reply.deliver(data, filename, embed, view, seconds=event.meta.seconds)
         log.info("job %s delivered to discord user %s (%d bytes%s)", handle.id, reply.user.id,
                  len(data), f", {note}" if note else "")
 
@@ -172,49 +164,16 @@ class JobFlow:
             await interaction.response.defer()
             await interaction.message.delete()
             return
-        remembered = self.memory.get(job_id)
-        if remembered is None:
-            raise UserError(f"This result is too old to {ACTION_WORDS[action]}; run the command again.")
+        if self.service.result(job_id) is None:  # answered at once, without a deferral
+            raise UserError("This result is too old for its buttons; run the command again.")
         if action == "save":
             await interaction.response.send_modal(SavePresetModal(job_id))
             return
-        request = self._variant(remembered, action, interaction.user)
-
-        async def build() -> StyleRequest:
-            return request
-
-        await self.start(interaction, build)
-
-    def _variant(self, remembered: Remembered, action: str, user: discord.abc.User) -> StyleRequest:
-        """The remembered request with a new seed, or one step stronger or weaker."""
-        method = get_method(remembered.meta.method)
-        options = dict(remembered.request.options)
-        if action == "reroll":
-            options.pop("seed", None)  # the engine draws a new one
-        else:
-            option = nudged_option(method.name)
-            if option is None:
-                raise UserError(f"Method '{method.name}' has no strength to change.")
-            current = remembered.meta.options.get(option.name)
-            new = nudge(option, current, 1 if action == "stronger" else -1)
-            if new == current:
-                limit = "maximum" if action == "stronger" else "minimum"
-                raise UserError(f"'{option.name}' is already at its {limit} ({value_text(current)}).")
-            options[option.name] = new
-            if "seed" in method.options and remembered.meta.seed is not None:
-                options["seed"] = remembered.meta.seed  # same noise, so only the strength changes
-        return dataclasses.replace(remembered.request, requester=requester_of(user), options=options,
-                                   method=method.name, preset=None)
+        requester = requester_of(interaction.user)
+        await self.start(interaction, lambda: self.service.rerun(job_id, action, requester))
 
     async def save_from_result(self, interaction: discord.Interaction, job_id: str, name: str) -> None:
-        remembered = self.memory.get(job_id)
-        if remembered is None:
-            raise UserError("This result is too old to save as a preset; run the command again.")
-        request = remembered.request
-        options = {k: v for k, v in request.options.items() if k != "seed"}
-        record = await self.service.save_preset(requester_of(interaction.user), name,
-                                                remembered.meta.method, options, request.styles,
-                                                request.style_weights if request.styles else None)
+        record = await self.service.save_result(job_id, requester_of(interaction.user), name)
         await interaction.response.send_message(
             f"💾 Saved preset **{record.name}** ({record.method}, {format_options(record.options)}, "
             f"{len(record.styles)} style image(s)). Use it with /preset use name:{record.name}.",
@@ -246,11 +205,12 @@ class JobFlow:
             raise UserError("This menu has expired; use “Stylize with preset…” on the message again.")
         requester = requester_of(interaction.user)
 
-        async def build() -> StyleRequest:
+        async def submit() -> "JobHandle":
             content = await download(attachment, what="image")
-            return StyleRequest(method=None, content=content, requester=requester, preset=preset)
+            return await self.service.submit(StyleRequest(method=None, content=content,
+                                                          requester=requester, preset=preset))
 
-        await self.start(interaction, build)
+        await self.start(interaction, submit)
 
 
 def _recent_first(presets: list) -> list:

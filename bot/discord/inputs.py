@@ -8,8 +8,6 @@ options, so a wrong option is refused at once with the list of the ones that app
 from __future__ import annotations
 
 import logging
-import time
-from collections import defaultdict, deque
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +16,6 @@ import discord
 from stylebot.commands import parse_command
 from engine.errors import ImageError, OptionError, UserError
 from engine.images import FORMATS_HINT, check_upload_size
-from engine.methods import DEFAULT_METHOD, get_method
 from engine.request import ImageUpload, Requester
 
 log = logging.getLogger(__name__)
@@ -88,39 +85,3 @@ def merge_options(typed: dict[str, Any], extra: dict[str, str]) -> dict[str, Any
         raise OptionError(f"Option '{both[0]}' is given both as a field and in the options text; "
                           "give it once.")
     return {**given, **extra}
-
-
-def check_applicable(method_name: str | None, options: dict[str, Any], *, n_styles: int,
-                     prompt: str | None) -> None:
-    """Refuse options, images or a prompt the method does not take, saying which apply.
-
-    Runs before anything is downloaded or queued; the method's own option declarations
-    decide, so the message always lists exactly what that method accepts.
-    """
-    method = get_method(method_name or DEFAULT_METHOD)
-    method.options.validate(options, method=method.name)
-    has_prompt = bool(prompt and prompt.strip())
-    if has_prompt and not method.needs_prompt:
-        raise OptionError(f"Method '{method.name}' takes no prompt; remove it, or pick a "
-                          "text-guided method such as sd or nada.")
-    method.check_inputs(n_styles=n_styles, has_prompt=has_prompt, has_mask=False)
-
-
-class RateLimiter:
-    """At most ``count`` job submissions per user in any ``per_s`` seconds."""
-
-    def __init__(self, count: int, per_s: float) -> None:
-        self.count = count
-        self.per_s = per_s
-        self._hits: dict[str, deque[float]] = defaultdict(deque)
-
-    def hit(self, requester: Requester) -> None:
-        now = time.monotonic()
-        hits = self._hits[requester.key]
-        while hits and now - hits[0] >= self.per_s:
-            hits.popleft()
-        if len(hits) >= self.count:
-            wait = self.per_s - (now - hits[0])
-            raise UserError(f"Slow down: you can start {self.count} jobs every "
-                            f"{self.per_s:g} s; try again in {max(1, round(wait))} s.")
-        hits.append(now)

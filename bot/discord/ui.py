@@ -2,7 +2,7 @@
 
 Their state lives in the ``custom_id`` (``stylebot:reroll:<job>``, ...) and they are
 registered as dynamic items, so a click is understood after a restart too; whatever a
-click needs beyond the id (the original request) is looked up by the adapter, which says
+click needs beyond the id (the original request) is looked up through the service, which says
 so plainly when it is gone.
 """
 
@@ -12,10 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from stylebot.results import nudged_option
-
 if TYPE_CHECKING:
-    from engine.methods.base import Method
     from storage.presets import PresetSummary
 
 # (label, emoji, style) of each result button
@@ -54,15 +51,11 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button],
             await flow.on_button(interaction, self.action, self.job_id, self.owner_id)
 
 
-def result_view(job_id: str, owner_id: int, method: "Method") -> discord.ui.View:
-    """The buttons that make sense for this method: no Re-roll without a seed, etc."""
+def result_view(job_id: str, owner_id: int, actions: list[str]) -> discord.ui.View:
+    """The result's buttons (the service decides which make sense), then Delete for its owner."""
     view = discord.ui.View(timeout=None)
-    if "seed" in method.options:
-        view.add_item(ResultButton("reroll", job_id))
-    if nudged_option(method.name) is not None:
-        view.add_item(ResultButton("stronger", job_id))
-        view.add_item(ResultButton("weaker", job_id))
-    view.add_item(ResultButton("save", job_id))
+    for action in actions:
+        view.add_item(ResultButton(action, job_id))
     view.add_item(ResultButton("delete", job_id, owner_id))
     return view
 

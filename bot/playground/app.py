@@ -30,8 +30,9 @@ from engine.request import Requester
 from stylebot.service import jsonable_options
 
 if TYPE_CHECKING:
-    from stylebot.settings import Settings
+    from engine.queue import JobHandle
     from stylebot.service import StyleService
+    from stylebot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class Playground:
         return web.json_response({
             "user": REQUESTER.user_id, "max_upload_bytes": s.max_upload_bytes,
             "max_side": s.max_side, "max_pixels": s.max_pixels, "jobs_per_user": s.jobs_per_user,
-            "accepting": self.service.queue.accepting, "help": HELP,
+            "accepting": self.service.accepting, "help": HELP,
         })
 
     async def methods(self, request: web.Request) -> web.Response:
@@ -180,15 +181,13 @@ class Playground:
         req = build_request(parsed, requester=REQUESTER, content=form.one("content"),
                             styles=form.files["style"], mask=form.one("mask"))
         handle = await self.service.submit(req)
-        prepared = handle.prepared
         log.info("playground job %s: %s", handle.id, parsed.to_text())
-        seeded = "seed" in prepared.method.options  # a deterministic method's seed means nothing
-        seed = prepared.input.seed if seeded else None
-        return {"kind": "job", "job": handle.id, "method": prepared.method.name,
-                "seed": seed, "options": jsonable_options(prepared.options),
+        seed = handle.seed  # None where a seed means nothing (deterministic methods)
+        return {"kind": "job", "job": handle.id, "method": handle.method,
+                "seed": seed, "options": jsonable_options(handle.options),
                 "events": f"/api/jobs/{handle.id}/events",
-                "message": f"Job {handle.id} queued ({prepared.method.name}"
-                           + (f", seed {seed})." if seeded else ").")}
+                "message": f"Job {handle.id} queued ({handle.method}"
+                           + (f", seed {seed})." if seed is not None else ").")}
 
     async def jobs(self, request: web.Request) -> web.Response:
         return web.json_response([_job_dict(j) for j in self.service.jobs_of(REQUESTER)])
@@ -197,17 +196,15 @@ class Playground:
         job_id = self.service.cancel(REQUESTER, request.match_info["job"])
         return web.json_response({"job": job_id, "message": f"Cancelling job {job_id}."})
 
-    def _own_job(self, job_id: str):
-        job = self.service.queue.get(job_id)
-        if job is None or job.requester.key != REQUESTER.key:
+    def _own_job(self, job_id: str) -> "JobHandle":
+        handle = self.service.job(REQUESTER, job_id)
+        if handle is None:
             raise web.HTTPNotFound(reason=f"No playground job '{job_id}'.")
-        return job
+        return handle
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """The job's events as server-sent events, replayed from the start, ending with the last."""
-        job_id = request.match_info["job"]
-        self._own_job(job_id)
-        handle = self.service.queue.handle(job_id)
+        handle = self._own_job(request.match_info["job"])
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache",
                                                "X-Accel-Buffering": "no"})
@@ -238,7 +235,7 @@ class Playground:
                 if data["type"] in ("done", "failed", "cancelled"):
                     break
         except ConnectionResetError:
-            log.debug("event stream for job %s closed by the page", job_id)
+            log.debug("event stream for job %s closed by the page", handle.id)
         finally:
             if pending is not None and not pending.done():
                 pending.cancel()
@@ -271,8 +268,7 @@ class Playground:
 
     async def result(self, request: web.Request) -> web.Response:
         job_id = request.match_info["job"]
-        job = self._own_job(job_id)
-        final = job.final
+        final = self._own_job(job_id).final
         if not isinstance(final, Done):
             raise web.HTTPNotFound(reason=f"Job {job_id} has no result"
                                           + (" yet." if final is None else "."))

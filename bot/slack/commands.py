@@ -9,7 +9,6 @@ short reference they are shown.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 import uuid
@@ -18,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Awaitable
 from slack_sdk.errors import SlackApiError
 
 from stylebot.commands import STYLIZE, CommandError, ParsedCommand, build_request, parse_command
-from engine.errors import OptionError, UserError
+from engine.errors import UserError
 from engine.methods import DEFAULT_METHOD, get_method, method_names
-from engine.request import ImageUpload, Requester
+from engine.request import Requester
 
 from . import render as blocks
 from .inputs import (Downloader, FileFinder, SlackFile, foreign_link_error, require_images,
@@ -40,14 +39,6 @@ log = logging.getLogger(__name__)
 HELP_WORDS = {"help", "methods", "?"}
 # "@stylebot sd: oil painting" / "@stylebot adain preset=night": a method name leads the text.
 _LEADING_METHOD = re.compile(r"\s*([A-Za-z][\w-]*)\s*:?(?=\s|$)\s*(.*)$", re.S)
-
-
-class FieldError(UserError):
-    """A modal field is wrong: shown under that field instead of closing the form."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 class Listeners:
@@ -101,21 +92,7 @@ class Listeners:
         """Refuse what is wrong with the command itself before any file is fetched."""
         if parsed.name != STYLIZE or (parsed.method is None and parsed.preset):
             return None  # a preset decides the method
-        method = get_method(parsed.method or DEFAULT_METHOD)
-        try:
-            method.options.validate(parsed.options, method=method.name)
-        except OptionError as exc:
-            raise FieldError("options", exc.message) from None
-        if parsed.prompt and not method.needs_prompt:
-            try:
-                build_request(dataclasses.replace(parsed, method=method.name), content=ImageUpload(b"-"),
-                              requester=Requester("slack", "-"))
-            except UserError as exc:
-                raise FieldError("prompt", exc.message) from None
-        if method.needs_prompt and not parsed.prompt:
-            raise FieldError("prompt", f"Method '{method.name}' needs a text prompt, e.g. "
-                                       f"/{method.name} an oil painting in Van Gogh's style.")
-        return method
+        return self.service.check(parsed.method, parsed.options, prompt=parsed.prompt)
 
     async def run(self, parsed: ParsedCommand, place: Place, content: SlackFile,
                   styles: list[SlackFile]) -> None:

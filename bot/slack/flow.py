@@ -14,7 +14,7 @@ import io
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -24,12 +24,11 @@ from engine.events import Cancelled, Done, Failed, Progress, Queued, Started
 from engine.methods import get_method
 
 from . import render as blocks
-from stylebot.results import Remembered, ResultMemory, changed_options, nudge, nudged_option
+from stylebot.results import changed_options
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from engine.events import ResultMeta
     from engine.queue import JobHandle
     from engine.request import StyleRequest
     from stylebot.service import StyleService
@@ -48,20 +47,6 @@ class Place:
     thread_ts: str | None = None
     response_url: str | None = None  # slash commands and shortcuts: ephemeral answers anywhere
     user_name: str = ""
-
-
-def result_buttons(meta: "ResultMeta") -> list[str]:
-    """Re-roll only where a seed changes something; Stronger/Weaker only where there is room."""
-    method = get_method(meta.method)
-    out = [blocks.REROLL] if "seed" in method.options else []
-    option = nudged_option(meta.method)
-    if option is not None:
-        current = meta.options.get(option.name)
-        if nudge(option, current, +1) != current:
-            out.append(blocks.STRONGER)
-        if nudge(option, current, -1) != current:
-            out.append(blocks.WEAKER)
-    return out + [blocks.SAVE]
 
 
 class ProgressMessage:
@@ -153,7 +138,6 @@ class JobFlow:
         self.service = service
         self.client = client
         self.edit_interval_s = edit_interval_s
-        self.memory = ResultMemory()
         self.tasks: set[asyncio.Task] = set()
         self.failures = 0
 
@@ -182,13 +166,17 @@ class JobFlow:
 
     async def submit(self, place: Place, request: "StyleRequest") -> "JobHandle | None":
         """Queue the request; refusals (options, images, a full queue) are told to the user."""
+        return await self.start(place, lambda: self.service.submit(request))
+
+    async def start(self, place: Place, submit: "Callable[[], Awaitable[JobHandle]]") -> "JobHandle | None":
+        """Run ``submit`` and follow the job it queues; a refusal is told to the user."""
         try:
-            handle = await self.service.submit(request)
+            handle = await submit()
         except UserError as exc:
             await self.tell(place, blocks.refused(exc.message))
             return None
         log.info("job %s queued for slack user %s in %s (%s)", handle.id, place.user, place.channel,
-                 handle.prepared.method.name)
+                 handle.method)
         task = asyncio.create_task(self.follow(handle, place), name=f"slack-job-{handle.id}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -196,7 +184,7 @@ class JobFlow:
 
     async def follow(self, handle: "JobHandle", place: Place) -> None:
         message = ProgressMessage(self.client, place, self.edit_interval_s)
-        method = handle.prepared.method.name
+        method = handle.method
         user = place.user
         try:
             async for event in handle.events():
@@ -244,22 +232,19 @@ class JobFlow:
     async def deliver(self, handle: "JobHandle", done: Done, place: Place,
                       message: ProgressMessage) -> None:
         """Upload the result where the request came from, summarise it, then drop the progress."""
-        request = handle.prepared.request
         buffer = io.BytesIO()
         done.image.save(buffer, format="PNG")
         await self.client.files_upload_v2(
             channel=message.place.channel, thread_ts=place.thread_ts, file=buffer.getvalue(),
             filename=f"stylebot-{done.job_id}.png", title=f"{done.meta.method} · job {done.job_id}",
-            alt_txt=(request.prompt or f"Image restyled with {done.meta.method}")[:1000])
-        # Remembered before the buttons appear, so a quick click finds it.
-        self.memory.put(done.job_id, Remembered(request, done.meta,
-                                                dataclasses.replace(place, channel=message.place.channel)))
+            alt_txt=(handle.prompt or f"Image restyled with {done.meta.method}")[:1000])
         shown = changed_options(get_method(done.meta.method).options, done.meta.options)
         await self.client.chat_postMessage(
             channel=message.place.channel, thread_ts=place.thread_ts,
             text=blocks.result_text(done.job_id, done.meta, place.user),
             blocks=blocks.result_blocks(done.job_id, done.meta, shown, place.user,
-                                        prompt=request.prompt, buttons=result_buttons(done.meta)))
+                                        prompt=handle.prompt,
+                                        actions=self.service.result_actions(done.job_id)))
         await message.delete()
         log.info("job %s delivered to %s in %.1f s", done.job_id, place.channel, done.meta.seconds)
 

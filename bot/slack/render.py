@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 MAX_STYLE_FILES = 4  # file_input allows up to 10; no method takes more than a few styles
 
 # action_ids of the buttons and callback_ids of the modals, one place for both sides.
-REROLL, STRONGER, WEAKER, SAVE, CANCEL = ("stylebot_reroll", "stylebot_stronger", "stylebot_weaker",
-                                          "stylebot_save", "stylebot_cancel")
+# A result button's action_id is the prefix and the service's action name ("reroll", ...).
+ACTION_PREFIX = "stylebot_"
+REROLL, STRONGER, WEAKER, SAVE, CANCEL = (ACTION_PREFIX + a for a in
+                                          ("reroll", "stronger", "weaker", "save", "cancel"))
 RUN_VIEW, SHORTCUT_VIEW, SAVE_VIEW = "stylebot_run", "stylebot_shortcut", "stylebot_save_preset"
 SHORTCUT_ID = "stylebot_restyle"
 
@@ -87,7 +89,7 @@ def with_cancel(text: str, job_id: str) -> list[dict[str, Any]]:
 # -- the result ----------------------------------------------------------------------------------
 
 def result_blocks(job_id: str, meta: "ResultMeta", shown: dict[str, Any], user: str, *,
-                  prompt: str | None, buttons: Iterable[str]) -> list[dict[str, Any]]:
+                  prompt: str | None, actions: Iterable[str]) -> list[dict[str, Any]]:
     """The summary under a result: method, what was chosen, seed and time, and its buttons."""
     lines = [f"*Restyled with {esc(meta.method)}* for <@{user}>"]
     if prompt:
@@ -99,8 +101,8 @@ def result_blocks(job_id: str, meta: "ResultMeta", shown: dict[str, Any], user: 
               f"job `{job_id}`"]
     labels = {REROLL: "🎲 Re-roll", STRONGER: "➕ Stronger", WEAKER: "➖ Weaker",
               SAVE: "💾 Save as preset"}
-    elements = [{"type": "button", "action_id": b, "value": job_id, "text": _plain(labels[b])}
-                for b in buttons]
+    elements = [{"type": "button", "action_id": ACTION_PREFIX + a, "value": job_id,
+                 "text": _plain(labels[ACTION_PREFIX + a])} for a in actions]
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(facts)}]},

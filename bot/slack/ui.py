@@ -6,21 +6,19 @@ open; everything else is ``ack()``-ed at once and carried out like a slash comma
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from typing import TYPE_CHECKING, Any
 
 from stylebot.commands import ParsedCommand, parse_command
+from stylebot.service import InputError
 from engine.errors import OptionError, UserError
 from engine.methods import DEFAULT_METHOD, get_method
-from engine.request import StyleRequest
 
 from . import render as blocks
 from .inputs import require_images
-from stylebot.results import changed_options, nudge, nudged_option
+from stylebot.results import changed_options
 from .flow import Place
-from .commands import FieldError
 
 if TYPE_CHECKING:
     from .commands import Listeners
@@ -42,35 +40,32 @@ class Forms:
     # -- modals ---------------------------------------------------------------------------------------
 
     def parse_form(self, values: dict[str, Any], n_styles: int) -> ParsedCommand:
-        """A submitted form as the command it stands for; ``FieldError`` names the bad field."""
+        """A submitted form as the command it stands for; ``InputError`` names the bad field."""
         method = values.get("method")
         try:
             parsed = parse_command(values.get("options") or "", command=method or "stylize")
         except UserError as exc:
-            raise FieldError("options", exc.message) from None
+            raise InputError("options", exc.message) from None
         if parsed.prompt:
-            raise FieldError("options", f"I don't know what '{parsed.prompt[:40]}' means here; "
+            raise InputError("options", f"I don't know what '{parsed.prompt[:40]}' means here; "
                                         "write options as name=value (the prompt has its own field).")
         parsed.prompt = values.get("prompt")
         parsed.preset = values.get("preset") or parsed.preset
         if values.get("strength") is not None:
             chosen = get_method(method or DEFAULT_METHOD)
             if "strength" not in chosen.options:
-                raise FieldError("strength", f"Method '{chosen.name}' has no strength option; "
+                raise InputError("strength", f"Method '{chosen.name}' has no strength option; "
                                              "leave this empty.")
             try:
                 chosen.options["strength"].parse(values["strength"])
             except OptionError as exc:
-                raise FieldError("strength", exc.message) from None
+                raise InputError("strength", exc.message) from None
             if "strength" in parsed.options:
-                raise FieldError("options", "Strength is given twice; keep only the Strength field.")
+                raise InputError("options", "Strength is given twice; keep only the Strength field.")
             parsed.options["strength"] = values["strength"]
-        checked = self.core.precheck(parsed)
-        if checked is not None and not parsed.preset:
-            try:
-                checked.check_inputs(n_styles=n_styles, has_prompt=True, has_mask=False)
-            except OptionError as exc:
-                raise FieldError("styles", exc.message) from None
+        if parsed.method or not parsed.preset:  # with a preset and no method, the preset decides
+            self.core.service.check(parsed.method, parsed.options, prompt=parsed.prompt,
+                                    n_styles=None if parsed.preset else n_styles)
         return parsed
 
     @staticmethod
@@ -87,7 +82,7 @@ class Forms:
         try:
             parsed = self.parse_form(values, len(values.get("styles") or []))
             parsed.style_weights = meta.get("w")
-        except FieldError as exc:
+        except InputError as exc:
             await ack(response_action="errors", errors={exc.field: exc.message[:300]})
             return
         await ack()
@@ -138,7 +133,7 @@ class Forms:
         uploaded = values.get("styles") or []
         try:
             parsed = self.parse_form(values, len(uploaded) + (1 if picked_style else 0))
-        except FieldError as exc:
+        except InputError as exc:
             await ack(response_action="errors", errors={exc.field: exc.message[:300]})
             return
         await ack()
@@ -155,17 +150,10 @@ class Forms:
         values = blocks.state_values(view)
         meta = json.loads(view.get("private_metadata") or "{}")
         place = self.form_place(body, meta)
-        remembered = self.core.flow.memory.get(meta.get("job", ""))
-        if remembered is None:
-            await ack(response_action="errors",
-                      errors={"name": "This result is too old to save; run the command again."})
-            return
-        request, result = remembered.request, remembered.meta
         try:
-            record = await self.core.service.save_preset(
-                self.core.requester(place), values.get("name") or "", result.method,
-                changed_options(get_method(result.method).options, result.options), request.styles,
-                request.style_weights, replace="replace" in (values.get("replace") or []))
+            record = await self.core.service.save_result(
+                meta.get("job", ""), self.core.requester(place), values.get("name") or "",
+                replace="replace" in (values.get("replace") or []))
         except UserError as exc:
             await ack(response_action="errors", errors={"name": exc.message[:300]})
             return
@@ -190,29 +178,15 @@ class Forms:
             cancelled = self.core.service.cancel(self.core.requester(place), job_id)
             await self.core.flow.tell(place, f"Cancelling job `{cancelled}`.")
             return
-        remembered = self.core.flow.memory.get(job_id)
-        if remembered is None:
+        result = self.core.service.result(job_id)
+        if result is None:
             raise UserError("This result is too old for its buttons; run the command again.")
-        place = dataclasses.replace(remembered.place, user=place.user, user_name=place.user_name,
-                                    response_url=place.response_url)
-        request, meta = remembered.request, remembered.meta
-        method = get_method(meta.method)
-        options = changed_options(method.options, meta.options)
         if kind == blocks.SAVE:
+            meta = result.meta
+            options = changed_options(get_method(meta.method).options, meta.options)
             await self.core.client.views_open(trigger_id=trigger_id, view=blocks.save_modal(
-                job_id, meta.method, options, len(request.styles)))
+                job_id, meta.method, options, len(result.request.styles)))
             return
-        if kind in (blocks.STRONGER, blocks.WEAKER):
-            option = nudged_option(meta.method)
-            if option is None:
-                raise UserError(f"Method '{meta.method}' has no strength to change.")
-            options[option.name] = nudge(option, meta.options.get(option.name),
-                                         +1 if kind == blocks.STRONGER else -1)
-            if "seed" in method.options and meta.seed is not None:
-                options["seed"] = meta.seed  # same seed: only the strength differs
-        elif kind != blocks.REROLL:
-            raise UserError("That button is not one of mine any more; run the command again.")
-        await self.core.flow.submit(place, StyleRequest(
-            method=meta.method, content=request.content, requester=self.core.requester(place),
-            styles=list(request.styles), style_weights=request.style_weights, prompt=request.prompt,
-            options=options, mask=request.mask))
+        action = kind.removeprefix(blocks.ACTION_PREFIX)
+        requester = self.core.requester(place)
+        await self.core.flow.start(place, lambda: self.core.service.rerun(job_id, action, requester))

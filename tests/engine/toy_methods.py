@@ -1,19 +1,21 @@
-"""A small real Method used to exercise the queue and engine without a neural network.
+"""Small real Methods used to exercise the queue, engine and service without a neural network.
 
-It inverts colours, optionally slowly, and can be told to fail in the ways real methods
-fail (a bug, a user error, out of GPU memory), so queue behaviour can be observed.
+``ToyInvert`` inverts colours, optionally slowly, and can be told to fail in the ways real
+methods fail (a bug, a user error, out of GPU memory), so queue behaviour can be observed.
+``ToyFade`` has a strength (for Stronger/Weaker) and a seed (for Re-roll).
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
-from PIL import ImageOps
+from PIL import Image, ImageOps
 
 from engine.errors import UserError
 from engine.methods.base import Method, MethodInput, RunContext
-from engine.options import SEED, SIZE, Option, OptionSet
+from engine.options import SEED, SIZE, STRENGTH, Option, OptionSet
 
 BATCHES: list[int] = []  # sizes of batches run, across instances
 OOM_ABOVE: dict[str, int] = {"side": 10**9}
@@ -71,3 +73,18 @@ class ToyStyled(ToyInvert):
     min_styles = 1
     max_styles = 2
     batchable = False
+
+
+class ToyFade(Method):
+    name = "toyfade"
+    title = "Toy fader"
+    summary = "Fades towards the inverted image by strength, plus seeded noise in one pixel."
+    options = OptionSet([STRENGTH, SEED, SIZE])
+
+    def run(self, inp: MethodInput, ctx: RunContext) -> Image.Image:
+        ctx.progress(0.5, "fading")
+        out = Image.blend(inp.content, ImageOps.invert(inp.content), inp.options["strength"])
+        rng = random.Random(inp.seed)
+        out.putpixel((0, 0), tuple(rng.randrange(256) for _ in range(3)))
+        ctx.progress(1.0, "fading")
+        return out

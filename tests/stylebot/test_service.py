@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from engine.errors import OptionError, PresetNotFound
+from engine.errors import OptionError, PresetNotFound, UserError
 from engine.events import Cancelled, Done
 from engine.request import ImageUpload, Requester
 from stylebot.settings import Settings
@@ -39,9 +39,10 @@ async def test_a_preset_fills_method_options_and_styles(service):
     handle = await service.submit(request)
     final = await handle.wait()
     assert isinstance(final, Done)
-    assert handle.prepared.method.name == "toystyle"
-    assert handle.prepared.options["steps"] == 3 and handle.prepared.options["tag"] == "override"
-    assert handle.prepared.input.styles[0].getpixel((0, 0)) == (0, 255, 0)
+    assert handle.method == "toystyle"
+    assert handle.options["steps"] == 3 and handle.options["tag"] == "override"
+    assert final.image.getpixel((0, 0)) == (55, 225, 225)  # the content, inverted
+    assert service.result(handle.id).request.styles[0].filename == "green.png"
     listed = await service.list_presets(ALICE)
     assert [(p.name, p.use_count) for p in listed] == [("Night", 1)]
 
@@ -119,3 +120,93 @@ async def test_a_restart_marks_unfinished_jobs_interrupted(tmp_path, toy_methods
         assert (await job_log.get_job(again.db, handle.id)).status == "interrupted"
     finally:
         await again.close()
+
+
+# -- the rules every platform shares -----------------------------------------------------------
+
+SLACK_USER = Requester("slack", "U1")
+DISCORD_USER = Requester("discord", "42")
+
+
+@pytest.mark.parametrize("requester", [SLACK_USER, DISCORD_USER], ids=["slack", "discord"])
+async def test_the_chat_rate_limit_binds_every_chat_platform(tmp_path, toy_methods, requester):
+    settings = Settings(home=tmp_path, device="cpu", weights_dir=None, allow_downloads=False,
+                        chat_rate_limit=2, jobs_per_user=10, queue_size=10)
+    svc = await StyleService.open(settings)
+    try:
+        for _ in range(2):
+            await (await svc.submit(toy_request(method="toy") | _as(requester))).wait()
+        with pytest.raises(UserError, match="Slow down: you can start 2 jobs every 60 s"):
+            await svc.submit(toy_request(method="toy") | _as(requester))
+        # the operator's own front ends are not limited
+        for _ in range(3):
+            await (await svc.submit(toy_request(method="toy") | _as(Requester("cli", "me")))).wait()
+    finally:
+        await svc.close(grace_s=1)
+
+
+def _as(requester):
+    """``request | _as(r)``: the request, sent by ``r``."""
+    class As:
+        def __ror__(self, request):
+            request.requester = requester
+            return request
+    return As()
+
+
+def test_one_check_refuses_what_cannot_work_before_anything_is_fetched(toy_methods):
+    check = StyleService.check
+    with pytest.raises(OptionError, match="Method 'toy' takes no prompt; remove it"):
+        check("toy", {}, prompt="a fox")
+    with pytest.raises(OptionError, match="steps"):
+        check("toy", {"steps": "many"})
+    with pytest.raises(OptionError, match="needs a style image"):
+        check("toystyle", {}, n_styles=0)
+    assert check("toystyle", {"steps": "2"}).name == "toystyle"  # images not counted yet
+    assert check("toystyle", {}, n_styles=1).name == "toystyle"
+
+
+async def test_submit_applies_the_same_check(service):
+    request = toy_request("alice", method="toy")
+    request.prompt = "a fox"
+    with pytest.raises(OptionError, match="takes no prompt"):
+        await service.submit(request)
+
+
+async def test_buttons_under_a_result_and_what_their_clicks_run(service):
+    handle = await service.submit(toy_request("alice", method="toyfade", strength="0.9", seed="7"))
+    assert isinstance(await handle.wait(), Done)
+    assert service.result_actions(handle.id) == ["reroll", "stronger", "weaker", "save"]
+
+    stronger = await service.rerun(handle.id, "stronger", BOB)  # anyone may click
+    assert isinstance(await stronger.wait(), Done)
+    assert stronger.requester == BOB and stronger.options["strength"] == 1.0 and stronger.seed == 7
+    assert service.result_actions(stronger.id) == ["reroll", "weaker", "save"]  # no room left
+    with pytest.raises(UserError, match="'strength' is already at its maximum"):
+        await service.rerun(stronger.id, "stronger", ALICE)
+
+    reroll = await service.rerun(handle.id, "reroll", ALICE)
+    assert isinstance(await reroll.wait(), Done)
+    assert reroll.options["strength"] == 0.9 and reroll.seed != 7
+
+
+async def test_save_result_keeps_the_chosen_options_not_the_seed(service):
+    handle = await service.submit(toy_request("alice", method="toyfade", strength="0.3", seed="5"))
+    await handle.wait()
+    record = await service.save_result(handle.id, ALICE, "faded")
+    assert (record.method, record.options) == ("toyfade", {"strength": 0.3})
+
+
+async def test_a_forgotten_result_says_so(service):
+    with pytest.raises(UserError, match="too old to re-roll"):
+        await service.rerun("feedbeef", "reroll", ALICE)
+    with pytest.raises(UserError, match="too old to save as a preset"):
+        await service.save_result("feedbeef", ALICE, "x")
+    assert service.result_actions("feedbeef") == []
+
+
+async def test_a_job_is_found_only_by_its_requester(service):
+    handle = await service.submit(toy_request("alice", method="toy"))
+    await handle.wait()
+    assert service.job(Requester("test", "alice"), handle.id).id == handle.id
+    assert service.job(BOB, handle.id) is None

@@ -32,7 +32,6 @@ def bot_methods(toy_methods, monkeypatch):
     """The toy methods, plus stand-ins registered under the names of sd and nada."""
     from tests.bot.discord import toys
 
-    monkeypatch.setitem(methods.METHOD_PATHS, "toyfade", "tests.bot.discord.toys:ToyFade")
     monkeypatch.setitem(methods.METHOD_PATHS, "sd", "tests.bot.discord.toys:ToySd")
     monkeypatch.setitem(methods.METHOD_PATHS, "nada", "tests.bot.discord.toys:ToyNada")
     methods.get_method.cache_clear()
@@ -44,7 +43,8 @@ def bot_methods(toy_methods, monkeypatch):
 @pytest.fixture
 def bot_settings(tmp_path):
     return Settings(home=tmp_path / "home", device="cpu", weights_dir=None, allow_downloads=False,
-                    max_upload_mb=1, jobs_per_user=2, queue_size=3, discord_token="test-token")
+                    max_upload_mb=1, jobs_per_user=2, queue_size=3, discord_token="test-token",
+                    chat_rate_limit=50)
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ async def bot(service, fake):
     """A real StylebotClient logged in to the fake; tests feed it gateway payloads."""
     from bot.discord.app import StylebotClient
 
-    client = StylebotClient(service, service.settings, edit_interval_s=0.05, rate_limit=(50, 60.0))
+    client = StylebotClient(service, service.settings, edit_interval_s=0.05)
     await client.login("test-token")
     yield client
     await asyncio.wait_for(client.flow.idle(), 10)

@@ -47,8 +47,7 @@ async def test_re_roll_runs_the_same_request_with_a_new_seed(bot, fake):
 
 async def test_stronger_and_weaker_step_the_strength_and_keep_the_seed(bot, fake):
     first, message = await first_result(bot, fake, seed=9)  # strength defaults to 1, its maximum
-    payload, answer = await click(bot, fake, message, button(first, "stronger"))
-    assert answer.json["data"]["content"] == "⚠️ 'strength' is already at its maximum (1)."
+    assert [c.split(":")[1] for c in first.custom_ids()] == ["reroll", "weaker", "save", "delete"]
     payload, _ = await click(bot, fake, message, button(first, "weaker"))
     weaker = await fake.wait_call("POST", f"/webhooks/{APP_ID}/{payload['token']}")
     assert fields(weaker)["Options"] == "strength=0.8" and fields(weaker)["Seed"] == "9"
@@ -85,7 +84,8 @@ async def test_only_the_requester_may_delete_a_result(bot, fake):
     assert message["id"] not in fake.messages
 
 
-async def test_after_a_restart_buttons_still_answer(bot, fake, service):
+async def test_after_a_reconnect_buttons_still_answer(bot, fake, service):
+    """Buttons are dynamic items and results live in the service, not in the client."""
     from bot.discord.app import StylebotClient
 
     first, message = await first_result(bot, fake)
@@ -94,9 +94,28 @@ async def test_after_a_restart_buttons_still_answer(bot, fake, service):
     await restarted.login("test-token")
     try:
         payload = send(restarted, fake.component(message, button(first, "reroll")))
-        assert await ephemeral_refusal(fake, payload) == (
-            "⚠️ This result is too old to re-roll; run the command again.")
+        again = await fake.wait_call("POST", f"/webhooks/{APP_ID}/{payload['token']}")
+        assert fields(again)["Options"] == fields(first)["Options"]
         payload = send(restarted, fake.component(message, button(first, "delete")))
         await fake.wait_call("DELETE", f"/channels/{CHANNEL_ID}/messages/{message['id']}")
     finally:
         await restarted.close()
+
+
+async def test_after_a_restart_old_results_buttons_say_so(bot, fake, service):
+    """A new process has a new queue: the old result is gone, and the click is told so at once."""
+    from bot.discord.app import StylebotClient
+    from stylebot.service import StyleService
+
+    first, message = await first_result(bot, fake)
+    await bot.close()
+    fresh = await StyleService.open(service.settings)
+    restarted = StylebotClient(fresh, fresh.settings)
+    await restarted.login("test-token")
+    try:
+        payload = send(restarted, fake.component(message, button(first, "reroll")))
+        assert await ephemeral_refusal(fake, payload) == (
+            "⚠️ This result is too old for its buttons; run the command again.")
+    finally:
+        await restarted.close()
+        await fresh.close(grace_s=0)

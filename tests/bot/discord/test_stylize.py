@@ -154,11 +154,11 @@ async def test_queue_limits_and_the_rate_limit_are_friendly(bot, fake, bot_metho
     bot_methods.GATE.set()
     await bot.flow.idle()
 
-    bot.flow.limiter.count = 1
-    bot.flow.limiter._hits.clear()
+    bot.service.limiter.count = 1
+    bot.service.limiter._hits.clear()
     send(bot, fake.slash("stylize", {"content": content, "method": "toy"}, who=BOB))
     limited = send(bot, fake.slash("stylize", {"content": content, "method": "toy"}, who=BOB))
-    assert (await ephemeral_refusal(fake, limited)).startswith(
+    assert (await last_edit(fake, limited, "⚠️")).startswith(
         "⚠️ Slow down: you can start 1 jobs every 60 s; try again in ")
 
 

@@ -186,3 +186,15 @@ async def test_a_refused_upload_ends_the_progress_message_with_the_reason(slack,
                                   what="the failure text")
     assert "Slack refused my message or upload (not_allowed_token_type)" in message["text"]
     assert slack.bot.health()["failures"] == 1
+
+
+async def test_the_chat_rate_limit_binds_on_slack_too(slack, fake, photo):
+    """Once enforced by Discord only; the service now limits every chat platform alike."""
+    slack.bot.flow.service.limiter.count = 1
+    fake.share("C1", "U1", [fake.add_file(photo)])
+    await slack.command("/stylize", "method=tint")
+    await fake.delivered()
+    await slack.command("/stylize", "method=tint")
+    texts = await fake.wait_for(fake.ephemeral_texts, what="the refusal")
+    assert texts[-1].startswith("⚠️ Slow down: you can start 1 jobs every 60 s; try again in ")
+    assert len(fake.results()) == 1

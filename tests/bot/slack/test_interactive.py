@@ -34,7 +34,7 @@ async def test_message_shortcut_opens_a_form_and_answers_in_the_thread(slack, fa
     await fake.delivered()
     done = fake.called("files.completeUploadExternal")[0].args
     assert done["channel_id"] == "C1" and done["thread_ts"] == message["ts"]
-    ran = slack.bot.flow.memory.get(job_of(fake.results()[0])).request
+    ran = slack.bot.flow.service.result(job_of(fake.results()[0])).request
     assert [s.filename for s in ran.styles] == ["one.png"] and ran.content.filename == "two.png"
     assert ran.requester.user_id == "U1"
 
@@ -71,14 +71,14 @@ async def test_reroll_gives_a_new_seed_and_weaker_keeps_it(slack, fake, photo):
 
     await slack.click(summary["ts"], blocks.REROLL, job, user="U2")
     await fake.delivered(2)
-    rerolled = slack.bot.flow.memory.get(job_of(fake.results()[1]))
+    rerolled = slack.bot.flow.service.result(job_of(fake.results()[1]))
     assert rerolled.meta.seed != 5 and rerolled.meta.options["strength"] == 0.6
     assert rerolled.request.requester.user_id == "U2"  # the new job is the clicker's
     assert fake.result_image(0).tobytes() != fake.result_image(1).tobytes()
 
     await slack.click(summary["ts"], blocks.WEAKER, job)
     await fake.delivered(3)
-    weaker = slack.bot.flow.memory.get(job_of(fake.results()[2]))
+    weaker = slack.bot.flow.service.result(job_of(fake.results()[2]))
     assert weaker.meta.seed == 5 and weaker.meta.options["strength"] == 0.4
     original = Image.new("RGB", (1, 1), (200, 30, 30)).getpixel((0, 0))
     distance = [sum(abs(a - b) for a, b in zip(fake.result_image(i).getpixel((0, 0)), original))
@@ -122,7 +122,6 @@ async def test_cancel_button_only_works_for_the_owner(slack, fake, photo, slack_
 
 async def test_buttons_of_a_forgotten_result_explain_themselves(slack, fake, photo):
     summary = await first_result(slack, fake, photo)
-    slack.bot.flow.memory._items.clear()  # as after a restart
-    await slack.click(summary["ts"], blocks.REROLL, job_of(summary))
+    await slack.click(summary["ts"], blocks.REROLL, "feedbeef")  # a job this process never ran
     texts = await fake.wait_for(fake.ephemeral_texts, what="the explanation")
     assert "too old" in texts[0]
