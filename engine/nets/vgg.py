@@ -135,16 +135,6 @@ def load_vgg19(path: Path, convention: Convention, *,
     return VGGFeatures(features, convention)
 
 
-def load_from_store(weights, *, prefer_full_precision: bool = True,
-                    pool: Literal["max", "avg"] = "max", up_to: str | None = None) -> VGGFeatures:
-    """The best VGG19 available: torchvision's full-precision one if present, else Caffe's."""
-    if prefer_full_precision:
-        where, path = weights.locate("vgg19-torchvision")
-        if path is not None:
-            return load_vgg19(path, "torchvision", pool=pool, up_to=up_to)
-    return load_vgg19(weights.path("vgg19-caffe"), "caffe", pool=pool, up_to=up_to)
-
-
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Channel correlations, normalised by the number of elements (Johnson et al.)."""
     b, c, h, w = features.shape

@@ -26,8 +26,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..catalogue import ADAIN_ENCODERS, VGG19_CAFFE
 from ..errors import UserError
-from ..methods.adain import trained_dir, valid_decoder_name
+from ..methods.adain import load_encoder, trained_dir, valid_decoder_name
 
 if TYPE_CHECKING:
     import torch
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ENCODERS = ("vgg19-caffe", "adain-vgg", "vgg19-torchvision")  # = engine.nets.adain.ENCODERS
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CHECKPOINT_FORMAT = "stylebot.adain-checkpoint"
 MAX_UNREADABLE = 50  # consecutive unreadable files before giving up on a folder
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None,
                         help="Name of the decoder, used as the adain method's 'decoder' option "
                              "(default: the encoder's name).")
-    parser.add_argument("--encoder", choices=ENCODERS, default="vgg19-caffe",
+    parser.add_argument("--encoder", choices=ADAIN_ENCODERS, default=VGG19_CAFFE,
                         help="VGG19 from the weights catalogue to train the decoder for "
                              "(default: vgg19-caffe, available offline).")
     parser.add_argument("--max-steps", type=int, default=160_000,
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace, settings: "EngineSettings") -> int:
     device = _device(args.device or settings.device)
     checkpoint = _read_checkpoint(paths.checkpoint, args.encoder) if args.resume else None
     torch.manual_seed(args.seed)
-    encoder = nets.load_encoder(WeightStore.from_settings(settings), args.encoder).to(device)
+    encoder = load_encoder(WeightStore.from_settings(settings), args.encoder).to(device)
     decoder = nets.Decoder(args.encoder).to(device)
     optimizer = torch.optim.Adam(decoder.parameters(), lr=args.lr)
     start = 0
@@ -256,8 +256,9 @@ def _check_args(args: argparse.Namespace, name: str) -> None:
     if not valid_decoder_name(name):
         raise UserError(f"--name {name!r} must be letters, digits, '-', '_' or '.' (up to 64), "
                         f"and not 'official'.")
-    if args.encoder not in ENCODERS:
-        raise UserError(f"--encoder must be one of {', '.join(ENCODERS)}, got {args.encoder!r}.")
+    if args.encoder not in ADAIN_ENCODERS:
+        raise UserError(f"--encoder must be one of {', '.join(ADAIN_ENCODERS)}, "
+                        f"got {args.encoder!r}.")
     for flag, value, low in (("--max-steps", args.max_steps, 1), ("--batch-size", args.batch_size, 1),
                              ("--image-size", args.image_size, 32),
                              ("--checkpoint-every", args.checkpoint_every, 1),

@@ -278,7 +278,8 @@ def train(config: TrainConfig, settings: "EngineSettings") -> TrainResult:
 
     from ..images import to_tensor
     from ..nets.transformer_net import TransformerNet
-    from ..nets.vgg import gram_matrix, load_from_store
+    from ..nets.vgg import gram_matrix, load_vgg19
+    from ..vgg_weights import vgg19_file
     from ..weights import WeightStore
 
     config.check()
@@ -298,7 +299,7 @@ def train(config: TrainConfig, settings: "EngineSettings") -> TrainResult:
     device = resolve_device(config.device, settings)
     torch.manual_seed(config.seed)
 
-    vgg = load_from_store(WeightStore.from_settings(settings), up_to=STYLE_LAYERS[-1]).to(device)
+    vgg = load_vgg19(*vgg19_file(WeightStore.from_settings(settings)), up_to=STYLE_LAYERS[-1]).to(device)
     scale = CAFFE_FEATURE_SCALE if vgg.convention == "caffe" else 1.0
     layers = sorted(set(STYLE_LAYERS) | {CONTENT_LAYER})
 
