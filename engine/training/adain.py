@@ -79,6 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclass(frozen=True)
 class Paths:
+    """A decoder's files: the result, its resumable checkpoint, its loss log."""
+
     decoder: Path
     checkpoint: Path
     losses: Path
@@ -89,11 +91,18 @@ class Paths:
         return cls(folder / f"{name}.pth", folder / "checkpoints" / f"{name}.ckpt",
                    folder / "checkpoints" / f"{name}.csv")
 
+    def check(self, name: str, resume: bool) -> None:
+        """Refuse to overwrite a decoder, or to resume one that has no checkpoint."""
+        if not resume and (self.checkpoint.exists() or self.decoder.exists()):
+            raise UserError(f"A decoder named '{name}' already exists in {self.decoder.parent}; "
+                            f"pass --resume to continue training it, or choose another --name.")
+        if resume and not self.checkpoint.exists():
+            raise UserError(f"No checkpoint to resume for '{name}' (looked for {self.checkpoint}).")
+
 
 def run(args: argparse.Namespace, settings: "EngineSettings") -> int:
     """Train (or resume training) a decoder; returns the process exit code."""
     import torch
-    from tqdm import tqdm
 
     from ..nets import adain as nets
     from ..weights import WeightStore
@@ -103,11 +112,7 @@ def run(args: argparse.Namespace, settings: "EngineSettings") -> int:
     contents = list_images(args.content_dir, "--content-dir")
     styles = list_images(args.style_dir, "--style-dir")
     paths = Paths.for_name(settings, name)
-    if not args.resume and (paths.checkpoint.exists() or paths.decoder.exists()):
-        raise UserError(f"A decoder named '{name}' already exists in {paths.decoder.parent}; pass "
-                        f"--resume to continue training it, or choose another --name.")
-    if args.resume and not paths.checkpoint.exists():
-        raise UserError(f"No checkpoint to resume for '{name}' (looked for {paths.checkpoint}).")
+    paths.check(name, args.resume)
 
     device = _device(args.device or settings.device)
     checkpoint = _read_checkpoint(paths.checkpoint, args.encoder) if args.resume else None
@@ -128,6 +133,15 @@ def run(args: argparse.Namespace, settings: "EngineSettings") -> int:
         StepBatches(contents, styles, batch_size=args.batch_size, image_size=args.image_size,
                     seed=args.seed, settings=settings),
         batch_size=None, sampler=range(start, args.max_steps), num_workers=args.workers)
+    return _optimise(encoder, decoder, optimizer, batches, paths, name, start, args, device)
+
+
+def _optimise(encoder, decoder, optimizer, batches, paths: "Paths", name: str, start: int,
+              args: argparse.Namespace, device) -> int:
+    """The training loop: a loss-log row per step, the decoder saved at each checkpoint,
+    on Ctrl-C (exit code 130) and at the end."""
+    from tqdm import tqdm
+
     meta = {"image_size": args.image_size, "style_weight": args.style_weight,
             "content_weight": args.content_weight}
     decoder.train()
@@ -139,15 +153,9 @@ def run(args: argparse.Namespace, settings: "EngineSettings") -> int:
             writer = csv.writer(f)
             for content, style in batches:
                 lr = args.lr / (1.0 + args.lr_decay * step)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                loss_c, loss_s = adain_losses(encoder, decoder, content.to(device), style.to(device))
-                loss = args.content_weight * loss_c + args.style_weight * loss_s
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                values = _step(encoder, decoder, optimizer, content.to(device), style.to(device),
+                               lr, args)
                 step += 1
-                values = (loss.item(), loss_c.item(), loss_s.item())
                 writer.writerow([step, *(f"{v:.6g}" for v in values), f"{lr:.6g}"])
                 bar.update(1)
                 bar.set_postfix(loss=f"{values[0]:.4g}", content=f"{values[1]:.4g}",
@@ -166,6 +174,19 @@ def run(args: argparse.Namespace, settings: "EngineSettings") -> int:
         _save(paths, name, step, args, decoder, optimizer, meta)
     log.info("decoder %s saved to %s after %d steps", name, paths.decoder, step)
     return 0
+
+
+def _step(encoder, decoder, optimizer, content: "torch.Tensor", style: "torch.Tensor", lr: float,
+          args: argparse.Namespace) -> tuple[float, float, float]:
+    """One Adam step at learning rate ``lr``; the (total, content, style) losses."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    loss_c, loss_s = adain_losses(encoder, decoder, content, style)
+    loss = args.content_weight * loss_c + args.style_weight * loss_s
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item(), loss_c.item(), loss_s.item()
 
 
 def adain_losses(encoder, decoder, content: "torch.Tensor",
