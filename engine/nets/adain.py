@@ -29,7 +29,6 @@ _OFFICIAL_RELU_X_1 = (3, 10, 17, 30)
 # The same layers in torchvision's vgg19().features layout (engine.nets.vgg).
 _TORCHVISION_RELU_X_1 = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
-DOWNSAMPLING = 8  # relu4_1 is 1/8 of the input size; the decoder upsamples by 8
 TRAINED_FORMAT = "stylebot.adain-decoder"
 EPS = 1e-5  # added to variances, as in the paper's reference code
 

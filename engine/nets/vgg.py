@@ -16,7 +16,6 @@ from torch import nn
 
 # Conv layer names in order, with their blocks (torchvision `vgg19().features` layout).
 _BLOCKS = [(1, 2), (2, 2), (3, 4), (4, 4), (5, 4)]
-CONV_NAMES = [f"conv{b}_{c}" for b, n in _BLOCKS for c in range(1, n + 1)]
 CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
 _CHANNELS = [64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512]
 

@@ -322,12 +322,6 @@ def _start_loss_log(path: Path, start: int) -> None:
         writer.writerows(rows)
 
 
-def read_loss_log(path: Path) -> list[dict[str, float]]:
-    """The loss log as numbers, one dict per step."""
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
 def _save(paths: Paths, name: str, step: int, args: argparse.Namespace, decoder, optimizer,
           meta: dict[str, Any]) -> None:
     from ..nets.adain import atomic_save, save_trained_decoder
@@ -350,21 +344,3 @@ def _read_checkpoint(path: Path, encoder: str) -> dict[str, Any]:
         raise UserError(f"The checkpoint {path.name} was trained for --encoder {state['encoder']}, "
                         f"not {encoder}; resume with the same encoder.")
     return state
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m engine.training.adain ...``, for use before the ``stylebot`` CLI exists."""
-    from ..settings import EngineSettings
-
-    parser = argparse.ArgumentParser(prog="stylebot train adain", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args, EngineSettings())
-    except UserError as exc:
-        parser.exit(2, f"error: {exc}\n")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
