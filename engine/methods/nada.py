@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..catalogue import NADA_CLIPS, NADA_GENERATORS
+from ..catalogue import NADA_CLIPS, NADA_GENERATORS, VGG19_CAFFE
 from ..errors import OptionError, UserError
 from ..options import SEED, SIZE, Option, OptionSet
 from .base import Method, MethodInput, RunContext
@@ -81,7 +81,7 @@ class NadaMethod(Method):
     def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
         opts = {**self.options.defaults(), **(options or {})}
         clips = [NADA_CLIPS[m] for m in CLIP_CHOICES[opts["clip_models"]]]
-        return [NADA_GENERATORS[opts["generator"]], *clips, "vgg19-caffe"]
+        return [NADA_GENERATORS[opts["generator"]], *clips, VGG19_CAFFE]
 
     def check(self, inp: MethodInput, settings) -> None:
         _check_options(inp)
@@ -154,10 +154,11 @@ class NadaMethod(Method):
 
     def _perceptual(self, ctx: RunContext, device):
         from ..nets.projector import PERCEPTUAL_LAYERS, PerceptualDistance
-        from ..nets.vgg import load_from_store
+        from ..nets.vgg import load_vgg19
+        from ..vgg_weights import vgg19_file
 
         def load():
-            vgg = load_from_store(ctx.weights, up_to=PERCEPTUAL_LAYERS[-1])
+            vgg = load_vgg19(*vgg19_file(ctx.weights), up_to=PERCEPTUAL_LAYERS[-1])
             return PerceptualDistance(vgg).to(device)
 
         return ctx.models.get(f"nada:perceptual:{device}", load)

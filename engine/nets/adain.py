@@ -18,6 +18,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from ..catalogue import ADAIN_ENCODERS, ADAIN_VGG
+
 # Output channels of each VGG19 conv, by block (blocks 1-2 have two convs, 3-5 four).
 _VGG_BLOCKS: list[list[int]] = [[64, 64], [128, 128], [256] * 4, [512] * 4, [512] * 4]
 
@@ -27,8 +29,6 @@ _OFFICIAL_RELU_X_1 = (3, 10, 17, 30)
 # The same layers in torchvision's vgg19().features layout (engine.nets.vgg).
 _TORCHVISION_RELU_X_1 = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
-ENCODERS = ("vgg19-caffe", "adain-vgg", "vgg19-torchvision")  # catalogue names
-DOWNSAMPLING = 8  # relu4_1 is 1/8 of the input size; the decoder upsamples by 8
 TRAINED_FORMAT = "stylebot.adain-decoder"
 EPS = 1e-5  # added to variances, as in the paper's reference code
 
@@ -63,7 +63,7 @@ class Decoder(nn.Sequential):
     # (out channels per conv) between upsamplings, from relu4_1 down to the image.
     PLAN: tuple[tuple[int, ...], ...] = ((256,), (256, 256, 256, 128), (128, 64), (64, 3))
 
-    def __init__(self, encoder_name: str = "adain-vgg") -> None:
+    def __init__(self, encoder_name: str = ADAIN_VGG) -> None:
         layers: list[nn.Module] = []
         in_ch = 512
         for stage, convs in enumerate(self.PLAN):
@@ -110,7 +110,7 @@ class Encoder(nn.Module):
         return h
 
     @classmethod
-    def from_vgg_normalised(cls, vgg: nn.Sequential, name: str = "adain-vgg") -> "Encoder":
+    def from_vgg_normalised(cls, vgg: nn.Sequential, name: str = ADAIN_VGG) -> "Encoder":
         modules = list(vgg)
         bounds = (0,) + tuple(i + 1 for i in _OFFICIAL_RELU_X_1)
         return cls([nn.Sequential(*modules[a:b]) for a, b in zip(bounds, bounds[1:])], name=name)
@@ -193,23 +193,8 @@ def load_vgg_normalised(path: Path) -> Encoder:
     return Encoder.from_vgg_normalised(vgg)
 
 
-def load_encoder(weights, name: str) -> Encoder:
-    """Encoder ``name`` (a catalogue name in ``ENCODERS``) through the weight store."""
-    if name == "adain-vgg":
-        return load_vgg_normalised(weights.path("adain-vgg"))
-    from .vgg import load_vgg19
-
-    if name == "vgg19-caffe":
-        vgg = load_vgg19(weights.path(name), "caffe", up_to="relu4_1")
-    elif name == "vgg19-torchvision":
-        vgg = load_vgg19(weights.path(name), "torchvision", up_to="relu4_1")
-    else:
-        raise KeyError(f"unknown AdaIN encoder {name!r}; known: {', '.join(ENCODERS)}")
-    return Encoder.from_vgg_features(vgg, name)
-
-
 def load_decoder(state: dict[str, torch.Tensor], source: str = "decoder",
-                 encoder_name: str = "adain-vgg") -> Decoder:
+                 encoder_name: str = ADAIN_VGG) -> Decoder:
     decoder = Decoder(encoder_name)
     try:
         decoder.load_state_dict(state, strict=True)
@@ -241,7 +226,7 @@ def read_trained_decoder(path: Path) -> dict[str, Any]:
     payload = _load_state(path)
     if not isinstance(payload, dict) or payload.get("format") != TRAINED_FORMAT:
         raise ValueError(f"{path} is not a Stylebot AdaIN decoder")
-    if payload.get("encoder") not in ENCODERS:
+    if payload.get("encoder") not in ADAIN_ENCODERS:
         raise ValueError(f"{path} names an unknown encoder {payload.get('encoder')!r}")
     return payload
 

@@ -16,8 +16,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-N_STYLES = 26
-
 
 class MultiStyleNet(nn.Module):
     """The converted graph plus the input contract it needs: sizes padded to multiples of 4.

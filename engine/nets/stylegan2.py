@@ -278,12 +278,6 @@ class Generator(nn.Module):
     def mapping(self, z: torch.Tensor) -> torch.Tensor:
         return self.style(z)
 
-    @torch.no_grad()
-    def mean_latent(self, n: int = 4096, generator: torch.Generator | None = None) -> torch.Tensor:
-        device = self.input.input.device
-        z = torch.randn(n, self.style_dim, generator=generator).to(device)
-        return self.style(z).mean(0, keepdim=True)
-
     def to_wplus(self, w: torch.Tensor) -> torch.Tensor:
         """[B, D] w codes -> [B, n_latent, D] (the same w for every layer)."""
         return w.unsqueeze(1).repeat(1, self.n_latent, 1)

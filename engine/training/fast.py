@@ -273,41 +273,18 @@ def checkpoint_files(folder: Path) -> list[Path]:
 def train(config: TrainConfig, settings: "EngineSettings") -> TrainResult:
     """Train (or resume) a style network and save it where the fast method finds it."""
     import torch
-    from torch.nn import functional as F
-    from tqdm import tqdm
 
-    from ..images import to_tensor
     from ..nets.transformer_net import TransformerNet
-    from ..nets.vgg import gram_matrix, load_from_store
-    from ..weights import WeightStore
 
     config.check()
     name = resolve_name(config)
-    out_dir = trained_dir(settings)
-    final_path = out_dir / f"{name}.pth"
-    ckpt_dir = out_dir / f"{name}.ckpt"
-    existing = checkpoint_files(ckpt_dir) if ckpt_dir.is_dir() else []
-    if config.resume and not existing:
-        raise UserError(f"--resume: no checkpoint of '{name}' in {ckpt_dir}.")
-    if not config.resume and (existing or final_path.exists()):
-        raise UserError(f"A network named '{name}' exists in {out_dir}; pass --resume to "
-                        "continue it or choose another --name.")
-
+    files = OutputFiles.for_name(settings, name)
+    existing = files.check(name, config.resume)
     paths = find_images(config.images)
     style_image = load_style_image(config.style, config.style_size or config.image_size, settings)
     device = resolve_device(config.device, settings)
     torch.manual_seed(config.seed)
-
-    vgg = load_from_store(WeightStore.from_settings(settings), up_to=STYLE_LAYERS[-1]).to(device)
-    scale = CAFFE_FEATURE_SCALE if vgg.convention == "caffe" else 1.0
-    layers = sorted(set(STYLE_LAYERS) | {CONTENT_LAYER})
-
-    def features(images_0_255: torch.Tensor, wanted) -> dict[str, torch.Tensor]:
-        return {k: v * scale for k, v in vgg(images_0_255 / 255.0, wanted).items()}
-
-    with torch.no_grad():
-        style_feats = features(to_tensor(style_image, device) * 255.0, STYLE_LAYERS)
-        style_grams = {k: gram_matrix(v) for k, v in style_feats.items()}
+    loss = PerceptualLoss(settings, style_image, device)
 
     net = TransformerNet().to(device).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
@@ -316,57 +293,130 @@ def train(config: TrainConfig, settings: "EngineSettings") -> TrainResult:
         step, history = _restore(existing[-1], net, optimizer, device, config)
         log.info("resuming %s from step %d (%s)", name, step, existing[-1].name)
 
-    per_epoch = math.ceil(len(paths) / config.batch_size)
-    total = config.epochs * per_epoch
-    if config.max_steps is not None:
-        total = min(total, config.max_steps)
+    total = total_steps(len(paths), config)
     log.info("training fast network %r: %d images, %d steps, device %s, loss network VGG19 (%s)",
-             name, len(paths), total, device, vgg.convention)
-
+             name, len(paths), total, device, loss.convention)
     loader = _loader(ContentImages(paths, config.image_size), config, device, step, total)
+    step = _optimise(net, optimizer, loss, loader, files, config, name, step, total, history)
+
+    _atomic_save({k: v.detach().float().cpu() for k, v in net.state_dict().items()}, files.final)
+    log.info("saved fast network %s (%d steps)", files.final, step)
+    return TrainResult(path=files.final, name=name, step=step, history=history)
+
+
+@dataclass(frozen=True)
+class OutputFiles:
+    """Where a run named ``name`` writes: the final network and its checkpoint folder."""
+
+    final: Path
+    checkpoints: Path
+
+    @classmethod
+    def for_name(cls, settings: "EngineSettings", name: str) -> "OutputFiles":
+        out_dir = trained_dir(settings)
+        return cls(out_dir / f"{name}.pth", out_dir / f"{name}.ckpt")
+
+    def check(self, name: str, resume: bool) -> list[Path]:
+        """The existing checkpoints, oldest first; refuses to resume nothing or overwrite."""
+        existing = checkpoint_files(self.checkpoints) if self.checkpoints.is_dir() else []
+        if resume and not existing:
+            raise UserError(f"--resume: no checkpoint of '{name}' in {self.checkpoints}.")
+        if not resume and (existing or self.final.exists()):
+            raise UserError(f"A network named '{name}' exists in {self.final.parent}; pass "
+                            "--resume to continue it or choose another --name.")
+        return existing
+
+
+def total_steps(n_images: int, config: TrainConfig) -> int:
+    total = config.epochs * math.ceil(n_images / config.batch_size)
+    return total if config.max_steps is None else min(total, config.max_steps)
+
+
+class PerceptualLoss:
+    """Johnson et al.'s loss: VGG19 content loss at ``CONTENT_LAYER``, Gram-matrix style
+    losses at ``STYLE_LAYERS`` against the style image's, on images in 0..255."""
+
+    def __init__(self, settings: "EngineSettings", style_image, device) -> None:
+        import torch
+
+        from ..images import to_tensor
+        from ..nets.vgg import gram_matrix, load_vgg19
+        from ..vgg_weights import vgg19_file
+        from ..weights import WeightStore
+
+        store = WeightStore.from_settings(settings)
+        self.vgg = load_vgg19(*vgg19_file(store), up_to=STYLE_LAYERS[-1]).to(device)
+        self.convention = self.vgg.convention
+        self.scale = CAFFE_FEATURE_SCALE if self.convention == "caffe" else 1.0
+        self.layers = sorted(set(STYLE_LAYERS) | {CONTENT_LAYER})
+        with torch.no_grad():
+            style = self.features(to_tensor(style_image, device) * 255.0, STYLE_LAYERS)
+            self.style_grams = {k: gram_matrix(v) for k, v in style.items()}
+
+    def features(self, images_0_255: "torch.Tensor", wanted) -> dict[str, "torch.Tensor"]:
+        return {k: v * self.scale for k, v in self.vgg(images_0_255 / 255.0, wanted).items()}
+
+    def __call__(self, x: "torch.Tensor", y: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+        """Unweighted (content, style) losses of output ``y`` for input batch ``x``."""
+        import torch
+        from torch.nn import functional as F
+
+        from ..nets.vgg import gram_matrix
+
+        with torch.no_grad():
+            target = self.features(x, [CONTENT_LAYER])[CONTENT_LAYER]
+        feats = self.features(y, self.layers)
+        content = F.mse_loss(feats[CONTENT_LAYER], target)
+        style = sum(F.mse_loss(gram_matrix(feats[k]), self.style_grams[k].expand(len(x), -1, -1))
+                    for k in STYLE_LAYERS)
+        return content, style
+
+
+def _optimise(net, optimizer, loss: PerceptualLoss, loader, files: OutputFiles,
+              config: TrainConfig, name: str, step: int, total: int,
+              history: list[dict[str, float]]) -> int:
+    """Steps until ``total``, checkpointing on schedule, on Ctrl-C and at the end."""
+    from tqdm import tqdm
+
     saved_at = step
     bar = tqdm(total=total, initial=step, desc=f"train fast {name}", unit="step")
     try:
         for batch in loader:
-            x = batch.to(device, non_blocking=True)
-            y = net(x)
-            with torch.no_grad():
-                target = features(x, [CONTENT_LAYER])[CONTENT_LAYER]
-            feats = features(y, layers)
-            content_loss = config.content_weight * F.mse_loss(feats[CONTENT_LAYER], target)
-            style_loss = config.style_weight * sum(
-                F.mse_loss(gram_matrix(feats[k]), style_grams[k].expand(len(x), -1, -1))
-                for k in STYLE_LAYERS)
-            loss = content_loss + style_loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            record = _step(net, optimizer, loss, batch, config, step + 1)
             step += 1
-
-            record = {"step": step, "content": content_loss.item(), "style": style_loss.item(),
-                      "total": loss.item()}
-            if not math.isfinite(record["total"]):
-                raise UserError(f"Training diverged at step {step} (the loss is not finite); "
-                                "lower --lr or --style-weight.")
             history.append(record)
             bar.update(1)
             bar.set_postfix(content=f"{record['content']:.3g}", style=f"{record['style']:.3g}")
             if step % config.checkpoint_every == 0:
-                _save_checkpoint(ckpt_dir, net, optimizer, step, history, config)
+                _save_checkpoint(files.checkpoints, net, optimizer, step, history, config)
                 saved_at = step
     except KeyboardInterrupt:
         if step > saved_at:
-            _save_checkpoint(ckpt_dir, net, optimizer, step, history, config)
+            _save_checkpoint(files.checkpoints, net, optimizer, step, history, config)
         log.warning("training interrupted at step %d; continue with --resume --name %s", step, name)
         raise
     finally:
         bar.close()
+    if step > saved_at or not checkpoint_files(files.checkpoints):
+        _save_checkpoint(files.checkpoints, net, optimizer, step, history, config)
+    return step
 
-    if step > saved_at or not checkpoint_files(ckpt_dir):
-        _save_checkpoint(ckpt_dir, net, optimizer, step, history, config)
-    _atomic_save({k: v.detach().float().cpu() for k, v in net.state_dict().items()}, final_path)
-    log.info("saved fast network %s (%d steps)", final_path, step)
-    return TrainResult(path=final_path, name=name, step=step, history=history)
+
+def _step(net, optimizer, loss: PerceptualLoss, batch, config: TrainConfig,
+          step: int) -> dict[str, float]:
+    """One Adam step on ``batch``; its losses, or a ``UserError`` if training diverged."""
+    x = batch.to(next(net.parameters()).device, non_blocking=True)
+    content, style = loss(x, net(x))
+    content, style = config.content_weight * content, config.style_weight * style
+    total = content + style
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    record = {"step": step, "content": content.item(), "style": style.item(), "total": total.item()}
+    if not math.isfinite(record["total"]):
+        raise UserError(f"Training diverged at step {step} (the loss is not finite); "
+                        "lower --lr or --style-weight.")
+    return record
 
 
 def _loader(dataset: ContentImages, config: TrainConfig, device, start: int, stop: int):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from engine import hf
+from engine.catalogue import WeightFile
 from engine.errors import WeightsMissing
 from engine.settings import EngineSettings
-from engine.weights import WeightFile, WeightStore
+from engine.weights import WeightStore
 
 COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
 

@@ -10,9 +10,9 @@ import zipfile
 
 import pytest
 
-from engine.catalogue import CATALOGUE
+from engine.catalogue import CATALOGUE, WeightFile
 from engine.errors import WeightsMissing
-from engine.weights import WeightFile, WeightStore
+from engine.weights import WeightStore
 
 PAYLOAD = b"pretend these are weights " * 1000
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

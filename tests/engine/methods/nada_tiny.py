@@ -30,6 +30,12 @@ def tiny_generator(seed: int = 0):
     return Generator(**TINY_GENERATOR).eval()
 
 
+@torch.no_grad()
+def mean_w(generator, n: int) -> torch.Tensor:
+    """The mean mapped latent of ``n`` random codes: what rosinality stores as ``latent_avg``."""
+    return generator.style(torch.randn(n, generator.style_dim)).mean(0)
+
+
 def save_rosinality_checkpoint(generator, path: Path, *, training_layout: bool = False) -> Path:
     """``convert_weight.py`` layout ({"g_ema", "latent_avg"}) or ``train.py`` layout (with args)."""
     import argparse
@@ -41,7 +47,7 @@ def save_rosinality_checkpoint(generator, path: Path, *, training_layout: bool =
                       "args": argparse.Namespace(size=generator.size, latent=generator.style_dim,
                                                  n_mlp=generator.n_mlp)}
     else:
-        checkpoint = {"g_ema": state, "latent_avg": generator.mean_latent(256)[0]}
+        checkpoint = {"g_ema": state, "latent_avg": mean_w(generator, 256)}
     torch.save(checkpoint, path)
     return path
 

@@ -152,7 +152,8 @@ def test_network_is_loaded_once_per_cache(method, make_context, shared_weights, 
 # --- the 26-style network --------------------------------------------------------------------
 
 def test_multistyle_torch_conversion_matches_onnxruntime(weights):
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
     from engine.nets.multistyle import load_multistyle
 
     path = weights.path("multistyle26")

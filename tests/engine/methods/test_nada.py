@@ -236,14 +236,15 @@ def test_adaptation_moves_images_along_the_text_direction(tiny_weights):
 
 def test_inversion_reduces_its_loss_and_reports_each_step(weights):
     from engine.nets.projector import PERCEPTUAL_LAYERS, PerceptualDistance, project
-    from engine.nets.vgg import load_from_store
+    from engine.nets.vgg import load_vgg19
+    from engine.vgg_weights import vgg19_file
 
     generator = tiny_generator(2)
     with torch.no_grad():
         target = generator(generator.mapping(torch.randn(1, generator.style_dim,
                                                          generator=torch.Generator().manual_seed(8))))
     layers = PERCEPTUAL_LAYERS[:3]  # the method uses one more VGG block; three keep this test quick
-    perceptual = PerceptualDistance(load_from_store(weights, up_to=layers[-1]), layers)
+    perceptual = PerceptualDistance(load_vgg19(*vgg19_file(weights), up_to=layers[-1]), layers)
     steps: list[int] = []
     result = project(generator, target.clamp(-1, 1), perceptual, steps=10, seed=1,
                      on_step=lambda step, loss: steps.append(step))
@@ -254,9 +255,10 @@ def test_inversion_reduces_its_loss_and_reports_each_step(weights):
 
 def test_perceptual_distance_is_zero_for_identical_images_and_grows_with_change(weights):
     from engine.nets.projector import PERCEPTUAL_LAYERS, PerceptualDistance
-    from engine.nets.vgg import load_from_store
+    from engine.nets.vgg import load_vgg19
+    from engine.vgg_weights import vgg19_file
 
-    perceptual = PerceptualDistance(load_from_store(weights, up_to=PERCEPTUAL_LAYERS[-1]))
+    perceptual = PerceptualDistance(load_vgg19(*vgg19_file(weights), up_to=PERCEPTUAL_LAYERS[-1]))
     image = torch.rand(1, 3, 32, 32) * 2 - 1
     small = image + 0.05 * torch.randn_like(image)
     large = image + 0.5 * torch.randn_like(image)
