@@ -40,6 +40,8 @@ class Job:
     requester: Requester
     prepared: PreparedJob
     created: float = field(default_factory=time.monotonic)
+    started: float | None = None  # time.monotonic() when it began to run
+    finished: float | None = None  # ... and when it ended, however it ended
     state: str = "queued"  # queued, running, done, failed, cancelled
     cancel_event: threading.Event = field(default_factory=threading.Event)
     history: list[JobEvent] = field(default_factory=list)
@@ -53,6 +55,13 @@ class Job:
     @property
     def final(self) -> JobEvent | None:
         return self.history[-1] if self.history and is_final(self.history[-1]) else None
+
+    @property
+    def run_seconds(self) -> float | None:
+        """How long it ran, once ended; None for a job that never started."""
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
 
 
 class JobHandle:
@@ -313,6 +322,7 @@ class JobQueue:
         device = self.engine.device
         for job in batch:
             job.state = "running"
+            job.started = time.monotonic()
             self._emit(job, Started(job.id, device))
         loop = asyncio.get_running_loop()
         batch_cancel = self._running_cancel
@@ -377,6 +387,7 @@ class JobQueue:
 
     def _finish(self, job: Job, event: JobEvent, *, state: str) -> None:
         job.state = state
+        job.finished = time.monotonic()
         self._emit(job, event)
         self._finished.append(job.id)
         while len(self._finished) > FINISHED_JOBS_KEPT:

@@ -58,13 +58,14 @@ async def record_started(db: Database, job_id: str, device: str) -> None:
     await _update(db, job_id, status="running", started_at=utcnow(), device=device)
 
 
-async def record_finished(db: Database, job_id: str, status: str, seconds: float,
+async def record_finished(db: Database, job_id: str, status: str, seconds: float | None,
                           error: str | None = None) -> None:
-    """Close the job as done, failed or cancelled; ``seconds`` is its run time."""
+    """Close the job as done, failed or cancelled; ``seconds`` is how long it ran (None: never)."""
     if status not in FINAL_STATUSES:
         raise ValueError(f"final job status must be one of {', '.join(FINAL_STATUSES)}, "
                          f"not {status!r}")
-    await _update(db, job_id, status=status, finished_at=utcnow(), seconds=float(seconds),
+    await _update(db, job_id, status=status, finished_at=utcnow(),
+                  seconds=None if seconds is None else float(seconds),
                   error=error)
 
 

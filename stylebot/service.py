@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,12 +230,13 @@ class StyleService:
         if isinstance(event, Started):
             await job_log.record_started(self.db, job.id, event.device)
         elif isinstance(event, Done):
-            await job_log.record_finished(self.db, job.id, "done", event.meta.seconds)
-        elif isinstance(event, (Failed, Cancelled)):
-            status = "failed" if isinstance(event, Failed) else "cancelled"
-            error = event.reason if isinstance(event, Cancelled) else (event.detail or event.message)
-            await job_log.record_finished(self.db, job.id, status, time.monotonic() - job.created,
-                                          error=error)
+            await job_log.record_finished(self.db, job.id, "done", job.run_seconds)
+        elif isinstance(event, Failed):
+            await job_log.record_finished(self.db, job.id, "failed", job.run_seconds,
+                                          error=event.detail or event.message)
+        elif isinstance(event, Cancelled):
+            await job_log.record_finished(self.db, job.id, "cancelled", job.run_seconds,
+                                          error=event.reason)
 
     # -- presets -----------------------------------------------------------------------
 

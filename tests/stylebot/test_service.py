@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
@@ -210,3 +211,22 @@ async def test_a_job_is_found_only_by_its_requester(service):
     await handle.wait()
     assert service.job(Requester("test", "alice"), handle.id).id == handle.id
     assert service.job(BOB, handle.id) is None
+
+
+async def test_the_job_log_duration_is_run_time_whatever_the_ending(service, toy_methods):
+    """Done, failed and cancelled jobs all log the seconds they ran, never their wait."""
+    toy_methods.GATE.clear()
+    blocker = await service.submit(toy_request("alice", wait=True, tag="blocker"))
+    failing = await service.submit(toy_request("bob", fail="bug", dims=(10, 10)))
+    never_ran = await service.submit(toy_request("carol", dims=(12, 12)))
+    await asyncio.sleep(0.4)  # everyone waits behind the blocker
+    service.cancel(Requester("test", "carol"))
+    toy_methods.GATE.set()
+    for handle in (blocker, failing, never_ran):
+        await handle.wait()
+    await service.queue.drain_observers()
+    done, failed, cancelled = [await job_log.get_job(service.db, h.id) for h in (blocker, failing, never_ran)]
+    assert (done.status, failed.status, cancelled.status) == ("done", "failed", "cancelled")
+    assert done.seconds >= 0.3  # it ran while blocked
+    assert failed.seconds < 0.3  # it failed at once, after waiting 0.4 s
+    assert cancelled.seconds is None  # it never ran
