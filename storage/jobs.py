@@ -11,17 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
-from engine.errors import OptionError
 from storage.db import Database
-from storage.models import JOB_STATUSES, Job, utcnow
+from storage.models import Job, utcnow
 
 log = logging.getLogger(__name__)
 
 FINAL_STATUSES = ("done", "failed", "cancelled")
 OPEN_STATUSES = ("queued", "running")
-HISTORY_MAX = 100
 INTERRUPTED_ERROR = "interrupted: the bot stopped before this job finished"
 
 
@@ -88,48 +86,10 @@ async def mark_interrupted(db: Database) -> int:
     return result.rowcount
 
 
-async def history(db: Database, platform: str, user_id: str, limit: int = 10
-                  ) -> list[JobRecord]:
-    """The user's most recent jobs, newest first."""
-    if not 1 <= limit <= HISTORY_MAX:
-        raise OptionError(f"limit must be between 1 and {HISTORY_MAX} (got {limit}).")
-    async with db.session() as session:
-        jobs = (await session.scalars(
-            select(Job).where(Job.platform == platform, Job.user_id == user_id)
-            .order_by(Job.queued_at.desc(), Job.id.desc()).limit(limit))).all()
-    return [_record(job) for job in jobs]
-
-
 async def get_job(db: Database, job_id: str) -> JobRecord | None:
     async with db.session() as session:
         job = await session.get(Job, job_id)
     return _record(job) if job is not None else None
-
-
-async def stats(db: Database) -> dict[str, Any]:
-    """Counts by status and by method, and mean run seconds per method (finished jobs).
-
-    ``{"total": 12, "by_status": {"done": 9, ...}, "by_method": {"fast": 7, ...},
-    "mean_seconds": {"fast": 0.42, ...}}``; every status appears in ``by_status``. Means
-    are over jobs with status "done": failures and cancellations stop early and would
-    make a method look faster than it is.
-    """
-    async with db.session() as session:
-        by_status = dict((await session.execute(
-            select(Job.status, func.count()).group_by(Job.status))).all())
-        by_method = dict((await session.execute(
-            select(Job.method, func.count()).group_by(Job.method)
-            .order_by(Job.method))).all())
-        means = dict((await session.execute(
-            select(Job.method, func.avg(Job.seconds))
-            .where(Job.status == "done", Job.seconds.is_not(None))
-            .group_by(Job.method).order_by(Job.method))).all())
-    return {
-        "total": sum(by_status.values()),
-        "by_status": {status: by_status.get(status, 0) for status in JOB_STATUSES},
-        "by_method": by_method,
-        "mean_seconds": {method: float(mean) for method, mean in means.items()},
-    }
 
 
 def _record(job: Job) -> JobRecord:
