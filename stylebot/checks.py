@@ -1,6 +1,7 @@
 """Settings checked at `stylebot run`'s start, so a bad value is one clear line, not a crash later.
 
-Also decides which front ends run, and claims the HTTP port before anything heavy loads.
+Also decides whether web pages are served, and claims the HTTP port before anything heavy
+loads. Each front end checks its own settings (``Frontend.problems``).
 """
 
 from __future__ import annotations
@@ -8,31 +9,21 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
-import re
 import socket
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from engine.errors import UserError
 
 if TYPE_CHECKING:
-    from stylebot.settings import Settings
+    from .frontends import Frontend
+    from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class SettingsError(UserError):
     """The configuration cannot work; the message says which setting and how to fix it."""
-
-
-def chat_adapters(settings: "Settings") -> list[str]:
-    """The chat platforms whose settings are present."""
-    names = []
-    if settings.discord_token:
-        names.append("discord")
-    if settings.slack_bot_token or settings.slack_app_token:
-        names.append("slack")
-    return names
 
 
 def is_loopback(host: str) -> bool:
@@ -44,19 +35,20 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serves_playground(settings: "Settings") -> bool:
-    """Always without chat tokens; beside chat adapters only where nobody else can reach it."""
-    return not chat_adapters(settings) or is_loopback(settings.http_host)
+def serves_pages(settings: "Settings", chat_configured: bool) -> bool:
+    """Always without chat adapters; beside them only where nobody else can reach the pages."""
+    return not chat_configured or is_loopback(settings.http_host)
 
 
-def validate_settings(settings: "Settings", *, check_device: bool = True) -> list[str]:
+def validate_settings(settings: "Settings", frontends: Iterable["Frontend"], *,
+                      check_device: bool = True) -> list[str]:
     """Refuse settings that cannot work, with one line per problem; return mere warnings."""
+    frontends = list(frontends)
     problems: list[str] = []
     warnings: list[str] = []
-    problems += _token_problems(settings)
-    if settings.discord_guild_id and not settings.discord_token:
-        warnings.append("STYLEBOT_DISCORD_GUILD_ID is set but STYLEBOT_DISCORD_TOKEN is not; "
-                        "Discord stays off.")
+    for frontend in frontends:
+        problems += frontend.problems(settings)
+        warnings += frontend.warnings(settings)
     problems += _folder_problems(settings)
     for name, spec in settings.hub_entrypoints.items():
         source, sep, entry = str(spec).rpartition(":")
@@ -71,7 +63,8 @@ def validate_settings(settings: "Settings", *, check_device: bool = True) -> lis
             resolve_device(settings.device)
         except UserError as exc:
             problems.append(exc.message)
-    if serves_playground(settings) and not is_loopback(settings.http_host):
+    chat = any(f.is_chat and f.configured(settings) for f in frontends)
+    if serves_pages(settings, chat) and not is_loopback(settings.http_host):
         warnings.append(f"The playground has no login and listens on {settings.http_host}; "
                         "anyone who can reach that address can use this machine's GPU.")
     if problems:
@@ -82,38 +75,6 @@ def validate_settings(settings: "Settings", *, check_device: bool = True) -> lis
     for warning in warnings:
         log.warning("%s", warning)
     return warnings
-
-
-def _token_problems(s: "Settings") -> list[str]:
-    out = []
-    token = s.discord_token
-    if token is not None:
-        token = token.strip()
-        if token.lower().startswith("bot "):
-            out.append("STYLEBOT_DISCORD_TOKEN should be the bare bot token, without 'Bot ' in front.")
-        elif not re.fullmatch(r"[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{20,}", token):
-            out.append("STYLEBOT_DISCORD_TOKEN does not look like a Discord bot token (three parts "
-                       "separated by dots); copy it from the Developer Portal's Bot page.")
-    bot, app, secret = s.slack_bot_token, s.slack_app_token, s.slack_signing_secret
-    if bot is not None and not re.fullmatch(r"xoxb-[A-Za-z0-9-]{10,}", bot.strip()):
-        hint = " (that is a user token; use the Bot User OAuth Token)" if bot.startswith("xoxp-") else ""
-        out.append(f"STYLEBOT_SLACK_BOT_TOKEN must start with 'xoxb-'{hint}.")
-    if app is not None and not re.fullmatch(r"xapp-[A-Za-z0-9-]{10,}", app.strip()):
-        out.append("STYLEBOT_SLACK_APP_TOKEN must start with 'xapp-' (an app-level token with "
-                   "connections:write).")
-    if app and not bot:
-        out.append("STYLEBOT_SLACK_APP_TOKEN is set but STYLEBOT_SLACK_BOT_TOKEN (xoxb-...) is not; "
-                   "Slack needs both.")
-    if bot and s.slack_mode == "socket" and not app:
-        out.append("Slack in socket mode needs STYLEBOT_SLACK_APP_TOKEN (xapp-...); or set "
-                   "STYLEBOT_SLACK_MODE=http with STYLEBOT_SLACK_SIGNING_SECRET.")
-    if bot and s.slack_mode == "http":
-        if not secret:
-            out.append("Slack in http mode needs STYLEBOT_SLACK_SIGNING_SECRET.")
-        elif not re.fullmatch(r"[0-9a-fA-F]{32}", secret.strip()):
-            out.append("STYLEBOT_SLACK_SIGNING_SECRET should be 32 hexadecimal characters "
-                       "(Basic Information > Signing Secret).")
-    return out
 
 
 def _folder_problems(s: "Settings") -> list[str]:

@@ -128,10 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     sa = sub.add_parser("samples", help="write the built-in sample content and style images")
     sa.add_argument("folder", nargs="?", default=".")
 
-    dc = sub.add_parser("discord", help="Discord tools: register the slash commands")
-    dsub = dc.add_subparsers(dest="discord_command", required=True, metavar="ACTION")
-    ds = dsub.add_parser("sync", help="register the commands globally, or in one guild (instant, for testing)")
-    ds.add_argument("--guild", type=int, metavar="ID", help="the test server's id")
+    from .frontends import installed_frontends
+
+    for frontend in installed_frontends().values():
+        if frontend.add_commands is not None:
+            frontend.add_commands(sub)  # e.g. `stylebot discord sync`
     return parser
 
 
@@ -364,15 +365,6 @@ def cmd_samples(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_discord(args: argparse.Namespace) -> int:
-    from bot.discord.app import sync
-
-    names = sync(_settings(), args.guild)
-    where = f"in guild {args.guild}" if args.guild else "globally"
-    print(f"registered {len(names)} commands {where}: {', '.join(names)}")
-    return EXIT_OK
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from stylebot.process import run_bot
 
@@ -383,8 +375,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"stylize": cmd_stylize, "presets": cmd_presets, "methods": cmd_methods,
-            "weights": cmd_weights, "train": cmd_train, "samples": cmd_samples, "run": cmd_run,
-            "discord": cmd_discord}
+            "weights": cmd_weights, "train": cmd_train, "samples": cmd_samples, "run": cmd_run}
 
 
 def _say(message: str) -> None:
@@ -398,7 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return COMMANDS[args.command](args)
+        if args.command in COMMANDS:
+            return COMMANDS[args.command](args)
+        return args.handler(args, _settings())  # a front end's own command
     except UserError as exc:
         _say(exc.message)
         return EXIT_USER

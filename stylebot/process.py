@@ -1,42 +1,35 @@
 """`stylebot run`: one process with the engine, its one queue and database, and every front end.
 
-Front ends are the chat adapters whose settings are present (Discord, Slack) and the web
-playground. The playground is served whenever no chat token is configured, so a newcomer
-gets a working page with no setup; alongside chat adapters it is served only on a
-loopback address, where nobody else can reach it (the playground has no login). The same
-HTTP server always answers ``GET /healthz``.
-
-An adapter is ``async def run_<name>(service, settings, **extras)`` in ``bot/<name>.py``,
-imported only when its settings are present. It runs until cancelled. It may accept, by
-keyword, ``status`` (an ``AdapterState`` to report its connection for /healthz) and
-``stopping`` (an ``asyncio.Event`` set at shutdown, after the queue has told every waiting
-user; an adapter that accepts it gets ``ADAPTER_FLUSH_S`` to send those messages and return).
+Front ends (``stylebot.frontends``) are the chat adapters whose settings are present
+(Discord, Slack) and the web pages (the playground). The pages are served whenever no chat
+adapter is configured, so a newcomer gets a working page with no setup; alongside chat
+adapters only on a loopback address, where nobody else can reach them (the playground has
+no login). The same HTTP server always answers ``GET /healthz``. At shutdown each chat
+adapter gets ``ADAPTER_FLUSH_S`` to tell its users about their jobs and return.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import inspect
 import logging
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from stylebot.checks import (bind_socket, chat_adapters, is_loopback, serves_playground,
-                        validate_settings)
 from engine.errors import UserError
 
+from .checks import bind_socket, serves_pages, validate_settings
+from .frontends import Frontend, chat_frontends, installed_frontends
+
 if TYPE_CHECKING:
-    from stylebot.settings import Settings
-    from stylebot.service import StyleService
+    from .service import StyleService
+    from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-ADAPTERS: dict[str, str] = {"discord": "bot.discord.app:run_discord", "slack": "bot.slack.app:run_slack"}
 ADAPTER_FLUSH_S = 5.0
 HTTP_SHUTDOWN_S = 3.0  # open page connections get this long once the queue is stopped
 BOT = web.AppKey("bot", "Bot")
@@ -69,9 +62,13 @@ class AdapterState:
 class Bot:
     """The engine, queue, database, HTTP server and adapters of one `stylebot run`."""
 
-    def __init__(self, settings: "Settings", *, engine=None) -> None:
+    def __init__(self, settings: "Settings", *, engine=None,
+                 frontends: dict[str, Frontend] | None = None) -> None:
         self.settings = settings
         self._engine = engine
+        self.frontends = installed_frontends() if frontends is None else frontends
+        self.chat = chat_frontends(self.frontends, settings)
+        self.serves_pages = serves_pages(settings, bool(self.chat))
         self.service: "StyleService | None" = None
         self.adapters: dict[str, AdapterState] = {}
         self.url = ""
@@ -84,7 +81,7 @@ class Bot:
 
     async def start(self) -> None:
         """Validate settings, claim the port, open the service, then start every front end."""
-        validate_settings(self.settings)
+        validate_settings(self.settings, self.frontends.values())
         sock = bind_socket(self.settings.http_host, self.settings.http_port)
         try:
             from stylebot.service import StyleService
@@ -102,22 +99,23 @@ class Bot:
         host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # an address a browser opens
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{port}/"
-        if serves_playground(self.settings):
-            self.adapters["playground"] = AdapterState("playground", "serving", self.url)
-        for name in chat_adapters(self.settings):
-            self._start_adapter(name)
+        for frontend in self.pages():
+            self.adapters[frontend.name] = AdapterState(frontend.name, "serving", self.url)
+        for frontend in self.chat:
+            self._start_adapter(frontend)
+
+    def pages(self) -> list[Frontend]:
+        """The front ends served as web pages on the HTTP server (none when not ``serves_pages``)."""
+        if not self.serves_pages:
+            return []
+        return [f for f in self.frontends.values() if f.mount is not None]
 
     def make_web_app(self) -> web.Application:
-        from bot.playground.app import add_playground, json_errors, same_origin_guard
-
-        middlewares = [json_errors]
-        if serves_playground(self.settings):
-            middlewares.insert(0, same_origin_guard(is_loopback(self.settings.http_host)))
-        app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
+        app = web.Application(client_max_size=1024 * 1024)
         app[BOT] = self
         app.router.add_get("/healthz", self._healthz)
-        if serves_playground(self.settings):
-            add_playground(app, self.service, self.settings)
+        for frontend in self.pages():
+            frontend.mount(app, self.service, self.settings)
         return app
 
     def health(self) -> dict[str, Any]:
@@ -143,34 +141,14 @@ class Bot:
 
     # -- adapters --------------------------------------------------------------------------
 
-    def _start_adapter(self, name: str) -> None:
-        state = self.adapters[name] = AdapterState(name)
-        module_name, func_name = ADAPTERS[name].split(":")
-        try:
-            entry = getattr(importlib.import_module(module_name), func_name)
-        except ModuleNotFoundError as exc:
-            if exc.name not in (module_name, "bot." + name):
-                raise
-            state.set("failed", f"{module_name.replace('.', '/')}.py is not part of this build")
-            log.error("%s settings are present but the %s adapter (%s.py) is not part of this "
-                      "build; %s stays off.", name.title(), name.title(),
-                      module_name.replace(".", "/"), name.title())
-            self._check_frontends()
-            return
-        except (ImportError, AttributeError) as exc:
-            state.set("failed", f"cannot load: {exc}")
-            log.error("the %s adapter cannot be loaded: %s", name, exc)
-            self._check_frontends()
-            return
-        self._tasks[name] = asyncio.create_task(self._run_adapter(state, entry), name=f"adapter-{name}")
+    def _start_adapter(self, frontend: Frontend) -> None:
+        state = self.adapters[frontend.name] = AdapterState(frontend.name)
+        self._tasks[frontend.name] = asyncio.create_task(self._run_adapter(state, frontend),
+                                                         name=f"adapter-{frontend.name}")
 
-    async def _run_adapter(self, state: AdapterState,
-                           entry: Callable[..., Awaitable[Any]]) -> None:
-        accepted = inspect.signature(entry).parameters
-        extras = {k: v for k, v in (("status", state), ("stopping", self._stopping_event))
-                  if k in accepted}
+    async def _run_adapter(self, state: AdapterState, frontend: Frontend) -> None:
         try:
-            await entry(self.service, self.settings, **extras)
+            await frontend.run(self.service, self.settings, state, self._stopping_event)
             state.set("stopped")
         except asyncio.CancelledError:
             state.set("stopped")
@@ -207,21 +185,17 @@ class Bot:
             await self.service.stop(grace)
         self._stopping_event.set()
         await self._stop_adapters()
-        if "playground" in self.adapters:
-            self.adapters["playground"].set("stopped")
+        for frontend in self.pages():
+            self.adapters[frontend.name].set("stopped")
         await self._close_quietly()
         log.info("stopped cleanly")
 
     async def _stop_adapters(self) -> None:
+        """Give adapters ``ADAPTER_FLUSH_S`` to deliver their last messages, then cancel them."""
         tasks = [t for t in self._tasks.values() if not t.done()]
         if not tasks:
             return
-        polite = [t for name, t in self._tasks.items() if not t.done()
-                  and "stopping" in _accepted(ADAPTERS[name])]
-        if polite:
-            await asyncio.wait(polite, timeout=ADAPTER_FLUSH_S)
-        else:
-            await asyncio.sleep(0.5)  # let adapters' per-job tasks send the final messages
+        await asyncio.wait(tasks, timeout=ADAPTER_FLUSH_S)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -233,14 +207,6 @@ class Bot:
         if self.service is not None:
             await self.service.close(grace_s=0)
             self.service = None
-
-
-def _accepted(path: str) -> set[str]:
-    module_name, func_name = path.split(":")
-    try:
-        return set(inspect.signature(getattr(importlib.import_module(module_name), func_name)).parameters)
-    except Exception:  # noqa: BLE001 - only asked about adapters that already loaded
-        return set()
 
 
 def run_bot(settings: "Settings") -> int:
@@ -284,11 +250,11 @@ async def _serve(settings: "Settings") -> int:
 def _announce(bot: Bot) -> None:
     """The command's own output: where to point a browser (the one thing a newcomer needs)."""
     lines = []
-    if "playground" in bot.adapters:
-        lines.append(f"Stylebot playground: {bot.url}")
-    for name in chat_adapters(bot.settings):
-        state = bot.adapters[name]
-        lines.append(f"{name.title()}: {state.state}{' - ' + state.detail if state.detail else ''}")
+    for frontend in bot.pages():
+        lines.append(f"Stylebot {frontend.name}: {bot.url}")
+    for frontend in bot.chat:
+        state = bot.adapters[frontend.name]
+        lines.append(f"{frontend.name.title()}: {state.state}{' - ' + state.detail if state.detail else ''}")
     lines.append(f"Health: {bot.url}healthz   (Ctrl-C to stop)")
     log.info("serving: %s", "; ".join(lines))
     print("\n".join(lines), flush=True)

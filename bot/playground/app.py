@@ -27,6 +27,7 @@ from bot.playground.inputs import MAX_FIELD_BYTES, Form, json_body, read_form
 from engine.errors import UserError
 from engine.events import Cancelled, Done, Failed, JobEvent, Progress, Queued, Started
 from engine.request import Requester
+from stylebot.checks import is_loopback
 from stylebot.service import jsonable_options
 
 if TYPE_CHECKING:
@@ -374,7 +375,8 @@ def _preview_url(image) -> str:
 
 
 def add_playground(app: web.Application, service: "StyleService", settings: "Settings") -> Playground:
-    """Mount the page and its API on ``app`` (which must use the ``json_errors`` middleware)."""
+    """Mount the page, its API and their guards (same origin, JSON errors) on ``app``."""
+    app.middlewares.extend([same_origin_guard(is_loopback(settings.http_host)), json_errors])
     pg = Playground(service, settings)
     app[PLAYGROUND] = pg
     r = app.router

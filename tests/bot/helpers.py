@@ -22,11 +22,12 @@ def bot_settings(settings, **changes):
 
 
 @asynccontextmanager
-async def running_bot(settings):
-    """A started ``Bot`` and an HTTP session pointed at it; stopped cleanly afterwards."""
+async def running_bot(settings, frontends=None):
+    """A started ``Bot`` (with ``frontends``, else the installed ones) and an HTTP session
+    pointed at it; stopped cleanly afterwards."""
     from stylebot.process import Bot
 
-    bot = Bot(settings)
+    bot = Bot(settings, frontends=frontends)
     await bot.start()
     try:
         async with aiohttp.ClientSession(base_url=bot.url) as http:

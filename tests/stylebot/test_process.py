@@ -8,14 +8,16 @@ import sqlite3
 
 import pytest
 
-from stylebot import process as bot_app
-from stylebot.process import Bot
-from stylebot.checks import (SettingsError, bind_socket, chat_adapters, serves_playground,
-                        validate_settings)
 from engine.events import Cancelled, Done, Started
 from engine.queue import SHUTDOWN_MESSAGE
 from engine.request import ImageUpload, Requester, StyleRequest
+from stylebot import process
+from stylebot.checks import SettingsError, bind_socket, serves_pages
+from stylebot.checks import validate_settings as validate_with
+from stylebot.frontends import chat_frontends, installed_frontends
+from stylebot.process import Bot
 from tests.bot import adapters_for_tests
+from tests.bot.adapters_for_tests import chat, with_pages
 from tests.bot.helpers import bot_settings, form, png_bytes, running_bot, sse_events
 
 DISCORD_TOKEN = "MTA" + "x" * 21 + ".Gabcde." + "y" * 30
@@ -25,6 +27,11 @@ SLACK_APP = "xapp-1-A0123456789-abcdef"
 
 def with_changes(settings, **changes):
     return settings.model_copy(update=changes)
+
+
+def validate_settings(settings):
+    """What `stylebot run` checks at start, its installed front ends' own checks included."""
+    return validate_with(settings, installed_frontends().values())
 
 
 # -- settings --------------------------------------------------------------------------------
@@ -94,13 +101,33 @@ def test_warnings_do_not_stop_the_start(settings):
     assert any("playground has no login" in w for w in public)
 
 
+def test_the_installed_front_ends_are_found_through_their_entry_points():
+    frontends = installed_frontends()
+    assert set(frontends) == {"discord", "slack", "playground"}
+    assert [f.name for f in frontends.values() if f.is_chat] == ["discord", "slack"]
+    assert frontends["playground"].mount is not None
+
+
+def test_a_front_end_that_cannot_be_imported_is_logged_and_left_out(monkeypatch, caplog):
+    from importlib.metadata import EntryPoint
+
+    from stylebot import frontends
+
+    broken = EntryPoint("discord", "bot.discord_not_built:FRONTEND", frontends.ENTRY_POINTS)
+    monkeypatch.setattr(frontends, "entry_points", lambda group: [broken])
+    assert frontends.installed_frontends() == {}
+    assert ("front end discord (bot.discord_not_built:FRONTEND) cannot be loaded: "
+            "ModuleNotFoundError") in caplog.text
+
+
 def test_which_front_ends_run(settings):
-    assert chat_adapters(settings) == [] and serves_playground(settings)
+    frontends = installed_frontends()
+    assert chat_frontends(frontends, settings) == [] and serves_pages(settings, False)
     both = with_changes(settings, discord_token=DISCORD_TOKEN, slack_bot_token=SLACK_BOT)
-    assert chat_adapters(both) == ["discord", "slack"]
-    assert serves_playground(both)  # loopback: only this machine can reach it
-    assert not serves_playground(with_changes(both, http_host="0.0.0.0"))
-    assert serves_playground(with_changes(settings, http_host="0.0.0.0"))  # no tokens: always
+    assert [f.name for f in chat_frontends(frontends, both)] == ["discord", "slack"]
+    assert serves_pages(both, True)  # loopback: only this machine can reach it
+    assert not serves_pages(with_changes(both, http_host="0.0.0.0"), True)
+    assert serves_pages(with_changes(settings, http_host="0.0.0.0"), False)  # no chat: always
 
 
 def test_port_in_use_is_reported_before_anything_starts(settings):
@@ -123,12 +150,11 @@ def test_port_in_use_is_reported_before_anything_starts(settings):
 # -- adapters ----------------------------------------------------------------------------------
 
 async def test_adapters_report_state_and_are_told_to_stop(settings, monkeypatch):
-    monkeypatch.setitem(bot_app.ADAPTERS, "discord", "tests.bot.adapters_for_tests:run_polite")
-    monkeypatch.setitem(bot_app.ADAPTERS, "slack", "tests.bot.adapters_for_tests:run_plain")
+    monkeypatch.setattr(process, "ADAPTER_FLUSH_S", 0.3)
     adapters_for_tests.SEEN.clear()
-    s = bot_settings(settings, discord_token=DISCORD_TOKEN, slack_bot_token=SLACK_BOT,
-                     slack_app_token=SLACK_APP)
-    bot = Bot(s)
+    frontends = with_pages(chat("discord", adapters_for_tests.run_polite),
+                           chat("slack", adapters_for_tests.run_deaf))
+    bot = Bot(bot_settings(settings), frontends=frontends)
     await bot.start()
     try:
         await asyncio.sleep(0.05)
@@ -142,27 +168,13 @@ async def test_adapters_report_state_and_are_told_to_stop(settings, monkeypatch)
         await bot.stop(grace_s=0)
     # The polite adapter heard "stopping" only once the queue had stopped taking jobs.
     assert adapters_for_tests.SEEN["polite"] == [("connected", True), ("stopping", False)]
-    assert adapters_for_tests.SEEN["plain"] == ["started", "cancelled"]
+    assert adapters_for_tests.SEEN["deaf"] == ["started", "cancelled"]  # after the flush time
     assert bot.adapters["discord"].state == "stopped"
 
 
-async def test_a_missing_adapter_module_is_a_clear_error(settings, monkeypatch, caplog):
-    monkeypatch.setitem(bot_app.ADAPTERS, "discord", "bot.discord_not_built:run_discord")
-    s = bot_settings(settings, discord_token=DISCORD_TOKEN)
-    async with running_bot(s) as (bot, http):
-        async with http.get("/healthz") as response:
-            health = await response.json()
-        assert health["status"] == "degraded"
-        assert health["adapters"]["discord"]["state"] == "failed"
-        assert "bot/discord_not_built.py is not part of this build" in health["adapters"]["discord"]["detail"]
-        assert not bot.fatal.is_set()  # the playground still serves
-    assert "the Discord adapter (bot/discord_not_built.py) is not part of this build" in caplog.text
-
-
-async def test_no_front_end_left_stops_the_process(settings, monkeypatch):
-    monkeypatch.setitem(bot_app.ADAPTERS, "discord", "tests.bot.adapters_for_tests:run_refused")
-    s = bot_settings(settings, discord_token=DISCORD_TOKEN, http_host="0.0.0.0")
-    bot = Bot(s)
+async def test_no_front_end_left_stops_the_process(settings):
+    frontends = with_pages(chat("discord", adapters_for_tests.run_refused))
+    bot = Bot(bot_settings(settings, http_host="0.0.0.0"), frontends=frontends)
     await bot.start()
     try:
         await asyncio.wait_for(bot.fatal.wait(), 5)
@@ -173,10 +185,9 @@ async def test_no_front_end_left_stops_the_process(settings, monkeypatch):
         await bot.stop(grace_s=0)
 
 
-async def test_health_without_the_playground_is_still_served(settings, monkeypatch):
-    monkeypatch.setitem(bot_app.ADAPTERS, "discord", "tests.bot.adapters_for_tests:run_polite")
-    s = bot_settings(settings, discord_token=DISCORD_TOKEN, http_host="0.0.0.0")
-    async with running_bot(s) as (bot, http):
+async def test_health_without_the_playground_is_still_served(settings):
+    frontends = with_pages(chat("discord", adapters_for_tests.run_polite))
+    async with running_bot(bot_settings(settings, http_host="0.0.0.0"), frontends) as (bot, http):
         async with http.get("/healthz") as response:
             assert response.status == 200
             assert set((await response.json())["adapters"]) == {"discord"}
