@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from slack_sdk.errors import SlackApiError
 
-from stylebot.commands import (STYLIZE, STYLIZE_ALIASES, CommandError, ParsedCommand, build_request,
-                               method_commands, parse_command)
 from engine.errors import UserError
 from engine.methods import DEFAULT_METHOD, get_method, method_names
 from engine.request import Requester
+from stylebot.commands import (STYLIZE, STYLIZE_ALIASES, CommandError, ParsedCommand, build_request,
+                               method_commands, parse_command)
+from stylebot.results import format_options, value_text
 
 from . import render as blocks
+from .flow import JobFlow, Place
 from .inputs import (Downloader, FileFinder, SlackFile, foreign_link_error, require_images,
                      split_links)
-from stylebot.results import format_options, value_text
-from .flow import JobFlow, Place
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
@@ -55,7 +55,7 @@ class Slash:
     trigger_id: str
 
     @classmethod
-    def read(cls, command: dict[str, Any]) -> "Slash":
+    def from_payload(cls, command: dict[str, Any]) -> "Slash":
         text, file_ids, foreign = split_links(command.get("text") or "")
         place = Place(channel=command.get("channel_id", ""), user=command.get("user_id", ""),
                       thread_ts=command.get("thread_ts"), response_url=command.get("response_url"),
@@ -159,7 +159,7 @@ class Listeners:
 
     def read(self, command: dict[str, Any]) -> Slash:
         self.requests += 1
-        return Slash.read(command)
+        return Slash.from_payload(command)
 
     @staticmethod
     def parse(slash: Slash) -> ParsedCommand:
