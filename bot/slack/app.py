@@ -3,8 +3,7 @@
 It only translates: Slack payloads become ``StyleRequest``s for ``StyleService`` and job
 events become Slack messages. It runs over Socket Mode (no public URL needed) or, with
 ``STYLEBOT_SLACK_MODE=http``, as an aiohttp endpoint that checks Slack's request signatures.
-Modules: ``slack_listeners`` (entry points), ``slack_flow`` (a job's messages),
-``slack_files`` (finding and fetching images), ``slack_blocks`` (texts, Block Kit, modals).
+Its listeners are in ``commands`` and ``ui``; ``flow``, ``inputs`` and ``render`` serve them.
 """
 
 from __future__ import annotations
@@ -37,9 +36,6 @@ API_URL = "https://slack.com/api/"  # tests point this at a local fake of the We
 FILE_ORIGINS = SLACK_FILE_ORIGINS  # where downloads (with the bot token) may go
 HTTP_PATH = "/slack/events"  # Request URL in the app's settings: https://<host>/slack/events
 EDIT_INTERVAL_S = 1.5  # at most one progress edit per message this often (Slack allows ~1/s)
-
-_current: "SlackBot | None" = None
-
 
 class SlackBot:
     """One Bolt app with its listeners, served over Socket Mode or HTTP."""
@@ -95,6 +91,17 @@ class SlackBot:
                             "copy the Bot User OAuth Token (xoxb-...) from OAuth & Permissions.") from None
         self.team = me.get("team", "") or me.get("team_id", "")
         self.bot_user = me.get("user_id", "")
+
+    async def run(self, ready: asyncio.Event | None = None) -> None:
+        """Serve until cancelled, then close; ``ready`` is set once connected (or listening)."""
+        try:
+            await self.serve(ready)
+        except UserError as exc:
+            self.state = "failed"  # `stylebot run` shows exc.message
+            log.error("slack: %s", exc.message)
+            raise
+        finally:
+            await self.close()
 
     async def serve(self, ready: asyncio.Event | None) -> None:
         """Connect (Socket Mode) or listen (HTTP), then serve until cancelled."""
@@ -160,6 +167,7 @@ class SlackBot:
             self._set("stopped")
 
     def health(self) -> dict[str, Any]:
+        """The mode, connection state and counters."""
         return {"platform": "slack", "mode": self.mode, "state": self.state, "since": round(self.since, 3),
                 "team": self.team, "bot_user": self.bot_user, "url": self.url,
                 "requests": self.listeners.requests, "jobs_following": len(self.flow.tasks),
@@ -183,22 +191,5 @@ async def run_slack(service: "StyleService", settings: "Settings", *,
     ``status`` is optional: `stylebot run` passes its ``AdapterState`` so /healthz shows
     whether Slack is connected.
     """
-    global _current
     check_settings(settings)
-    bot = SlackBot(service, settings, status=status)
-    _current = bot
-    try:
-        await bot.serve(ready)
-    except UserError as exc:
-        bot.state = "failed"  # `stylebot run` shows exc.message
-        log.error("slack: %s", exc.message)
-        raise
-    finally:
-        await bot.close()
-
-
-def health() -> dict[str, Any]:
-    """The running adapter's mode, connection state and counters (``stopped`` when none runs)."""
-    if _current is None:
-        return {"platform": "slack", "state": "stopped"}
-    return _current.health()
+    await SlackBot(service, settings, status=status).run(ready)

@@ -2,7 +2,7 @@
 
 Each Slack entry point becomes the same parsed command and images. Listeners ``ack()`` first
 (or answer in the ack when the answer needs no network), then find the image, download it
-and hand a ``StyleRequest`` to ``JobFlow``; modals and buttons are in ``slack_forms``.
+and hand a ``StyleRequest`` to ``JobFlow``; modals and buttons are in ``ui.py``.
 Problems a person can fix are answered to them alone; anything else is logged under a
 short reference they are shown.
 """
@@ -12,20 +12,22 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from typing import TYPE_CHECKING, Any, Awaitable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from slack_sdk.errors import SlackApiError
 
-from stylebot.commands import STYLIZE, CommandError, ParsedCommand, build_request, parse_command
 from engine.errors import UserError
 from engine.methods import DEFAULT_METHOD, get_method, method_names
 from engine.request import Requester
+from stylebot.commands import (STYLIZE, STYLIZE_ALIASES, CommandError, ParsedCommand, build_request,
+                               method_commands, parse_command)
+from stylebot.results import format_options, value_text
 
 from . import render as blocks
-from .inputs import (Downloader, FileFinder, SlackFile, foreign_link_error, require_images,
-                          split_links)
-from stylebot.results import format_options, value_text
 from .flow import JobFlow, Place
+from .inputs import (Downloader, FileFinder, SlackFile, foreign_link_error, require_images,
+                     split_links)
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
@@ -39,6 +41,31 @@ log = logging.getLogger(__name__)
 HELP_WORDS = {"help", "methods", "?"}
 # "@stylebot sd: oil painting" / "@stylebot adain preset=night": a method name leads the text.
 _LEADING_METHOD = re.compile(r"\s*([A-Za-z][\w-]*)\s*:?(?=\s|$)\s*(.*)$", re.S)
+
+
+@dataclass
+class Slash:
+    """What every slash command listener reads from Slack's payload."""
+
+    name: str  # without the slash: "stylize", "sd", "preset", ...
+    text: str  # the arguments, with Slack file links taken out
+    file_ids: list[str]
+    foreign: list[str]  # links to anywhere else, refused
+    place: Place
+    trigger_id: str
+
+    @classmethod
+    def from_payload(cls, command: dict[str, Any]) -> "Slash":
+        text, file_ids, foreign = split_links(command.get("text") or "")
+        place = Place(channel=command.get("channel_id", ""), user=command.get("user_id", ""),
+                      thread_ts=command.get("thread_ts"), response_url=command.get("response_url"),
+                      user_name=command.get("user_name", ""))
+        return cls(name=command.get("command", "/stylize").lstrip("/").lower(), text=text,
+                   file_ids=file_ids, foreign=foreign, place=place,
+                   trigger_id=command.get("trigger_id", ""))
+
+
+Answer = Callable[[ParsedCommand, Requester], Awaitable[str]]
 
 
 class Listeners:
@@ -55,7 +82,16 @@ class Listeners:
         self.requests = 0
 
     def register(self, app) -> None:
-        app.command(re.compile(r"^/"))(self.on_command)
+        """One listener per slash command; Slack sends only those the app's manifest declares."""
+        for name in sorted(STYLIZE_ALIASES) + method_commands():  # /stylize, /sd, /fast, ...
+            app.command(f"/{name}")(self.on_stylize)
+        app.command("/preset")(self.on_preset)
+        app.command("/presets")(self.on_presets)
+        app.command("/queue")(self.on_queue)
+        app.command("/cancel")(self.on_cancel)
+        app.command("/methods")(self.on_help)
+        app.command("/help")(self.on_help)
+        app.command(re.compile(r"^/"))(self.on_unknown)  # Bolt tries listeners in this order
         app.event("app_mention")(self.on_mention)
         app.error(self.on_error)
 
@@ -75,6 +111,9 @@ class Listeners:
             except Exception as exc:  # noqa: BLE001 - reported by `stylebot run`'s checks
                 log.debug("method %s unavailable: %s", name, exc)
         return out
+
+    def help_text(self) -> str:
+        return blocks.help_text(self.methods(), self.settings.slack_image_window_s)
 
     async def safely(self, place: Place, work: Awaitable[Any]) -> None:
         """Run ``work``; tell the user what went wrong, privately, and log what is a bug."""
@@ -116,54 +155,109 @@ class Listeners:
             styles = styles[: method.max_styles]
         return images[0], styles
 
-    # -- slash commands --------------------------------------------------------------------------
+    # -- slash commands: reading and answering -------------------------------------------------
 
-    async def on_command(self, ack, command: dict[str, Any]) -> None:
+    def read(self, command: dict[str, Any]) -> Slash:
         self.requests += 1
-        place = Place(channel=command.get("channel_id", ""), user=command.get("user_id", ""),
-                      thread_ts=command.get("thread_ts"), response_url=command.get("response_url"),
-                      user_name=command.get("user_name", ""))
-        name = command.get("command", "/stylize").lstrip("/").lower()
-        text, file_ids, foreign = split_links(command.get("text") or "")
+        return Slash.from_payload(command)
+
+    @staticmethod
+    def parse(slash: Slash) -> ParsedCommand:
+        """The command's text, parsed; ``UserError`` for what the person must fix."""
+        parsed = parse_command(slash.text, command=slash.name)
+        if slash.foreign:
+            raise foreign_link_error(slash.foreign)
+        return parsed
+
+    @staticmethod
+    async def refuse(ack, exc: UserError) -> None:
+        await ack(text=blocks.refused(exc.message), response_type="ephemeral")
+
+    async def answer(self, ack, slash: Slash, answer: Awaitable[str]) -> None:
+        """Answer in the ack, privately: a mistake is refused, a bug logged under a reference."""
         try:
-            if name == "stylize" and text.lower() in HELP_WORDS:
-                await ack(text=blocks.help_text(self.methods(), self.settings.slack_image_window_s),
-                          response_type="ephemeral")
-                return
-            parsed = parse_command(text, command=name)
-            if foreign:
-                raise foreign_link_error(foreign)
+            text = await answer
+        except UserError as exc:
+            text = blocks.refused(exc.message)
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            log.exception("slack command %s (ref %s) failed", slash.name, ref)
+            text = blocks.bug(ref)
+        await ack(text=text, response_type="ephemeral")
+
+    async def quick(self, ack, command: dict[str, Any], answer: Answer) -> None:
+        """A command that needs no download: parsed and answered in the ack."""
+        slash = self.read(command)
+        try:
+            parsed = self.parse(slash)
+        except UserError as exc:
+            await self.refuse(ack, exc)
+            return
+        await self.answer(ack, slash, answer(parsed, self.requester(slash.place)))
+
+    # -- slash commands: the listeners ---------------------------------------------------------
+
+    async def on_stylize(self, ack, command: dict[str, Any]) -> None:
+        """/stylize, its aliases and one command per method: restyle an image."""
+        slash = self.read(command)
+        if slash.name == STYLIZE and slash.text.lower() in HELP_WORDS:
+            await ack(text=self.help_text(), response_type="ephemeral")
+            return
+        try:
+            parsed = self.parse(slash)
             method = self.precheck(parsed)
         except UserError as exc:
-            await ack(text=blocks.refused(exc.message), response_type="ephemeral")
+            await self.refuse(ack, exc)
             return
-        if parsed.name == STYLIZE:
-            await ack()
-            await self.safely(place, self.stylize_command(parsed, place, method, file_ids,
-                                                          command.get("trigger_id", "")))
-        elif parsed.name == "preset" and parsed.action == "save":
-            await ack()
-            await self.safely(place, self.save_preset_command(parsed, place, file_ids))
-        else:
-            try:
-                answer = await self.answer(parsed, place)
-            except UserError as exc:
-                answer = blocks.refused(exc.message)
-            except Exception:
-                ref = uuid.uuid4().hex[:8]
-                log.exception("slack command %s (ref %s) failed", name, ref)
-                answer = blocks.bug(ref)
-            await ack(text=answer, response_type="ephemeral")
+        await ack()
+        await self.safely(slash.place, self.stylize_command(parsed, slash, method))
 
-    async def stylize_command(self, parsed: ParsedCommand, place: Place, method: "Method | None",
-                              file_ids: list[str], trigger_id: str) -> None:
-        linked = require_images([await self.finder.by_id(i) for i in file_ids], "The linked file")
+    async def on_preset(self, ack, command: dict[str, Any]) -> None:
+        """/preset save and use work after the ack; list, show and delete are answered in it."""
+        slash = self.read(command)
+        try:
+            parsed = self.parse(slash)
+            method = self.precheck(parsed)  # /preset use's options, before any download
+        except UserError as exc:
+            await self.refuse(ack, exc)
+            return
+        if parsed.name == STYLIZE:  # /preset use night is /stylize preset=night
+            await ack()
+            await self.safely(slash.place, self.stylize_command(parsed, slash, method))
+        elif parsed.action == "save":
+            await ack()
+            await self.safely(slash.place, self.save_preset_command(parsed, slash))
+        else:
+            await self.answer(ack, slash, self.preset_answer(parsed, self.requester(slash.place)))
+
+    async def on_presets(self, ack, command: dict[str, Any]) -> None:
+        await self.quick(ack, command, self.preset_answer)
+
+    async def on_queue(self, ack, command: dict[str, Any]) -> None:
+        await self.quick(ack, command, self.queue_answer)
+
+    async def on_cancel(self, ack, command: dict[str, Any]) -> None:
+        await self.quick(ack, command, self.cancel_answer)
+
+    async def on_help(self, ack, command: dict[str, Any]) -> None:
+        """/help and /methods."""
+        await self.quick(ack, command, self.help_answer)
+
+    async def on_unknown(self, ack, command: dict[str, Any]) -> None:
+        """A command the manifest declares but nothing above takes: the parser names the real ones."""
+        await self.quick(ack, command, self.help_answer)
+
+    # -- slash commands: the work ----------------------------------------------------------------
+
+    async def stylize_command(self, parsed: ParsedCommand, slash: Slash, method: "Method | None") -> None:
+        place = slash.place
+        linked = require_images([await self.finder.by_id(i) for i in slash.file_ids], "The linked file")
         images = linked or await self.finder.recent_images(place.channel, place.user, place.thread_ts)
         content, styles = self.split_images(method, parsed, images)
         if method is None and linked:
             styles = linked[1:]  # explicit links count even beside a preset
         if content is None or (method is not None and len(styles) < method.min_styles):
-            await self.open_run_modal(trigger_id, parsed, place)
+            await self.open_run_modal(slash.trigger_id, parsed, place)
             return
         await self.run(parsed, place, content, styles)
 
@@ -185,28 +279,30 @@ class Listeners:
                             f"{blocks.window_text(self.settings.slack_image_window_s)}: share one (or "
                             "paste its Slack file link) and run the command again.") from None
 
-    async def answer(self, parsed: ParsedCommand, place: Place) -> str:
-        """The quick commands, answered in the ack: presets, queue, cancel, help."""
-        me = self.requester(place)
-        if parsed.name == "presets":
-            return blocks.presets_list(await self.service.list_presets(me))
-        if parsed.name == "preset" and parsed.action == "show":
+    async def preset_answer(self, parsed: ParsedCommand, me: Requester) -> str:
+        """/presets and /preset list, show and delete."""
+        if parsed.action == "show":
             return blocks.preset_details(await self.service.get_preset(me, parsed.target))
-        if parsed.name == "preset" and parsed.action == "delete":
+        if parsed.action == "delete":
             await self.service.delete_preset(me, parsed.target)
             return f"Deleted your preset `{blocks.esc(parsed.target)}`."
-        if parsed.name == "queue":
-            jobs = self.service.jobs_of(me)
-            if not jobs:
-                return "You have no jobs queued or running."
-            return "\n".join(f"• `{j.job_id}` {j.method}: "
-                             + ("running" if j.position == 0 else f"number {j.position} in the queue")
-                             for j in jobs)
-        if parsed.name == "cancel":
-            return f"Cancelling job `{self.service.cancel(me, parsed.target)}`."
-        return blocks.help_text(self.methods(), self.settings.slack_image_window_s)
+        return blocks.presets_list(await self.service.list_presets(me))
 
-    async def save_preset_command(self, parsed: ParsedCommand, place: Place, file_ids: list[str]) -> None:
+    async def queue_answer(self, parsed: ParsedCommand, me: Requester) -> str:
+        jobs = self.service.jobs_of(me)
+        if not jobs:
+            return "You have no jobs queued or running."
+        return "\n".join(f"• `{j.job_id}` {j.method}: "
+                         + ("running" if j.position == 0 else f"number {j.position} in the queue")
+                         for j in jobs)
+
+    async def cancel_answer(self, parsed: ParsedCommand, me: Requester) -> str:
+        return f"Cancelling job `{self.service.cancel(me, parsed.target)}`."
+
+    async def help_answer(self, parsed: ParsedCommand, me: Requester) -> str:
+        return self.help_text()
+
+    async def save_preset_command(self, parsed: ParsedCommand, slash: Slash) -> None:
         if not parsed.method:
             raise CommandError("/preset save needs a method, e.g. /preset save night method=fast "
                                "model=mosaic strength=0.7.")
@@ -216,7 +312,8 @@ class Listeners:
         method = get_method(parsed.method)
         options = dict(parsed.options)
         replace = str(options.pop("replace", "no")).strip().lower() in ("1", "true", "yes", "y", "on")
-        files = require_images([await self.finder.by_id(i) for i in file_ids], "The linked file")
+        place = slash.place
+        files = require_images([await self.finder.by_id(i) for i in slash.file_ids], "The linked file")
         if not files and method.min_styles:
             files = await self.finder.recent_images(place.channel, place.user, place.thread_ts)
             if not files:
@@ -248,8 +345,7 @@ class Listeners:
         text, file_ids, foreign = split_links(raw_text)
         attached = require_images(await self.finder.resolve(event.get("files") or []), "Your message")
         if text.lower() in HELP_WORDS or (not text and not attached):
-            window = self.settings.slack_image_window_s
-            await self.flow.tell(place, blocks.help_text(self.methods(), window))
+            await self.flow.tell(place, self.help_text())
             return
         if foreign:
             raise foreign_link_error(foreign)

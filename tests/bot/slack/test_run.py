@@ -1,4 +1,4 @@
-"""run_slack as `stylebot run` calls it: Socket Mode by default, HTTP mode by configuration."""
+"""The Slack app as `stylebot run` serves it: Socket Mode by default, HTTP mode by configuration."""
 
 from __future__ import annotations
 
@@ -16,24 +16,25 @@ from .driver import SlackDriver
 
 @pytest.fixture
 def pointed_at(fake, monkeypatch):
-    """run_slack's Web API and file origin pointed at the fake, as Route.BASE is for Discord."""
+    """The Web API and file origin of a SlackBot built from settings pointed at the fake, as
+    Route.BASE is for Discord."""
     monkeypatch.setattr(slack_module, "API_URL", fake.api_url)
     monkeypatch.setattr(slack_module, "FILE_ORIGINS", frozenset({fake.base}))
-    monkeypatch.setattr(slack_module, "EDIT_INTERVAL_S", 0.0)
-    monkeypatch.setattr(slack_module, "_current", None)
     return fake
 
 
 @contextlib.asynccontextmanager
 async def running(service, settings):
+    """A SlackBot built from settings as run_slack builds it, served until the block ends."""
+    bot = slack_module.SlackBot(service, settings)
     ready = asyncio.Event()
-    task = asyncio.create_task(slack_module.run_slack(service, settings, ready=ready))
+    task = asyncio.create_task(bot.run(ready))
     done, _ = await asyncio.wait([task, asyncio.create_task(ready.wait())], timeout=15,
                                  return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         task.result()  # raises what stopped it
     try:
-        yield task
+        yield bot
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -44,8 +45,8 @@ async def test_socket_mode_connects_and_serves_a_slash_command(pointed_at, servi
     fake = pointed_at
     settings = slack_settings.model_copy(update={"slack_mode": "socket"})
     fake.share("C1", "U1", [fake.add_file(photo)])
-    async with running(service, settings):
-        health = slack_module.health()
+    async with running(service, settings) as bot:
+        health = bot.health()
         assert health["state"] == "connected" and health["mode"] == "socket"
         assert health["bot_user"] == "UBOT"
         assert [c.token for c in fake.called("apps.connections.open")] == [settings.slack_app_token]
@@ -56,7 +57,7 @@ async def test_socket_mode_connects_and_serves_a_slash_command(pointed_at, servi
         ack = await fake.wait_for(lambda: fake.socket_acks, what="the ack over the socket")
         assert ack[0]["envelope_id"] == "env-42"
         await fake.wait_for(lambda: fake.called("files.completeUploadExternal"), what="the result")
-    assert slack_module.health()["state"] == "stopped"
+    assert bot.health()["state"] == "stopped"
 
 
 async def test_http_mode_listens_and_checks_signatures(pointed_at, service, slack_settings, photo,
@@ -66,8 +67,8 @@ async def test_http_mode_listens_and_checks_signatures(pointed_at, service, slac
     fake = pointed_at
     slack_settings = slack_settings.model_copy(update={"slack_http_port": 0})  # any free port
     fake.share("C1", "U1", [fake.add_file(photo)])
-    async with running(service, slack_settings):
-        health = slack_module.health()
+    async with running(service, slack_settings) as bot:
+        health = bot.health()
         assert health["state"] == "serving" and health["url"].endswith("/slack/events")
         async with aiohttp.ClientSession() as http:
             driver = SlackDriver(http, health["url"], slack_settings.slack_signing_secret, fake, None)
@@ -76,7 +77,7 @@ async def test_http_mode_listens_and_checks_signatures(pointed_at, service, slac
             status, _ = await driver.post(driver.command_body("/stylize", "method=tint"), secret="0" * 32)
             assert status == 401
             await fake.wait_for(lambda: fake.called("files.completeUploadExternal"), what="the result")
-        assert slack_module.health()["requests"] == 1
+        assert bot.health()["requests"] == 1
     assert not fake.called("apps.connections.open")
 
 
@@ -101,7 +102,8 @@ async def test_stylebot_run_starts_slack_and_reports_it_in_healthz(pointed_at, s
     bot = Bot(settings)
     await bot.start()
     try:
-        await pointed_at.wait_for(lambda: slack_module.health()["state"] == "connected", what="Slack")
+        await pointed_at.wait_for(lambda: bot.health()["adapters"]["slack"]["state"] == "connected",
+                                  what="Slack")
         import aiohttp
 
         async with aiohttp.ClientSession() as http:
@@ -111,4 +113,4 @@ async def test_stylebot_run_starts_slack_and_reports_it_in_healthz(pointed_at, s
         assert body["status"] == "ok"
     finally:
         await bot.stop(grace_s=0)
-    assert slack_module.health()["state"] == "stopped"
+    assert bot.health()["adapters"]["slack"]["state"] == "stopped"
