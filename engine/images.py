@@ -22,14 +22,15 @@ if TYPE_CHECKING:
 FORMATS_HINT = "PNG, JPEG, WebP, GIF, BMP or TIFF"
 
 
-def _mb(n: int) -> str:
+def megabytes(n: float) -> str:
+    """A byte count as people read upload limits: '2.5 MB'."""
     return f"{n / (1024 * 1024):.1f} MB"
 
 
 def check_upload_size(n_bytes: int, max_bytes: int, what: str = "image") -> None:
     """Refuse before downloading or decoding when the declared size is already too big."""
     if n_bytes > max_bytes:
-        raise ImageError(f"The {what} is {_mb(n_bytes)}; the limit is {_mb(max_bytes)}.")
+        raise ImageError(f"The {what} is {megabytes(n_bytes)}; the limit is {megabytes(max_bytes)}.")
 
 
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, what: str = "image") -> Image.Image:

@@ -19,6 +19,18 @@ _TRUE = {"1", "true", "yes", "y", "on"}
 _FALSE = {"0", "false", "no", "n", "off"}
 
 
+def parse_bool(raw: Any) -> bool:
+    """The one reading of a yes/no word (options, form fields, chat flags); ValueError otherwise."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(raw)
+
+
 @dataclass(frozen=True)
 class Option:
     name: str  # snake_case; CLI flag is --name-with-dashes, chat uses the name as is
@@ -68,14 +80,7 @@ class Option:
 
     def _convert(self, raw: Any) -> Any:
         if self.type == "bool":
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in _TRUE:
-                return True
-            if text in _FALSE:
-                return False
-            raise ValueError(raw)
+            return parse_bool(raw)
         if self.type == "int":
             if isinstance(raw, bool):
                 raise TypeError(raw)

@@ -230,7 +230,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 async def _presets(args: argparse.Namespace) -> int:
     from engine.request import Requester
-    from stylebot.service import StyleService
+    from stylebot.service import StyleService, preset_data
 
     service = await StyleService.open(_settings())
     requester = Requester(args.platform, args.user)
@@ -244,31 +244,20 @@ async def _presets(args: argparse.Namespace) -> int:
         elif args.preset_command == "list":
             records = await service.list_presets(requester)
             if args.json:
-                print(json.dumps([_preset_dict(r) for r in records]))
+                print(json.dumps([preset_data(r) for r in records]))
             elif not records:
                 print("no presets")
             for r in records if not args.json else []:
                 print(f"{r.name}\t{r.method}\t{_fmt_options(r.options)}\tused {r.use_count}x")
         elif args.preset_command == "show":
             r = await service.get_preset(requester, args.name)
-            print(json.dumps(_preset_dict(r), indent=None if args.json else 2))
+            print(json.dumps(preset_data(r), indent=None if args.json else 2))
         elif args.preset_command == "delete":
             await service.delete_preset(requester, args.name)
             print(f"deleted preset '{args.name}'")
     finally:
         await service.close(grace_s=0)
     return EXIT_OK
-
-
-def _preset_dict(record) -> dict[str, Any]:
-    """A preset (full record or listing summary) as plain JSON-able data."""
-    styles = getattr(record, "styles", None)
-    return {"name": record.name, "method": record.method, "options": record.options,
-            "styles": ([{"filename": s.filename, "weight": s.weight, "bytes": len(s.data)} for s in styles]
-                       if styles is not None else record.style_count),
-            "created_at": record.created_at.isoformat() if record.created_at else None,
-            "last_used_at": record.last_used_at.isoformat() if record.last_used_at else None,
-            "use_count": record.use_count}
 
 
 def _fmt_options(options: dict[str, Any]) -> str:

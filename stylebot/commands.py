@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import OptionError, UserError
+from engine.options import parse_bool
 from engine.request import ImageUpload, Requester, StyleRequest
 
 STYLIZE = "stylize"
@@ -65,6 +66,16 @@ class ParsedCommand:
             if self.prompt:
                 words.append(f"prompt:{quote(self.prompt)}")
         return " ".join(words)
+
+
+def parse_flag(name: str, value: Any) -> bool:
+    """A yes/no word given with a command or form (``replace=yes``); absent or empty is no."""
+    if value is None or str(value).strip() == "":
+        return False
+    try:
+        return parse_bool(value)
+    except ValueError:
+        raise CommandError(f"'{name}' takes yes or no, not '{str(value)[:20]}'.") from None
 
 
 def quote(value: Any) -> str:
@@ -284,17 +295,14 @@ def _other(name: str, pairs: list[tuple[str, str]], words: list[str]) -> ParsedC
 def build_request(parsed: ParsedCommand, *, requester: Requester, content: ImageUpload | None,
                   styles: list[ImageUpload] | None = None,
                   mask: ImageUpload | None = None) -> StyleRequest:
-    """The one place a parsed /stylize command and its attachments become a ``StyleRequest``."""
+    """The one place a parsed /stylize command and its attachments become a ``StyleRequest``.
+
+    What the method makes of it (options, prompt, images) is checked by ``StyleService``.
+    """
     if parsed.name != STYLIZE:
         raise CommandError(f"/{parsed.name} does not restyle an image; use /stylize.")
     if content is None or not content.data:
         raise UserError("Attach the image to restyle (the content image).")
-    if parsed.prompt and parsed.method:
-        from engine.methods import get_method
-
-        if not get_method(parsed.method).needs_prompt:
-            raise OptionError(f"Method '{parsed.method}' takes no prompt; remove "
-                              f"'{parsed.prompt[:40]}' or choose a text-guided method (sd, nada).")
     return StyleRequest(method=parsed.method, content=content, requester=requester,
                         styles=list(styles or []), style_weights=parsed.style_weights,
                         prompt=parsed.prompt, options=dict(parsed.options), preset=parsed.preset,

@@ -293,6 +293,19 @@ def describe_methods(weights) -> list[dict[str, Any]]:
     return out
 
 
+def preset_data(record: PresetRecord | PresetSummary) -> dict[str, Any]:
+    """A preset (full record or listing summary) as plain JSON-able data, for every front end."""
+    styles = getattr(record, "styles", None)
+    stamp = lambda t: t.isoformat() if t is not None else None  # noqa: E731
+    return {"name": record.name, "method": record.method, "options": record.options,
+            "style_count": len(styles) if styles is not None else record.style_count,
+            "style_files": (None if styles is None else
+                            [{"filename": s.filename, "weight": s.weight, "bytes": len(s.data)}
+                             for s in styles]),
+            "created_at": stamp(record.created_at), "last_used_at": stamp(record.last_used_at),
+            "use_count": record.use_count}
+
+
 def jsonable_options(options: dict[str, Any]) -> dict[str, Any]:
     """Options as stored and shown: plain values only."""
     return {k: v for k, v in options.items() if isinstance(v, (str, int, float, bool)) or v is None}

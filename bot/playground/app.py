@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from stylebot.commands import HELP, STYLIZE, CommandError, ParsedCommand, build_request, parse_command
+from stylebot.commands import (HELP, STYLIZE, CommandError, ParsedCommand, build_request,
+                               parse_command, parse_flag)
 from bot.playground.inputs import MAX_FIELD_BYTES, Form, json_body, read_form
 from engine.errors import UserError
 from engine.events import Cancelled, Done, Failed, JobEvent, Progress, Queued, Started
 from engine.request import Requester
 from stylebot.checks import is_loopback
-from stylebot.service import jsonable_options
+from stylebot.service import jsonable_options, preset_data
 
 if TYPE_CHECKING:
     from engine.queue import JobHandle
@@ -136,7 +137,7 @@ class Playground:
             return web.json_response(await self._submit(parsed, form))
         if parsed.name == "preset" and parsed.action == "save":
             record = await self._save_preset(parsed.target or "", parsed, form,
-                                             replace=_truthy(form.fields.get("replace")))
+                                             replace=parse_flag("replace", form.fields.get("replace")))
             return web.json_response({"kind": "preset_saved", "preset": record,
                                       "message": f"Saved preset '{record['name']}'."})
         if parsed.name == "preset" and parsed.action == "show":
@@ -310,7 +311,7 @@ class Playground:
         form = await read_form(request, self.settings.max_upload_bytes)
         parsed = parse_command(form.fields.get("command", "") or "/stylize")
         record = await self._save_preset(form.fields.get("name", ""), parsed, form,
-                                         replace=_truthy(form.fields.get("replace")))
+                                         replace=parse_flag("replace", form.fields.get("replace")))
         return web.json_response(record, status=201)
 
     async def _save_preset(self, name: str, parsed: ParsedCommand, form: Form, *,
@@ -333,10 +334,6 @@ class Playground:
         return web.json_response({"deleted": name})
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _parsed_dict(parsed: ParsedCommand) -> dict[str, Any]:
     return {"name": parsed.name, "method": parsed.method, "options": parsed.options,
             "prompt": parsed.prompt, "preset": parsed.preset, "blend": parsed.style_weights,
@@ -348,15 +345,10 @@ def _job_dict(job) -> dict[str, Any]:
 
 
 def _preset_dict(record) -> dict[str, Any]:
-    styles = getattr(record, "styles", None)
-    count = len(styles) if styles is not None else int(getattr(record, "style_count", 0))
-    stamp = lambda t: t.isoformat() if t is not None else None  # noqa: E731
-    return {"name": record.name, "method": record.method, "options": record.options,
-            "style_count": count,
-            "styles": [f"/api/presets/{record.name}/styles/{i}" for i in range(count)],
-            "created_at": stamp(getattr(record, "created_at", None)),
-            "last_used_at": stamp(getattr(record, "last_used_at", None)),
-            "use_count": getattr(record, "use_count", 0)}
+    """The service's preset data, with the page's URLs for the style images."""
+    data = preset_data(record)
+    return {**data, "styles": [f"/api/presets/{record.name}/styles/{i}"
+                               for i in range(data["style_count"])]}
 
 
 def _describe_preset(record) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from engine.errors import ImageError, UserError
+from engine.images import megabytes
 from engine.request import ImageUpload
 
 log = logging.getLogger(__name__)
@@ -22,10 +23,6 @@ FILE_FIELDS = ("content", "style", "mask")
 MAX_FILES = 8  # one content image, a mask and up to six style images per request
 MAX_FIELD_BYTES = 16 * 1024  # a command line or a preset name, never more
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers
-
-
-def _mb(n: float) -> str:
-    return f"{n / (1024 * 1024):.1f} MB"
 
 
 @dataclass
@@ -46,8 +43,8 @@ async def read_form(request: web.Request, max_upload_bytes: int) -> Form:
     per_file = max_upload_bytes
     cap = per_file * MAX_FILES + FORM_OVERHEAD
     if request.content_length is not None and request.content_length > cap:
-        raise ImageError(f"The upload is {_mb(request.content_length)}; the limit is "
-                         f"{_mb(per_file)} per image, {MAX_FILES} images at most.")
+        raise ImageError(f"The upload is {megabytes(request.content_length)}; the limit is "
+                         f"{megabytes(per_file)} per image, {MAX_FILES} images at most.")
     try:
         return await _read_parts(request, per_file)
     except (ValueError, AssertionError, KeyError) as exc:  # aiohttp's words for a broken form
@@ -90,7 +87,7 @@ async def _read_limited(part, limit: int, what: str, *, image: bool = True) -> b
         buffer += chunk
         if len(buffer) > limit:
             if image:
-                raise ImageError(f"The {what} is over the {_mb(limit)} limit for uploads.")
+                raise ImageError(f"The {what} is over the {megabytes(limit)} limit for uploads.")
             raise UserError(f"The {what} is too long (over {limit // 1024} KB).")
     return bytes(buffer)
 

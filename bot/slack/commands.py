@@ -21,7 +21,7 @@ from engine.errors import UserError
 from engine.methods import DEFAULT_METHOD, get_method, method_names
 from engine.request import Requester
 from stylebot.commands import (STYLIZE, STYLIZE_ALIASES, CommandError, ParsedCommand, build_request,
-                               method_commands, parse_command)
+                               method_commands, parse_command, parse_flag)
 from stylebot.results import format_options, value_text
 
 from . import render as blocks
@@ -311,7 +311,7 @@ class Listeners:
                                "leave the prompt out.")
         method = get_method(parsed.method)
         options = dict(parsed.options)
-        replace = str(options.pop("replace", "no")).strip().lower() in ("1", "true", "yes", "y", "on")
+        replace = parse_flag("replace", options.pop("replace", None))
         place = slash.place
         files = require_images([await self.finder.by_id(i) for i in slash.file_ids], "The linked file")
         if not files and method.min_styles:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stylebot.commands import (CommandError, ParsedCommand, build_request, parse_command, quote)
+from stylebot.commands import (CommandError, ParsedCommand, build_request, parse_command, parse_flag,
+                               quote)
 from engine.errors import OptionError, UserError
 from engine.request import ImageUpload, Requester
 
@@ -192,3 +193,15 @@ def test_build_request_needs_a_content_image():
 def test_build_request_refuses_other_commands():
     with pytest.raises(CommandError, match="does not restyle"):
         build_request(parse_command("/presets"), requester=ME, content=ImageUpload(b"x"))
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, False), ("", False), ("yes", True), ("Y", True), ("on", True), ("1", True),
+    ("no", False), ("off", False), ("0", False), (True, True)])
+def test_one_reading_of_yes_and_no_for_every_front_end(value, expected):
+    assert parse_flag("replace", value) is expected
+
+
+def test_a_flag_that_is_neither_yes_nor_no_is_refused():
+    with pytest.raises(CommandError, match="'replace' takes yes or no, not 'maybe'"):
+        parse_flag("replace", "maybe")
