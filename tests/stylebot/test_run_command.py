@@ -17,25 +17,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-# `stylebot run` minus the argument parser: the CLI builds flags from every registered method,
-# so this starts the very same cmd_run -> run_bot path while some methods are not merged yet.
-RUN = ("import argparse, sys; from stylebot.cli import cmd_run; "
-       "sys.exit(cmd_run(argparse.Namespace(host=None, port=None)))")
-
-
-def _cli_builds() -> str | None:
-    """Why `python -m stylebot` cannot start in this checkout, or None when it can."""
-    from engine.methods import get_method, method_names
-
-    for name in method_names():
-        try:
-            get_method(name)
-        except ImportError as exc:
-            return f"the CLI needs every method and '{name}' is not importable here ({exc})"
-    return None
-
-
-needs_cli = pytest.mark.skipif(_cli_builds() is not None, reason=str(_cli_builds()))
 
 
 def _env(config: Path | None = None, **extra: str) -> dict[str, str]:
@@ -89,7 +70,7 @@ def _wait_for(lines: queue.Queue, prefix: str, timeout: float = 90.0) -> str:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_run_prints_the_address_serves_and_stops_on_a_signal(tmp_path, shared_weights, sig):
     config = _config(tmp_path, shared_weights)
-    proc = subprocess.Popen([sys.executable, "-c", RUN], cwd=REPO, env=_env(config),
+    proc = subprocess.Popen([sys.executable, "-m", "stylebot", "run"], cwd=REPO, env=_env(config),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out = _lines(proc.stdout)
@@ -117,7 +98,6 @@ def test_run_prints_the_address_serves_and_stops_on_a_signal(tmp_path, shared_we
     conn.close()
 
 
-@needs_cli
 def test_bad_setting_exits_with_one_line(tmp_path, shared_weights):
     config = _config(tmp_path, shared_weights)
     proc = subprocess.run([sys.executable, "-m", "stylebot", "run"], cwd=REPO, timeout=120,
@@ -130,7 +110,6 @@ def test_bad_setting_exits_with_one_line(tmp_path, shared_weights):
     assert proc.stdout == ""
 
 
-@needs_cli
 def test_port_in_use_exits_with_one_line(tmp_path, shared_weights):
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))

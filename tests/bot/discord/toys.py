@@ -1,8 +1,8 @@
 """Small real methods for the Discord tests, next to the engine's toys.
 
-``ToyPrompted`` declares the option names of the real ``sd`` method and needs a prompt, so it can stand in
-for ``sd`` and ``nada`` while those are not merged: the adapter only translates, and what
-it translates to is visible in the options the job ran with.
+``ToyPrompted`` declares the option names of the real ``sd`` method and needs a prompt, so
+it stands in for ``sd`` and ``nada`` (too slow for these tests): the adapter only
+translates, and what it translates to is visible in the options the job ran with.
 """
 
 from __future__ import annotations
