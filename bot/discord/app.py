@@ -18,7 +18,7 @@ import discord
 
 from engine.errors import UserError
 
-from .commands import StylebotTree, register
+from .commands import StylebotTree
 from .flow import InteractionFlow
 from .ui import PresetPicker, ResultButton
 
@@ -53,7 +53,6 @@ class StylebotClient(discord.Client):
         self.flow = InteractionFlow(service, settings,  # type: ignore[arg-type]
                                     edit_interval_s=edit_interval_s, token_margin_s=token_margin_s)
         self.tree = StylebotTree(self)
-        register(self.tree, self.flow)
         self.add_dynamic_items(ResultButton, PresetPicker)
         self._ready_event = ready
         self._sync_guild = sync_guild
