@@ -8,7 +8,6 @@ declarations, never by a list kept here.
 """
 
 import io
-import logging
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -24,8 +23,6 @@ from .inputs import merge_options, parse_extra_options, requester_of
 
 if TYPE_CHECKING:
     from engine.queue import JobHandle
-
-log = logging.getLogger(__name__)
 
 MESSAGE_COMMAND = "Stylize with preset…"
 
