@@ -1,8 +1,8 @@
 """The Discord adapter: slash commands in, StyleService jobs out, results back as messages.
 
 ``run_discord`` is what ``stylebot run`` starts when ``STYLEBOT_DISCORD_TOKEN`` is set;
-``sync`` registers the commands (``stylebot discord sync [--guild ID]``); ``health`` says
-how the connection is doing. The bot needs no privileged intents: slash commands and the
+``sync`` registers the commands (``stylebot discord sync [--guild ID]``); a client's
+``health`` says how its connection is doing. The bot needs no privileged intents: slash commands and the
 message command carry their attachments with them.
 """
 
@@ -18,7 +18,7 @@ import discord
 
 from engine.errors import UserError
 
-from .commands import StylebotTree, register
+from .commands import StylebotTree
 from .flow import InteractionFlow
 from .ui import PresetPicker, ResultButton
 
@@ -34,6 +34,7 @@ TOKEN_MARGIN_S = 60.0  # switch to channel messages this long before a token's 1
 STATUS_WORDS = {"connecting": "starting", "ready": "connected", "disconnected": "disconnected"}
 TOKEN_HINT = ("Set STYLEBOT_DISCORD_TOKEN to the bot token from the Discord Developer Portal "
               "(your application → Bot → Reset Token).")
+TOKEN_REFUSED = "Discord refused the bot token in STYLEBOT_DISCORD_TOKEN. " + TOKEN_HINT
 
 
 class StylebotClient(discord.Client):
@@ -53,7 +54,6 @@ class StylebotClient(discord.Client):
         self.flow = InteractionFlow(service, settings,  # type: ignore[arg-type]
                                     edit_interval_s=edit_interval_s, token_margin_s=token_margin_s)
         self.tree = StylebotTree(self)
-        register(self.tree, self.flow)
         self.add_dynamic_items(ResultButton, PresetPicker)
         self._ready_event = ready
         self._sync_guild = sync_guild
@@ -96,6 +96,7 @@ class StylebotClient(discord.Client):
         self.interaction_count += 1
 
     def health(self) -> dict[str, Any]:
+        """The connection's state (created, connecting, ready, disconnected, stopped) and counters."""
         latency = self.latency
         return {
             "platform": "discord",
@@ -108,8 +109,29 @@ class StylebotClient(discord.Client):
             "failures": self.flow.failures,
         }
 
-
-_current: StylebotClient | None = None
+    async def serve(self, token: str, *, stopping: asyncio.Event | None = None) -> None:
+        """Log in and serve until cancelled, or until ``stopping`` is set and every job's messages are sent."""
+        try:
+            async with self:
+                connection = asyncio.create_task(self.start(token), name="discord-gateway")
+                waits: set[asyncio.Future] = {connection}
+                if stopping is not None:
+                    waits.add(asyncio.ensure_future(stopping.wait()))
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    if connection.done():
+                        connection.result()  # login refused, gateway gave up...
+                    else:
+                        log.info("discord: stopping; delivering %d job message(s) first", self.flow.following)
+                        await self.flow.idle()
+                finally:
+                    for task in waits:
+                        task.cancel()
+                    await asyncio.gather(*waits, return_exceptions=True)
+        except discord.LoginFailure:
+            raise UserError(TOKEN_REFUSED) from None
+        finally:
+            self.set_state("stopped")
 
 
 async def run_discord(service: "StyleService", settings: "Settings", *,
@@ -122,40 +144,11 @@ async def run_discord(service: "StyleService", settings: "Settings", *,
     the queue has stopped and told waiting users; then the messages about those jobs are
     sent before the connection closes.
     """
-    global _current
     if not settings.discord_token:
         raise UserError(TOKEN_HINT)
     client = StylebotClient(service, settings, ready=ready, sync_guild=settings.discord_guild_id,
                             status=status)
-    _current = client
-    try:
-        async with client:
-            connection = asyncio.create_task(client.start(settings.discord_token), name="discord-gateway")
-            waits: set[asyncio.Future] = {connection}
-            if stopping is not None:
-                waits.add(asyncio.ensure_future(stopping.wait()))
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                if connection.done():
-                    connection.result()  # login refused, gateway gave up...
-                else:
-                    log.info("discord: stopping; delivering %d job message(s) first", client.flow.following)
-                    await client.flow.idle()
-            finally:
-                for task in waits:
-                    task.cancel()
-                await asyncio.gather(*waits, return_exceptions=True)
-    except discord.LoginFailure:
-        raise UserError("Discord refused the bot token in STYLEBOT_DISCORD_TOKEN. " + TOKEN_HINT) from None
-    finally:
-        client.set_state("stopped")
-
-
-def health() -> dict[str, Any]:
-    """The running client's connection state and counters (``stopped`` when none runs)."""
-    if _current is None:
-        return {"platform": "discord", "state": "stopped"}
-    return _current.health()
+    await client.serve(settings.discord_token, stopping=stopping)
 
 
 async def sync_commands(settings: "Settings", guild_id: int | None = None) -> list[str]:
@@ -167,7 +160,7 @@ async def sync_commands(settings: "Settings", guild_id: int | None = None) -> li
         try:
             await client.login(settings.discord_token)
         except discord.LoginFailure:
-            raise UserError("Discord refused the bot token in STYLEBOT_DISCORD_TOKEN. " + TOKEN_HINT) from None
+            raise UserError(TOKEN_REFUSED) from None
         if guild_id:
             guild = discord.Object(id=guild_id)
             client.tree.copy_global_to(guild=guild)

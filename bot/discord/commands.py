@@ -1,13 +1,13 @@
 """Stylebot's slash commands and message command, as discord.py ``app_commands``.
 
-Each command is a typed signature that discord.py parses and checks; the bodies are short
-and hand off to one request builder (``_stylize``) and the ``InteractionFlow``. Option names are
-the methods' own option names, and whether an option applies is decided by the chosen
-method's declarations, never by a list kept here.
+Each command is a typed signature that discord.py parses and checks, and its docstring is its
+description; the bodies are short and hand off to one request builder (``_stylize``) and the
+``InteractionFlow``, which they reach through ``interaction.client``. Option names are the
+methods' own option names, and whether an option applies is decided by the chosen method's
+declarations, never by a list kept here.
 """
 
 import io
-import logging
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -19,13 +19,10 @@ from engine.request import StyleRequest
 from stylebot.results import format_options
 
 from . import render
-from .flow import InteractionFlow
 from .inputs import merge_options, parse_extra_options, requester_of
 
 if TYPE_CHECKING:
     from engine.queue import JobHandle
-
-log = logging.getLogger(__name__)
 
 MESSAGE_COMMAND = "Stylize with preset…"
 
@@ -39,174 +36,88 @@ DESCRIBE_OPTIONS = dict(
 )
 
 
-def register(tree: app_commands.CommandTree, flow: InteractionFlow) -> None:
-    """Add every command to ``tree``; ``flow`` runs what they ask for."""
-    methods = [app_commands.Choice(name=name, value=name) for name in method_names()]
+# -- autocomplete ------------------------------------------------------------------------------
 
-    async def preset_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        presets = await flow.service.list_presets(requester_of(interaction.user))
-        text = current.strip().lower()
-        return [app_commands.Choice(name=f"{p.name} ({p.method})", value=p.name)
-                for p in presets if text in p.name.lower()][:25]
-
-    async def job_ids(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        jobs = flow.service.jobs_of(requester_of(interaction.user))
-        return [app_commands.Choice(name=f"{j.job_id} ({j.method}, {'running' if j.position == 0 else f'#{j.position}'})",
-                                    value=j.job_id) for j in jobs if j.job_id.startswith(current.strip())][:25]
-
-    @tree.command(name="stylize")
-    @app_commands.describe(content="The image to restyle", style="A style image (methods that take one)",
-                           style2="A second style image to blend", method=f"The method (default {DEFAULT_METHOD})",
-                           preset="One of your presets; its settings fill what you leave out",
-                           prompt="Text prompt (sd, nada)", **DESCRIBE_OPTIONS)
-    @app_commands.choices(method=methods)
-    @app_commands.autocomplete(preset=preset_names)
-    async def stylize(interaction: discord.Interaction, content: discord.Attachment,
-                      style: discord.Attachment | None = None, style2: discord.Attachment | None = None,
-                      method: str | None = None, preset: str | None = None,
-                      strength: float | None = None, style_weight: float | None = None,
-                      preserve_color: bool | None = None, size: int | None = None,
-                      prompt: str | None = None, seed: int | None = None,
-                      options: str | None = None) -> None:
-        """Restyle an image with neural style transfer."""
-        typed = dict(strength=strength, style_weight=style_weight, preserve_color=preserve_color,
-                     size=size, seed=seed)
-        extra, blend = parse_extra_options(options)
-        await _stylize(flow, interaction, method=method, preset=preset, content=content,
-                       styles=[s for s in (style, style2) if s is not None], prompt=prompt,
-                       options=merge_options(typed, extra), style_weights=blend)
-
-    @tree.command(name="sd")
-    @app_commands.describe(image="The image to repaint", prompt="What it should become",
-                           negative_prompt="What to steer away from",
-                           strength="How far to move from your image",
-                           guidance_scale="How closely to follow the prompt",
-                           steps="Denoising steps", seed=DESCRIBE_OPTIONS["seed"],
-                           options=DESCRIBE_OPTIONS["options"])
-    @app_commands.rename(negative_prompt="negative", guidance_scale="guidance")
-    async def sd(interaction: discord.Interaction, image: discord.Attachment, prompt: str,
-                 negative_prompt: str | None = None, strength: float | None = None,
-                 guidance_scale: float | None = None, steps: int | None = None,
-                 seed: int | None = None, options: str | None = None) -> None:
-        """Repaint an image from a text prompt with Stable Diffusion."""
-        typed = dict(negative_prompt=negative_prompt, strength=strength, guidance_scale=guidance_scale,
-                     steps=steps, seed=seed)
-        extra, _ = parse_extra_options(options)
-        await _stylize(flow, interaction, method="sd", preset=None, content=image, styles=[],
-                       prompt=prompt, options=merge_options(typed, extra))
-
-    @tree.command(name="nada")
-    @app_commands.describe(image="The image to restyle", prompt="The style, in words",
-                           options=DESCRIBE_OPTIONS["options"])
-    async def nada(interaction: discord.Interaction, image: discord.Attachment, prompt: str,
-                   options: str | None = None) -> None:
-        """Restyle a face photo from a text description with StyleGAN-NADA."""
-        extra, _ = parse_extra_options(options)
-        await _stylize(flow, interaction, method="nada", preset=None, content=image, styles=[],
-                       prompt=prompt, options=extra)
-
-    preset_group = app_commands.Group(name="preset", description="Save, list, show, use and delete your presets")
-
-    @preset_group.command(name="save")
-    @app_commands.describe(name="A name: letters, digits, - or _", method="The method it uses",
-                           style="A style image to keep with it", style2="A second style image",
-                           replace="Overwrite your preset of the same name", **DESCRIBE_OPTIONS)
-    @app_commands.choices(method=methods)
-    async def preset_save(interaction: discord.Interaction, name: str, method: str,
-                          style: discord.Attachment | None = None, style2: discord.Attachment | None = None,
-                          strength: float | None = None, style_weight: float | None = None,
-                          preserve_color: bool | None = None, size: int | None = None,
-                          seed: int | None = None, options: str | None = None,
-                          replace: bool = False) -> None:
-        """Save a method, its options and style images under a name, for you only."""
-        typed = dict(strength=strength, style_weight=style_weight, preserve_color=preserve_color,
-                     size=size, seed=seed)
-        extra, blend = parse_extra_options(options)
-        given = merge_options(typed, extra)
-        styles = [s for s in (style, style2) if s is not None]
-        chosen = get_method(method)
-        chosen.options.validate(given, method=chosen.name)
-        if len(styles) > chosen.max_styles:
-            chosen.check_inputs(n_styles=len(styles), has_prompt=True, has_mask=False)
-        for i, attachment in enumerate(styles):
-            flow.check(attachment, _style_word(i, len(styles)))
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        uploads = [await flow.fetch(a, _style_word(i, len(styles))) for i, a in enumerate(styles)]
-        record = await flow.service.save_preset(requester_of(interaction.user), name, chosen.name, given,
-                                                uploads, blend, replace=replace)
-        await interaction.edit_original_response(
-            content=f"💾 Saved preset **{record.name}** ({record.method}, "
-                    f"{format_options(record.options)}, {len(record.styles)} style image(s)).")
-
-    @preset_group.command(name="list")
-    async def preset_list(interaction: discord.Interaction) -> None:
-        """List your presets (only you see them)."""
-        presets = await flow.service.list_presets(requester_of(interaction.user))
-        await interaction.response.send_message(render.presets_text(presets), ephemeral=True)
-
-    @preset_group.command(name="show")
-    @app_commands.describe(name="One of your presets")
-    @app_commands.autocomplete(name=preset_names)
-    async def preset_show(interaction: discord.Interaction, name: str) -> None:
-        """Show one of your presets with its style images."""
-        record = await flow.service.get_preset(requester_of(interaction.user), name)
-        files = [discord.File(io.BytesIO(s.data), s.filename) for s in record.styles]
-        if sum(len(s.data) for s in record.styles) > interaction.filesize_limit:
-            files = []  # the description alone is still an answer
-        await interaction.response.send_message(embed=render.preset_embed(record), files=files, ephemeral=True)
-
-    @preset_group.command(name="delete")
-    @app_commands.describe(name="One of your presets")
-    @app_commands.autocomplete(name=preset_names)
-    async def preset_delete(interaction: discord.Interaction, name: str) -> None:
-        """Delete one of your presets."""
-        await flow.service.delete_preset(requester_of(interaction.user), name)
-        await interaction.response.send_message(f"🗑️ Deleted preset **{name.strip()}**.", ephemeral=True)
-
-    @preset_group.command(name="use")
-    @app_commands.describe(name="One of your presets", content="The image to restyle")
-    @app_commands.autocomplete(name=preset_names)
-    async def preset_use(interaction: discord.Interaction, name: str, content: discord.Attachment) -> None:
-        """Restyle an image with one of your presets."""
-        await _stylize(flow, interaction, method=None, preset=name, content=content, styles=[],
-                       prompt=None, options={})
-
-    tree.add_command(preset_group)
-
-    @tree.command(name="methods")
-    async def methods_command(interaction: discord.Interaction) -> None:
-        """What each method does, its options, and whether it can run here."""
-        chunks = render.chunk_embeds([render.method_embed(m) for m in flow.service.methods_info()])
-        await interaction.response.send_message(embeds=chunks[0], ephemeral=True)
-        for chunk in chunks[1:]:
-            await interaction.followup.send(embeds=chunk, ephemeral=True)
-
-    @tree.command(name="queue")
-    async def queue_command(interaction: discord.Interaction) -> None:
-        """Your jobs and their places in the queue."""
-        jobs = flow.service.jobs_of(requester_of(interaction.user))
-        await interaction.response.send_message(render.queue_text(jobs), ephemeral=True)
-
-    @tree.command(name="cancel")
-    @app_commands.describe(job="The job id (default: your newest job)")
-    @app_commands.autocomplete(job=job_ids)
-    async def cancel_command(interaction: discord.Interaction, job: str | None = None) -> None:
-        """Cancel one of your queued or running jobs."""
-        job_id = flow.service.cancel(requester_of(interaction.user), job)
-        await interaction.response.send_message(f"🛑 Cancelling job `{job_id}`.", ephemeral=True)
-
-    @app_commands.context_menu(name=MESSAGE_COMMAND)
-    async def stylize_message(interaction: discord.Interaction, message: discord.Message) -> None:
-        await flow.offer_presets(interaction, message)
-
-    tree.add_command(stylize_message)
+async def preset_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """The user's presets whose names contain what they have typed."""
+    presets = await interaction.client.service.list_presets(requester_of(interaction.user))
+    text = current.strip().lower()
+    return [app_commands.Choice(name=f"{p.name} ({p.method})", value=p.name)
+            for p in presets if text in p.name.lower()][:25]
 
 
-async def _stylize(flow: InteractionFlow, interaction: discord.Interaction, *, method: str | None,
-                   preset: str | None, content: discord.Attachment, styles: list[discord.Attachment],
-                   prompt: str | None, options: dict[str, Any],
-                   style_weights: list[float] | None = None) -> None:
+async def job_ids(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """The user's jobs whose ids start with what they have typed, with where each one is."""
+    jobs = interaction.client.service.jobs_of(requester_of(interaction.user))
+    return [app_commands.Choice(name=f"{j.job_id} ({j.method}, {'running' if j.position == 0 else f'#{j.position}'})",
+                                value=j.job_id) for j in jobs if j.job_id.startswith(current.strip())][:25]
+
+
+# -- restyling ---------------------------------------------------------------------------------
+
+@app_commands.command()
+@app_commands.describe(content="The image to restyle", style="A style image (methods that take one)",
+                       style2="A second style image to blend", method=f"The method (default {DEFAULT_METHOD})",
+                       preset="One of your presets; its settings fill what you leave out",
+                       prompt="Text prompt (sd, nada)", **DESCRIBE_OPTIONS)
+@app_commands.autocomplete(preset=preset_names)
+async def stylize(interaction: discord.Interaction, content: discord.Attachment,
+                  style: discord.Attachment | None = None, style2: discord.Attachment | None = None,
+                  method: str | None = None, preset: str | None = None,
+                  strength: float | None = None, style_weight: float | None = None,
+                  preserve_color: bool | None = None, size: int | None = None,
+                  prompt: str | None = None, seed: int | None = None,
+                  options: str | None = None) -> None:
+    """Restyle an image with neural style transfer."""
+    typed = dict(strength=strength, style_weight=style_weight, preserve_color=preserve_color,
+                 size=size, seed=seed)
+    extra, blend = parse_extra_options(options)
+    await _stylize(interaction, method=method, preset=preset, content=content,
+                   styles=[s for s in (style, style2) if s is not None], prompt=prompt,
+                   options=merge_options(typed, extra), style_weights=blend)
+
+
+@app_commands.command()
+@app_commands.describe(image="The image to repaint", prompt="What it should become",
+                       negative_prompt="What to steer away from",
+                       strength="How far to move from your image",
+                       guidance_scale="How closely to follow the prompt",
+                       steps="Denoising steps", seed=DESCRIBE_OPTIONS["seed"],
+                       options=DESCRIBE_OPTIONS["options"])
+@app_commands.rename(negative_prompt="negative", guidance_scale="guidance")
+async def sd(interaction: discord.Interaction, image: discord.Attachment, prompt: str,
+             negative_prompt: str | None = None, strength: float | None = None,
+             guidance_scale: float | None = None, steps: int | None = None,
+             seed: int | None = None, options: str | None = None) -> None:
+    """Repaint an image from a text prompt with Stable Diffusion."""
+    typed = dict(negative_prompt=negative_prompt, strength=strength, guidance_scale=guidance_scale,
+                 steps=steps, seed=seed)
+    extra, _ = parse_extra_options(options)
+    await _stylize(interaction, method="sd", preset=None, content=image, styles=[],
+                   prompt=prompt, options=merge_options(typed, extra))
+
+
+@app_commands.command()
+@app_commands.describe(image="The image to restyle", prompt="The style, in words",
+                       options=DESCRIBE_OPTIONS["options"])
+async def nada(interaction: discord.Interaction, image: discord.Attachment, prompt: str,
+               options: str | None = None) -> None:
+    """Restyle a face photo from a text description with StyleGAN-NADA."""
+    extra, _ = parse_extra_options(options)
+    await _stylize(interaction, method="nada", preset=None, content=image, styles=[],
+                   prompt=prompt, options=extra)
+
+
+@app_commands.context_menu(name=MESSAGE_COMMAND)
+async def stylize_message(interaction: discord.Interaction, message: discord.Message) -> None:
+    await interaction.client.flow.offer_presets(interaction, message)
+
+
+async def _stylize(interaction: discord.Interaction, *, method: str | None, preset: str | None,
+                   content: discord.Attachment, styles: list[discord.Attachment], prompt: str | None,
+                   options: dict[str, Any], style_weights: list[float] | None = None) -> None:
     """The one path from a command's fields to a queued job; cheap refusals come first."""
+    flow = interaction.client.flow
     flow.check(content, "content image")
     for i, attachment in enumerate(styles):
         flow.check(attachment, _style_word(i, len(styles)))
@@ -228,8 +139,128 @@ def _style_word(i: int, n: int) -> str:
     return "style image" if n == 1 else f"style image {i + 1}"
 
 
+# -- presets -----------------------------------------------------------------------------------
+
+class PresetGroup(app_commands.Group, name="preset"):
+    """Save, list, show, use and delete your presets
+
+    Every answer is ephemeral: a user's presets are theirs alone.
+    """
+
+    @app_commands.command()
+    @app_commands.describe(name="A name: letters, digits, - or _", method="The method it uses",
+                           style="A style image to keep with it", style2="A second style image",
+                           replace="Overwrite your preset of the same name", **DESCRIBE_OPTIONS)
+    async def save(self, interaction: discord.Interaction, name: str, method: str,
+                   style: discord.Attachment | None = None, style2: discord.Attachment | None = None,
+                   strength: float | None = None, style_weight: float | None = None,
+                   preserve_color: bool | None = None, size: int | None = None,
+                   seed: int | None = None, options: str | None = None,
+                   replace: bool = False) -> None:
+        """Save a method, its options and style images under a name, for you only."""
+        typed = dict(strength=strength, style_weight=style_weight, preserve_color=preserve_color,
+                     size=size, seed=seed)
+        extra, blend = parse_extra_options(options)
+        await _save_preset(interaction, name, method, [s for s in (style, style2) if s is not None],
+                           merge_options(typed, extra), blend, replace=replace)
+
+    @app_commands.command(name="list")
+    async def list_presets(self, interaction: discord.Interaction) -> None:
+        """List your presets (only you see them)."""
+        presets = await interaction.client.service.list_presets(requester_of(interaction.user))
+        await interaction.response.send_message(render.presets_text(presets), ephemeral=True)
+
+    @app_commands.command()
+    @app_commands.describe(name="One of your presets")
+    @app_commands.autocomplete(name=preset_names)
+    async def show(self, interaction: discord.Interaction, name: str) -> None:
+        """Show one of your presets with its style images."""
+        record = await interaction.client.service.get_preset(requester_of(interaction.user), name)
+        files = [discord.File(io.BytesIO(s.data), s.filename) for s in record.styles]
+        if sum(len(s.data) for s in record.styles) > interaction.filesize_limit:
+            files = []  # the description alone is still an answer
+        await interaction.response.send_message(embed=render.preset_embed(record), files=files, ephemeral=True)
+
+    @app_commands.command()
+    @app_commands.describe(name="One of your presets")
+    @app_commands.autocomplete(name=preset_names)
+    async def delete(self, interaction: discord.Interaction, name: str) -> None:
+        """Delete one of your presets."""
+        await interaction.client.service.delete_preset(requester_of(interaction.user), name)
+        await interaction.response.send_message(f"🗑️ Deleted preset **{name.strip()}**.", ephemeral=True)
+
+    @app_commands.command()
+    @app_commands.describe(name="One of your presets", content="The image to restyle")
+    @app_commands.autocomplete(name=preset_names)
+    async def use(self, interaction: discord.Interaction, name: str, content: discord.Attachment) -> None:
+        """Restyle an image with one of your presets."""
+        await _stylize(interaction, method=None, preset=name, content=content, styles=[],
+                       prompt=None, options={})
+
+
+async def _save_preset(interaction: discord.Interaction, name: str, method: str,
+                       styles: list[discord.Attachment], options: dict[str, Any],
+                       style_weights: list[float] | None, *, replace: bool) -> None:
+    """Refuse a preset that cannot work before deferring; then download its styles and save it."""
+    flow = interaction.client.flow
+    chosen = get_method(method)
+    chosen.options.validate(options, method=chosen.name)
+    if len(styles) > chosen.max_styles:
+        chosen.check_inputs(n_styles=len(styles), has_prompt=True, has_mask=False)
+    for i, attachment in enumerate(styles):
+        flow.check(attachment, _style_word(i, len(styles)))
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    uploads = [await flow.fetch(a, _style_word(i, len(styles))) for i, a in enumerate(styles)]
+    record = await flow.service.save_preset(requester_of(interaction.user), name, chosen.name, options,
+                                            uploads, style_weights, replace=replace)
+    await interaction.edit_original_response(
+        content=f"💾 Saved preset **{record.name}** ({record.method}, "
+                f"{format_options(record.options)}, {len(record.styles)} style image(s)).")
+
+
+# -- information -------------------------------------------------------------------------------
+
+@app_commands.command()
+async def methods(interaction: discord.Interaction) -> None:
+    """What each method does, its options, and whether it can run here."""
+    info = interaction.client.service.methods_info()
+    chunks = render.chunk_embeds([render.method_embed(m) for m in info])
+    await interaction.response.send_message(embeds=chunks[0], ephemeral=True)
+    for chunk in chunks[1:]:
+        await interaction.followup.send(embeds=chunk, ephemeral=True)
+
+
+@app_commands.command()
+async def queue(interaction: discord.Interaction) -> None:
+    """Your jobs and their places in the queue."""
+    jobs = interaction.client.service.jobs_of(requester_of(interaction.user))
+    await interaction.response.send_message(render.queue_text(jobs), ephemeral=True)
+
+
+@app_commands.command()
+@app_commands.describe(job="The job id (default: your newest job)")
+@app_commands.autocomplete(job=job_ids)
+async def cancel(interaction: discord.Interaction, job: str | None = None) -> None:
+    """Cancel one of your queued or running jobs."""
+    job_id = interaction.client.service.cancel(requester_of(interaction.user), job)
+    await interaction.response.send_message(f"🛑 Cancelling job `{job_id}`.", ephemeral=True)
+
+
+# -- the tree ----------------------------------------------------------------------------------
+
 class StylebotTree(app_commands.CommandTree):
-    """Reports every command failure to its user and the log; one bad interaction stays alone."""
+    """Stylebot's commands; every command failure is reported to its user and the log."""
+
+    def __init__(self, client: discord.Client) -> None:
+        super().__init__(client)
+        presets = PresetGroup()
+        # The method choices are the registry as it is now, when the client is built, rather
+        # than when this module was imported (a method may be registered in between).
+        choices = [app_commands.Choice(name=name, value=name) for name in method_names()]
+        for command in (stylize, presets.save):
+            app_commands.choices(method=choices)(command)
+        for command in (stylize, sd, nada, presets, methods, queue, cancel, stylize_message):
+            self.add_command(command)
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         await self.client.flow.report(interaction, error)

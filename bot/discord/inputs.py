@@ -1,4 +1,4 @@
-"""Turning what a Discord command carries into a ``StyleRequest``, refusing what cannot work.
+"""Reading what a Discord command carries (attachments, typed options), refusing what cannot work.
 
 Attachments are checked by what Discord says about them (type, size, where they live)
 before a byte is downloaded; options are checked against the chosen method's declared

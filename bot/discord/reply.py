@@ -18,7 +18,7 @@ import time
 
 import discord
 
-from . import render as render
+from . import render
 
 log = logging.getLogger(__name__)
 

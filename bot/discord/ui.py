@@ -25,7 +25,6 @@ BUTTONS = {
 }
 
 
-
 class ResultButton(discord.ui.DynamicItem[discord.ui.Button],
                    template=r"stylebot:(?P<action>reroll|stronger|weaker|save|delete)"
                             r":(?P<job>[0-9a-f]{1,32})(?::(?P<owner>[0-9]{1,20}))?"):

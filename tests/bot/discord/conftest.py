@@ -28,7 +28,7 @@ async def fake():
 
 
 @pytest.fixture
-def bot_methods(toy_methods, monkeypatch):
+def bot_methods(toy_methods, monkeypatch):  # noqa: F811 - the shared fixture, extended
     """The toy methods, plus stand-ins registered under the names of sd and nada."""
     from tests.bot.discord import toys
 

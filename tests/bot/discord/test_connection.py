@@ -1,4 +1,4 @@
-"""Token expiry fallback, command sync (function and CLI), and run_discord over the gateway."""
+"""Token expiry fallback, command sync (function and CLI), and serving over the gateway."""
 
 from __future__ import annotations
 
@@ -133,26 +133,27 @@ async def test_stylebot_discord_sync_on_the_command_line(fake, bot_settings, bot
     assert "Discord refused the bot token" in capsys.readouterr().err
 
 
-async def test_run_discord_connects_serves_interactions_and_reports_health(fake, service):
-    from bot.discord import app as adapter
+async def test_a_client_serves_interactions_over_the_gateway_and_reports_health(fake, service):
+    from bot.discord.app import StylebotClient
 
-    assert adapter.health()["state"] in ("stopped", "ready")  # a previous test's client may linger
     ready = asyncio.Event()
-    task = asyncio.create_task(adapter.run_discord(service, service.settings, ready=ready))
+    client = StylebotClient(service, service.settings, ready=ready)
+    assert client.health()["state"] == "created"
+    task = asyncio.create_task(client.serve("test-token"))
     try:
         await asyncio.wait_for(ready.wait(), 15)
-        health = adapter.health()
+        health = client.health()
         assert health["state"] == "ready" and health["user"] == "stylebot" and health["platform"] == "discord"
         payload = fake.slash("queue")
         await fake.send_interaction(payload)  # through the gateway, as Discord delivers it
         answer = await fake.wait_call("POST", f"/interactions/{payload['id']}/")
         assert answer.json["data"]["content"] == "You have no jobs queued or running."
-        assert adapter.health()["interactions"] == 1
+        assert client.health()["interactions"] == 1
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    assert adapter.health()["state"] == "stopped"
+    assert client.health()["state"] == "stopped"
 
 
 async def test_run_discord_refuses_a_missing_or_wrong_token(fake, service):
