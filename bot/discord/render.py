@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from engine.events import ResultMeta
-    from storage.presets import PresetRecord, PresetSummary
+    from stylebot.service import PresetRecord, PresetSummary
     from stylebot.service import QueuedJob
 
 log = logging.getLogger(__name__)

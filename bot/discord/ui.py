@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 if TYPE_CHECKING:
-    from storage.presets import PresetSummary
+    from stylebot.service import PresetSummary
 
 # (label, emoji, style) of each result button
 BUTTONS = {

@@ -16,7 +16,7 @@ from bot.slack.inputs import IMAGE_FILETYPES, SlackFile
 if TYPE_CHECKING:
     from engine.events import ResultMeta
     from engine.methods.base import Method
-    from storage.presets import PresetRecord, PresetSummary
+    from stylebot.service import PresetRecord, PresetSummary
 
 MAX_STYLE_FILES = 4  # file_input allows up to 10; no method takes more than a few styles
 
