@@ -1,4 +1,4 @@
-"""Shared fixtures: settings in a temporary home, the staged real weights, sample images."""
+"""Shared fixtures: settings in a temporary home, the staged real weights, sample images, toy methods."""
 
 from __future__ import annotations
 
@@ -79,3 +79,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def toy_methods(monkeypatch):
+    """Register the toy methods in the real registry for the duration of a test."""
+    from engine import methods
+    from tests.engine import toy_methods as toys
+
+    monkeypatch.setitem(methods.METHOD_PATHS, "toy", "tests.engine.toy_methods:ToyInvert")
+    monkeypatch.setitem(methods.METHOD_PATHS, "toystyle", "tests.engine.toy_methods:ToyStyled")
+    monkeypatch.setitem(methods.METHOD_PATHS, "toyfade", "tests.engine.toy_methods:ToyFade")
+    methods.get_method.cache_clear()
+    methods.loadable_methods.cache_clear()
+    toys.BATCHES.clear()
+    toys.RAN.clear()
+    toys.OOM_ABOVE["side"] = 10**9
+    toys.GATE.set()
+    yield toys
+    toys.GATE.set()
+    methods.get_method.cache_clear()
+    methods.loadable_methods.cache_clear()

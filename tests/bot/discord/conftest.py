@@ -12,7 +12,7 @@ from engine import methods
 from stylebot.settings import Settings
 from stylebot.service import StyleService
 from tests.bot.discord.fake_discord import FakeDiscord
-from tests.engine.conftest import toy_methods  # noqa: F401 - the engine's toy-method fixture
+
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ async def fake():
 
 
 @pytest.fixture
-def bot_methods(toy_methods, monkeypatch):  # noqa: F811 - the shared fixture, extended
+def bot_methods(toy_methods, monkeypatch):
     """The toy methods, plus stand-ins registered under the names of sd and nada."""
     from tests.bot.discord import toys
 

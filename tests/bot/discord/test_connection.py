@@ -110,15 +110,8 @@ async def test_sync_registers_every_command_in_a_guild_or_globally(fake, bot_set
 
 
 async def test_stylebot_discord_sync_on_the_command_line(fake, bot_settings, bot_methods, monkeypatch, capsys):
-    import importlib.util
-
-    from engine import methods
     from stylebot import cli
 
-    for name, path in list(methods.METHOD_PATHS.items()):  # the CLI lists every method's options
-        if importlib.util.find_spec(path.split(":")[0]) is None:
-            monkeypatch.delitem(methods.METHOD_PATHS, name)
-    methods.get_method.cache_clear()
     monkeypatch.setenv("STYLEBOT_HOME", str(bot_settings.home))
     monkeypatch.setenv("STYLEBOT_DISCORD_TOKEN", "test-token")
     code = await asyncio.to_thread(cli.main, ["discord", "sync", "--guild", str(GUILD_ID)])

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 
-import pytest
 
 from engine import methods
 from tests.bot.discord.conftest import send
 from tests.bot.discord.fake_discord import APP_ID, BOB
 from tests.bot.discord.test_stylize import ephemeral_refusal, last_edit
 from tests.engine.conftest import png_bytes
-
-
-@pytest.fixture
-def importable_methods(bot_methods, monkeypatch):
-    """Only methods whose modules exist in this checkout (branches merge one by one)."""
-    for name, path in list(methods.METHOD_PATHS.items()):
-        if importlib.util.find_spec(path.split(":")[0]) is None:
-            monkeypatch.delitem(methods.METHOD_PATHS, name)
-    methods.get_method.cache_clear()
-    return bot_methods
 
 
 def job_in(text: str) -> str:
@@ -60,7 +48,7 @@ async def test_queue_lists_your_jobs_and_cancel_stops_them(bot, fake, bot_method
     bot_methods.GATE.set()
 
 
-async def test_methods_describes_each_method_from_its_declarations(bot, fake, importable_methods):
+async def test_methods_describes_each_method_from_its_declarations(bot, fake, bot_methods):
     payload = send(bot, fake.slash("methods"))
     call = await fake.wait_call("POST", f"/interactions/{payload['id']}/")
     assert call.json["data"]["flags"] & 64

@@ -8,7 +8,7 @@ from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 
 from engine import methods
-from tests.engine.conftest import png_bytes, toy_methods  # noqa: F401 - shared fixtures
+from tests.engine.conftest import png_bytes
 
 from .driver import SlackDriver
 from .fake_slack import FakeSlack
@@ -19,7 +19,7 @@ SECRET = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture
-def slack_toys(toy_methods, monkeypatch):  # noqa: F811 - the shared fixture, extended
+def slack_toys(toy_methods, monkeypatch):
     """The engine's toy methods plus this folder's tint and prompt toys."""
     monkeypatch.setitem(methods.METHOD_PATHS, "tint", "tests.bot.slack.toys:ToyTint")
     monkeypatch.setitem(methods.METHOD_PATHS, "toyprompt", "tests.bot.slack.toys:ToyPrompt")
