@@ -68,14 +68,24 @@ class Reply:
     async def _show_later(self, wait: float) -> None:
         await asyncio.sleep(wait)
         self._flush = None  # from here on it is an edit in progress, not to be cancelled
-        await self._show_latest()
+        async with self._lock:
+            # Another edit may have landed while this one waited for the lock: keep the interval.
+            wait = self._last_edit + self._interval - time.monotonic()
+            if wait > 0:
+                if not self._closed and self._flush is None:
+                    self._flush = asyncio.create_task(self._show_later(wait))
+                return
+            await self._show_latest_locked()
 
     async def _show_latest(self) -> None:
         async with self._lock:
-            if not self._closed and self._latest is not None and self._latest != self._shown:
-                text = self._latest
-                if await self._edit(text):
-                    self._shown = text
+            await self._show_latest_locked()
+
+    async def _show_latest_locked(self) -> None:
+        if not self._closed and self._latest is not None and self._latest != self._shown:
+            text = self._latest
+            if await self._edit(text):
+                self._shown = text
 
     def _close(self) -> None:
         self._closed = True
