@@ -127,6 +127,15 @@ class StyleService:
                 raise InputError("styles", exc.message) from None
         return m
 
+    @staticmethod
+    def check_preset(method: str, options: dict[str, Any], *, n_styles: int) -> Method:
+        """Refuse a preset that could never work, before its style images are fetched."""
+        m = get_method(method)
+        m.options.validate(m.options.normalise_names(options), method=m.name)
+        if n_styles > m.max_styles:
+            m.check_inputs(n_styles=n_styles, has_prompt=True, has_mask=False)
+        return m
+
     # -- jobs --------------------------------------------------------------------------
 
     async def submit(self, request: StyleRequest) -> JobHandle:
@@ -244,13 +253,11 @@ class StyleService:
                           options: dict[str, Any] | None = None, styles: list[ImageUpload] | None = None,
                           style_weights: list[float] | None = None, *, replace: bool = False) -> PresetRecord:
         """Check the preset would work, store its style images, and save it for this user only."""
-        m = get_method(method)
+        styles = styles or []
+        m = self.check_preset(method, options or {}, n_styles=len(styles))
         given = m.options.normalise_names(options or {})
         typed = m.options.validate(given, method=m.name)
         stored_options = {k: typed[k] for k in given}
-        styles = styles or []
-        if len(styles) > m.max_styles:
-            m.check_inputs(n_styles=len(styles), has_prompt=True, has_mask=False)
         weights = normalise_style_weights(style_weights, len(styles))
         encoded = await asyncio.to_thread(
             lambda: [encode_png(image) for image in self.engine.decode_styles(styles, PRESET_STYLE_SIDE)])

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from engine.methods import DEFAULT_METHOD, get_method, method_names
+from engine.methods import DEFAULT_METHOD, method_names
 from engine.request import StyleRequest
 
 from stylebot.results import format_options
@@ -203,10 +203,7 @@ async def _save_preset(interaction: discord.Interaction, name: str, method: str,
                        style_weights: list[float] | None, *, replace: bool) -> None:
     """Refuse a preset that cannot work before deferring; then download its styles and save it."""
     flow = interaction.client.flow
-    chosen = get_method(method)
-    chosen.options.validate(options, method=chosen.name)
-    if len(styles) > chosen.max_styles:
-        chosen.check_inputs(n_styles=len(styles), has_prompt=True, has_mask=False)
+    chosen = flow.service.check_preset(method, options, n_styles=len(styles))
     for i, attachment in enumerate(styles):
         flow.check(attachment, _style_word(i, len(styles)))
     await interaction.response.defer(ephemeral=True, thinking=True)
