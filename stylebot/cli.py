@@ -77,7 +77,26 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the bot (Discord/Slack when configured, else the web playground)")
     run.add_argument("--host", help="playground address (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="playground port (default 8080)")
+    _add_stylize(sub)
+    _add_presets(sub)
+    me = sub.add_parser("methods", help="each method, its options, and whether its weights are here")
+    me.add_argument("--json", action="store_true")
+    _add_weights(sub)
+    tr = sub.add_parser("train", help="train a style network (fast) or decoder (adain)")
+    tr.add_argument("trainer", choices=["fast", "adain"])
+    tr.add_argument("trainer_args", nargs=argparse.REMAINDER)
+    sa = sub.add_parser("samples", help="write the built-in sample content and style images")
+    sa.add_argument("folder", nargs="?", default=".")
 
+    from .frontends import installed_frontends
+
+    for frontend in installed_frontends().values():
+        if frontend.add_commands is not None:
+            frontend.add_commands(sub)  # e.g. `stylebot discord sync`
+    return parser
+
+
+def _add_stylize(sub) -> None:
     st = sub.add_parser("stylize", help="restyle one image from the shell", allow_abbrev=False)
     st.add_argument("content", help="content image file")
     st.add_argument("--style", action="append", default=[], metavar="IMG",
@@ -94,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_method_option_flags(st)
 
+
+def _add_presets(sub) -> None:
     pr = sub.add_parser("presets", help="save, list, show and delete a user's presets")
     psub = pr.add_subparsers(dest="preset_command", required=True, metavar="ACTION")
     for action in ("save", "list", "show", "delete"):
@@ -110,9 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--replace", action="store_true", help="overwrite a preset of that name")
             _add_method_option_flags(p)
 
-    me = sub.add_parser("methods", help="each method, its options, and whether its weights are here")
-    me.add_argument("--json", action="store_true")
 
+def _add_weights(sub) -> None:
     we = sub.add_parser("weights", help="list or pre-fetch weight files")
     wsub = we.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
     wl = wsub.add_parser("list")
@@ -120,20 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
     wf = wsub.add_parser("fetch")
     wf.add_argument("methods", nargs="*", help="methods to fetch for (default: all)")
     wf.add_argument("--optional", action="store_true", help="also fetch optional alternatives")
-
-    tr = sub.add_parser("train", help="train a style network (fast) or decoder (adain)")
-    tr.add_argument("trainer", choices=["fast", "adain"])
-    tr.add_argument("trainer_args", nargs=argparse.REMAINDER)
-
-    sa = sub.add_parser("samples", help="write the built-in sample content and style images")
-    sa.add_argument("folder", nargs="?", default=".")
-
-    from .frontends import installed_frontends
-
-    for frontend in installed_frontends().values():
-        if frontend.add_commands is not None:
-            frontend.add_commands(sub)  # e.g. `stylebot discord sync`
-    return parser
 
 
 # -- commands -----------------------------------------------------------------------------
