@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+MAX_UNREADABLE = 50  # `train adain`: consecutive unreadable files before giving up on a folder
 
 
 def find_images(folder: Path) -> list[Path]:
@@ -52,6 +54,9 @@ def load_style_image(path: Path, side: int, settings: "EngineSettings"):
 
 class ContentImages:
     """Content photos, resized (short side) and centre-cropped to a square, RGB 0..255.
+
+    Johnson et al.'s recipe, unlike ``StepBatches``: each photo once per epoch in a seeded
+    shuffle (``batch_indices``), a fixed centre crop, and no style images (one per network).
 
     Unreadable files are skipped with a warning, rather than ending a long run midway.
     """
@@ -121,3 +126,71 @@ def epoch_loader(dataset: ContentImages, *, batch_size: int, seed: int, workers:
     batches = list(batch_indices(len(dataset), batch_size, seed, start, stop))
     return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers,
                                        pin_memory=device.type == "cuda")
+
+
+# --- `train adain`: Huang & Belongie, random images and random crops per step ---------------
+
+class StepBatches:
+    """Map-style dataset: item ``step`` is that step's (content, style) batch of crops.
+
+    Huang & Belongie's recipe, unlike ``ContentImages``: content and style images drawn at
+    random (with replacement) every step, scaled to a short side of twice the crop, and
+    cropped at random; in 0..1, the input the AdaIN encoder takes.
+
+    Each step draws its images and crops from its own seeded generator, so the data do
+    not depend on where a run was resumed or how many workers load them.
+    """
+
+    def __init__(self, contents: list[Path], styles: list[Path], *, batch_size: int,
+                 image_size: int, seed: int, settings: "EngineSettings") -> None:
+        self.contents, self.styles = contents, styles
+        self.batch_size, self.image_size, self.seed = batch_size, image_size, seed
+        self.max_pixels = settings.max_pixels
+        self._unreadable: set[Path] = set()  # warned about once, then skipped
+
+    def __getitem__(self, step: int):
+        import torch
+
+        rng = random.Random(f"{self.seed}:{step}")
+        content = torch.stack([self._crop(self.contents, rng) for _ in range(self.batch_size)])
+        style = torch.stack([self._crop(self.styles, rng) for _ in range(self.batch_size)])
+        return content, style
+
+    def _crop(self, paths: list[Path], rng: random.Random) -> "torch.Tensor":
+        from ..images import resize_to_side, to_tensor
+
+        size = self.image_size
+        for _ in range(MAX_UNREADABLE):
+            path = paths[rng.randrange(len(paths))]
+            image = None if path in self._unreadable else self._read(path)
+            if image is None:
+                self._unreadable.add(path)
+                continue
+            # short side -> 2 * size, then a random size x size crop
+            scale = 2 * size / min(image.size)
+            image = resize_to_side(image, max(2 * size, round(max(image.size) * scale)))
+            left = rng.randrange(image.width - size + 1)
+            top = rng.randrange(image.height - size + 1)
+            return to_tensor(image.crop((left, top, left + size, top + size)))[0]
+        raise UserError(f"{MAX_UNREADABLE} images in a row could not be read (the last was "
+                        f"{path}); check that folder.")
+
+    def _read(self, path: Path):
+        from ..images import decode_image
+
+        try:
+            return decode_image(path.read_bytes(), max_bytes=1 << 30, max_pixels=self.max_pixels,
+                                what=f"training image {path.name}")
+        except (ImageError, OSError) as exc:
+            log.warning("skipping %s: %s", path, exc)
+            return None
+
+
+def list_images(folder: Path, flag: str) -> list[Path]:
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"{flag} {folder} is not a folder.")
+    found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not found:
+        raise UserError(f"{flag} {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}).")
+    return found
