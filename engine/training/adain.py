@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..catalogue import ADAIN_ENCODERS, VGG19_CAFFE
 from ..errors import UserError
 from ..methods.adain import load_encoder, trained_dir, valid_decoder_name
-from .images import StepBatches, list_images
+from .images import StepBatches, find_images
 
 if TYPE_CHECKING:
     import torch
@@ -107,8 +107,8 @@ def run(args: argparse.Namespace, settings: "EngineSettings") -> int:
 
     name = args.name or args.encoder
     _check_args(args, name)
-    contents = list_images(args.content_dir, "--content-dir")
-    styles = list_images(args.style_dir, "--style-dir")
+    contents = find_images(args.content_dir, "--content-dir")
+    styles = find_images(args.style_dir, "--style-dir")
     paths = Paths.for_name(settings, name)
     paths.check(name, args.resume)
 

@@ -193,7 +193,7 @@ def train(config: TrainConfig, settings: "EngineSettings") -> TrainResult:
     name = resolve_name(config)
     files = OutputFiles.for_name(settings, name)
     existing = files.check(name, config.resume)
-    paths = find_images(config.images)
+    paths = find_images(config.images, "--images")
     style_image = load_style_image(config.style, config.style_size or config.image_size, settings)
     device = resolve_device(config.device, settings)
     torch.manual_seed(config.seed)

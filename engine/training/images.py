@@ -26,31 +26,41 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".
 MAX_UNREADABLE = 50  # `train adain`: consecutive unreadable files before giving up on a folder
 
 
-def find_images(folder: Path) -> list[Path]:
+def find_images(folder: Path, flag: str) -> list[Path]:
+    """The image files under ``folder``, recursively and sorted; ``flag`` names it in errors."""
+    folder = Path(folder).expanduser()
     if not folder.is_dir():
-        raise UserError(f"--images {folder} is not a folder.")
+        raise UserError(f"{flag} {folder} is not a folder.")
     found = sorted(p for p in folder.rglob("*")
                    if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not found:
-        raise UserError(f"No images in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)}).")
+        raise UserError(f"{flag} {folder} holds no images "
+                        f"(looked for {', '.join(IMAGE_EXTENSIONS)}).")
     return found
 
 
+def read_image(path: Path, max_pixels: int, what: str):
+    """A local image file through the upload decoder: the same pixel limit, EXIF rotation
+    and RGB conversion, or an ``ImageError`` saying why not."""
+    from ..images import decode_image
+
+    return decode_image(path.read_bytes(), max_bytes=1 << 30, max_pixels=max_pixels, what=what)
+
+
+# --- `train fast`: Johnson et al., every image once per epoch, centre-cropped ----------------
+
 def load_style_image(path: Path, side: int, settings: "EngineSettings"):
     """The style image at ``side`` pixels (longest side), or a one-line ``UserError``."""
-    from ..images import decode_image, resize_to_side
+    from ..images import resize_to_side
 
     if not path.is_file():
         raise UserError(f"--style {path} does not exist.")
     try:
-        image = decode_image(path.read_bytes(), max_bytes=1 << 30,
-                             max_pixels=settings.max_pixels, what=f"style image {path.name}")
+        image = read_image(path, settings.max_pixels, f"style image {path.name}")
     except ImageError as exc:
         raise UserError(f"--style: {exc}") from None
     return resize_to_side(image, side)
 
-
-# --- `train fast`: Johnson et al., every image once per epoch, centre-cropped ----------------
 
 class ContentImages:
     """Content photos, resized (short side) and centre-cropped to a square, RGB 0..255.
@@ -176,21 +186,8 @@ class StepBatches:
                         f"{path}); check that folder.")
 
     def _read(self, path: Path):
-        from ..images import decode_image
-
         try:
-            return decode_image(path.read_bytes(), max_bytes=1 << 30, max_pixels=self.max_pixels,
-                                what=f"training image {path.name}")
+            return read_image(path, self.max_pixels, f"training image {path.name}")
         except (ImageError, OSError) as exc:
             log.warning("skipping %s: %s", path, exc)
             return None
-
-
-def list_images(folder: Path, flag: str) -> list[Path]:
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise UserError(f"{flag} {folder} is not a folder.")
-    found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-    if not found:
-        raise UserError(f"{flag} {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}).")
-    return found
