@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import random
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..catalogue import ADAIN_ENCODERS, VGG19_CAFFE
 from ..errors import UserError
 from ..methods.adain import load_encoder, trained_dir, valid_decoder_name
+from .images import StepBatches, find_images
 
 if TYPE_CHECKING:
     import torch
@@ -37,9 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CHECKPOINT_FORMAT = "stylebot.adain-checkpoint"
-MAX_UNREADABLE = 50  # consecutive unreadable files before giving up on a folder
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,8 +107,8 @@ def run(args: argparse.Namespace, settings: "EngineSettings") -> int:
 
     name = args.name or args.encoder
     _check_args(args, name)
-    contents = list_images(args.content_dir, "--content-dir")
-    styles = list_images(args.style_dir, "--style-dir")
+    contents = find_images(args.content_dir, "--content-dir")
+    styles = find_images(args.style_dir, "--style-dir")
     paths = Paths.for_name(settings, name)
     paths.check(name, args.resume)
 
@@ -208,69 +206,6 @@ def adain_losses(encoder, decoder, content: "torch.Tensor",
         (got_mean, got_std), (want_mean, want_std) = mean_std(got), mean_std(want)
         loss_s = loss_s + F.mse_loss(got_mean, want_mean) + F.mse_loss(got_std, want_std)
     return loss_c, loss_s
-
-
-class StepBatches:
-    """Map-style dataset: item ``step`` is that step's (content, style) batch of crops.
-
-    Each step draws its images and crops from its own seeded generator, so the data do
-    not depend on where a run was resumed or how many workers load them.
-    """
-
-    def __init__(self, contents: list[Path], styles: list[Path], *, batch_size: int,
-                 image_size: int, seed: int, settings: "EngineSettings") -> None:
-        self.contents, self.styles = contents, styles
-        self.batch_size, self.image_size, self.seed = batch_size, image_size, seed
-        self.max_pixels = settings.max_pixels
-        self._unreadable: set[Path] = set()  # warned about once, then skipped
-
-    def __getitem__(self, step: int):
-        import torch
-
-        rng = random.Random(f"{self.seed}:{step}")
-        content = torch.stack([self._crop(self.contents, rng) for _ in range(self.batch_size)])
-        style = torch.stack([self._crop(self.styles, rng) for _ in range(self.batch_size)])
-        return content, style
-
-    def _crop(self, paths: list[Path], rng: random.Random) -> "torch.Tensor":
-        from ..images import resize_to_side, to_tensor
-
-        size = self.image_size
-        for _ in range(MAX_UNREADABLE):
-            path = paths[rng.randrange(len(paths))]
-            image = None if path in self._unreadable else self._read(path)
-            if image is None:
-                self._unreadable.add(path)
-                continue
-            # short side -> 2 * size, then a random size x size crop
-            scale = 2 * size / min(image.size)
-            image = resize_to_side(image, max(2 * size, round(max(image.size) * scale)))
-            left = rng.randrange(image.width - size + 1)
-            top = rng.randrange(image.height - size + 1)
-            return to_tensor(image.crop((left, top, left + size, top + size)))[0]
-        raise UserError(f"{MAX_UNREADABLE} images in a row could not be read (the last was "
-                        f"{path}); check that folder.")
-
-    def _read(self, path: Path):
-        from ..errors import ImageError
-        from ..images import decode_image
-
-        try:
-            return decode_image(path.read_bytes(), max_bytes=1 << 30, max_pixels=self.max_pixels,
-                                what=f"training image {path.name}")
-        except (ImageError, OSError) as exc:
-            log.warning("skipping %s: %s", path, exc)
-            return None
-
-
-def list_images(folder: Path, flag: str) -> list[Path]:
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise UserError(f"{flag} {folder} is not a folder.")
-    found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not found:
-        raise UserError(f"{flag} {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
-    return found
 
 
 def _check_args(args: argparse.Namespace, name: str) -> None:

@@ -22,10 +22,11 @@ import pickle
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
-from ..errors import ImageError, UserError
+from ..errors import UserError
 from ..methods.fast import NAMED_STYLES, TRAINED_NAME, trained_dir
+from .images import ContentImages, epoch_loader, find_images, load_style_image
 
 if TYPE_CHECKING:
     import torch
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_4", "relu4_4")
 CONTENT_LAYER = "relu2_2"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 KEEP_CHECKPOINTS = 3
 
 DEFAULT_CONTENT_WEIGHT = 1e5
@@ -151,93 +151,6 @@ def run(args: argparse.Namespace, settings: "EngineSettings") -> int:
     return 0
 
 
-# --- data ------------------------------------------------------------------------------------
-
-def find_images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise UserError(f"--images {folder} is not a folder.")
-    found = sorted(p for p in folder.rglob("*")
-                   if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-    if not found:
-        raise UserError(f"No images in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)}).")
-    return found
-
-
-class ContentImages:
-    """Content photos, resized (short side) and centre-cropped to a square, RGB 0..255.
-
-    Unreadable files are skipped with a warning, rather than ending a long run midway.
-    """
-
-    def __init__(self, paths: list[Path], size: int) -> None:
-        self.paths = paths
-        self.size = size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> "torch.Tensor":
-        from PIL import Image
-
-        from ..images import to_tensor
-
-        for attempt in range(len(self.paths)):
-            path = self.paths[(index + attempt) % len(self.paths)]
-            try:
-                image = _load_square(path, self.size)
-            except (OSError, ValueError, SyntaxError, EOFError,
-                    Image.DecompressionBombError) as exc:
-                log.warning("skipping unreadable training image %s: %s", path, exc)
-                continue
-            return to_tensor(image)[0] * 255.0
-        raise UserError("None of the training images could be read.")
-
-
-def _load_square(path: Path, size: int):
-    from PIL import Image, ImageOps
-
-    from ..images import to_rgb
-
-    with Image.open(path) as opened:
-        image = to_rgb(ImageOps.exif_transpose(opened))
-    return ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
-
-
-def batch_indices(n_images: int, batch_size: int, seed: int, start: int,
-                  stop: int) -> Iterator[list[int]]:
-    """The image indices of steps ``start..stop-1``: reshuffled each epoch from the seed.
-
-    The order depends only on (seed, step), so a resumed run sees the same batches it
-    would have seen without the interruption.
-    """
-    import torch
-
-    per_epoch = math.ceil(n_images / batch_size)
-    order = None
-    epoch_of_order = -1
-    for step in range(start, stop):
-        epoch, offset = divmod(step, per_epoch)
-        if epoch != epoch_of_order:
-            generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-            order = torch.randperm(n_images, generator=generator).tolist()
-            epoch_of_order = epoch
-        yield order[offset * batch_size:(offset + 1) * batch_size]
-
-
-def load_style_image(path: Path, side: int, settings: "EngineSettings"):
-    """The style image at ``side`` pixels (longest side), or a one-line ``UserError``."""
-    from ..images import decode_image, resize_to_side
-
-    if not path.is_file():
-        raise UserError(f"--style {path} does not exist.")
-    try:
-        image = decode_image(path.read_bytes(), max_bytes=1 << 30,
-                             max_pixels=settings.max_pixels, what=f"style image {path.name}")
-    except ImageError as exc:
-        raise UserError(f"--style: {exc}") from None
-    return resize_to_side(image, side)
-
-
 # --- the run ---------------------------------------------------------------------------------
 
 def resolve_name(config: TrainConfig) -> str:
@@ -280,7 +193,7 @@ def train(config: TrainConfig, settings: "EngineSettings") -> TrainResult:
     name = resolve_name(config)
     files = OutputFiles.for_name(settings, name)
     existing = files.check(name, config.resume)
-    paths = find_images(config.images)
+    paths = find_images(config.images, "--images")
     style_image = load_style_image(config.style, config.style_size or config.image_size, settings)
     device = resolve_device(config.device, settings)
     torch.manual_seed(config.seed)
@@ -296,7 +209,9 @@ def train(config: TrainConfig, settings: "EngineSettings") -> TrainResult:
     total = total_steps(len(paths), config)
     log.info("training fast network %r: %d images, %d steps, device %s, loss network VGG19 (%s)",
              name, len(paths), total, device, loss.convention)
-    loader = _loader(ContentImages(paths, config.image_size), config, device, step, total)
+    loader = epoch_loader(ContentImages(paths, config.image_size), batch_size=config.batch_size,
+                          seed=config.seed, workers=config.workers, device=device,
+                          start=step, stop=total)
     step = _optimise(net, optimizer, loss, loader, files, config, name, step, total, history)
 
     _atomic_save({k: v.detach().float().cpu() for k, v in net.state_dict().items()}, files.final)
@@ -417,18 +332,6 @@ def _step(net, optimizer, loss: PerceptualLoss, batch, config: TrainConfig,
         raise UserError(f"Training diverged at step {step} (the loss is not finite); "
                         "lower --lr or --style-weight.")
     return record
-
-
-def _loader(dataset: ContentImages, config: TrainConfig, device, start: int, stop: int):
-    """Batches for steps ``start..stop-1``; worker processes decode images on a GPU run."""
-    import torch
-
-    workers = config.workers
-    if workers is None:
-        workers = min(4, max(1, (os.cpu_count() or 2) - 1)) if device.type == "cuda" else 0
-    batches = list(batch_indices(len(dataset), config.batch_size, config.seed, start, stop))
-    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers,
-                                       pin_memory=device.type == "cuda")
 
 
 def _rng_state() -> dict[str, Any]:

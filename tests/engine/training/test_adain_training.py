@@ -23,6 +23,7 @@ from engine.samples import sample_content, sample_style
 from engine.settings import EngineSettings
 from engine.training import TRAINER_PATHS
 from engine.training import adain as trainer
+from engine.training.images import StepBatches, find_images
 from engine.weights import WeightStore
 
 # Tiny networks: on a shared 2-core machine a second torch thread only spins.
@@ -190,10 +191,10 @@ def test_missing_encoder_weights_name_the_fetch(settings, data):
 
 
 def test_step_batches_are_a_function_of_seed_and_step(settings, data):
-    contents = trainer.list_images(data[0], "--content-dir")
-    styles = trainer.list_images(data[1], "--style-dir")
+    contents = find_images(data[0], "--content-dir")
+    styles = find_images(data[1], "--style-dir")
     assert [p.name for p in contents] == ["a.png", "broken.png", "b.jpg"]
-    batches = trainer.StepBatches(contents, styles, batch_size=3, image_size=32, seed=7,
+    batches = StepBatches(contents, styles, batch_size=3, image_size=32, seed=7,
                                   settings=settings)
     c1, s1 = batches[5]
     c2, s2 = batches[5]

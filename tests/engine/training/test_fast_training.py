@@ -136,7 +136,7 @@ def test_default_name_comes_from_the_style_file(data, settings):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"images": "empty"}, "No images"),
+    ({"images": "empty"}, "holds no images"),
     ({"images": "missing"}, "is not a folder"),
     ({"style": "garbage"}, "--style"),
     ({"style": "missing"}, "does not exist"),
