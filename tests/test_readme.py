@@ -18,8 +18,11 @@ def first_commands() -> list[str]:
 def test_readme_opens_with_exactly_two_commands_and_ci_runs_the_second():
     setup, tests = first_commands()
     assert "pip install" in setup and setup.endswith("stylebot run")
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert tests in ci.splitlines()
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert ci.count(tests) == 2  # with the staged weights, then as a newcomer without them
+    runs = [i for i, line in enumerate(ci) if line == tests]
+    settings = [line for line in ci if line.startswith("export STYLEBOT_TEST_WEIGHTS=")]
+    assert len(settings) == 2 and ci.index(settings[1]) < runs[1]
 
 
 @pytest.mark.parametrize("name", method_names())
