@@ -98,8 +98,7 @@ class StyleService:
 
     # -- checks ------------------------------------------------------------------------
 
-    @staticmethod
-    def check(method: str | None, options: dict[str, Any], *, prompt: str | None = None,
+    def check(self, method: str | None, options: dict[str, Any], *, prompt: str | None = None,
               n_styles: int | None = None, has_mask: bool = False) -> Method:
         """Refuse what cannot work before anything is downloaded or queued; the method.
 
@@ -110,7 +109,8 @@ class StyleService:
         """
         m = get_method(method or DEFAULT_METHOD)
         try:
-            m.options.validate(options, method=m.name)
+            typed = m.options.validate(options, method=m.name)
+            m.check_options(typed, self.settings)
         except OptionError as exc:
             raise InputError("options", exc.message) from None
         has_prompt = bool(prompt and prompt.strip())
@@ -127,11 +127,11 @@ class StyleService:
                 raise InputError("styles", exc.message) from None
         return m
 
-    @staticmethod
-    def check_preset(method: str, options: dict[str, Any], *, n_styles: int) -> Method:
+    def check_preset(self, method: str, options: dict[str, Any], *, n_styles: int) -> Method:
         """Refuse a preset that could never work, before its style images are fetched."""
         m = get_method(method)
-        m.options.validate(m.options.normalise_names(options), method=m.name)
+        typed = m.options.validate(m.options.normalise_names(options), method=m.name)
+        m.check_options(typed, self.settings)
         if n_styles > m.max_styles:
             m.check_inputs(n_styles=n_styles, has_prompt=True, has_mask=False)
         return m

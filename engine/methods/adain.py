@@ -108,8 +108,11 @@ class AdainMethod(Method):
         decoder = str((options or {}).get("decoder") or OFFICIAL)
         return [ADAIN_VGG, ADAIN_DECODER] if decoder.lower() == OFFICIAL else []
 
+    def check_options(self, options: dict[str, Any], settings: "EngineSettings") -> None:
+        resolve_decoder(settings, options.get("decoder"))
+
     def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
-        resolve_decoder(settings, inp.options.get("decoder"))
+        self.check_options(inp.options, settings)
         check_mask(inp)
         inp.style_mix()
 

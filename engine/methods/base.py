@@ -126,8 +126,14 @@ class Method(ABC):
         """Catalogue names this method needs for ``options`` (``None``: its defaults)."""
         return []
 
+    def check_options(self, options: dict[str, Any], settings: "EngineSettings") -> None:
+        """Refuse option values the declared ranges cannot express (a model this server does
+        not have, a malformed list); raise ``OptionError``. Runs without images, so presets
+        are checked when saved, not when first used."""
+
     def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
         """Refuse inputs the option ranges cannot express; raise ``OptionError``."""
+        self.check_options(inp.options, settings)
 
     def check_inputs(self, *, n_styles: int, has_prompt: bool, has_mask: bool) -> None:
         """The engine calls this before queueing: wrong number of inputs is the user's error."""

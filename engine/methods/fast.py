@@ -168,8 +168,11 @@ class FastMethod(Method):
             return [MULTISTYLE26]
         return []
 
+    def check_options(self, options: dict[str, Any], settings: "EngineSettings") -> None:
+        parse_model(options.get("model"), settings)
+
     def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
-        parse_model(inp.options.get("model"), settings)
+        self.check_options(inp.options, settings)
         if min(inp.content.size) < MIN_SIDE:
             raise UserError(f"The image is {inp.content.width}x{inp.content.height} pixels; "
                             f"method 'fast' needs at least {MIN_SIDE} pixels on each side.")

@@ -111,8 +111,12 @@ class GatysMethod(Method):
         # vgg19-torchvision is preferred when an operator installed it, but optional.
         return [VGG19_CAFFE]
 
+    def check_options(self, options: dict[str, Any], settings: "EngineSettings") -> None:
+        if "style_layer_weights" in options:
+            parse_style_layer_weights(options["style_layer_weights"])
+
     def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
-        parse_style_layer_weights(inp.options["style_layer_weights"])
+        self.check_options(inp.options, settings)
         inp.style_mix()
 
     def config(self, inp: MethodInput) -> "GatysConfig":

@@ -65,12 +65,15 @@ class HubMethod(Method):
         model = ((options or {}).get("model") or MAGENTA).strip().lower()
         return list(NEEDED_FILES) if model == MAGENTA else []
 
-    def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
-        model = _model_of(inp)
+    def check_options(self, options: dict[str, Any], settings: "EngineSettings") -> None:
+        model = _model_name(options)
         if model != MAGENTA and model not in _entrypoints(settings):
             available = ", ".join([MAGENTA, *settings.hub_entrypoints])
-            raise OptionError(f"Option 'model' is {inp.options.get('model')!r}; this server offers: "
+            raise OptionError(f"Option 'model' is {options.get('model')!r}; this server offers: "
                               f"{available}.")
+
+    def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
+        self.check_options(inp.options, settings)
         width, height = inp.content.size
         if min(width, height) < MIN_SIDE:
             raise ImageError(f"The content image is {width}x{height} pixels; method 'hub' needs "
@@ -78,7 +81,7 @@ class HubMethod(Method):
 
     def batch_key(self, inp: MethodInput) -> Hashable | None:
         width, height = inp.content.size
-        return (_model_of(inp), height, width)
+        return (_model_name(inp.options), height, width)
 
     def run(self, inp: MethodInput, ctx: RunContext) -> "Image.Image":
         return self.run_batch([inp], ctx)[0]
@@ -234,9 +237,9 @@ def _cached_github_repo(repo: str) -> Path | None:
     return None
 
 
-def _model_of(inp: MethodInput) -> str:
+def _model_name(options: dict[str, Any]) -> str:
     """The requested model's name, lower-cased: names are matched case-insensitively."""
-    return (inp.options.get("model") or MAGENTA).strip().lower()
+    return (options.get("model") or MAGENTA).strip().lower()
 
 
 def _entrypoints(settings: "EngineSettings") -> dict[str, str]:

@@ -204,6 +204,9 @@ class StableDiffusionMethod(Method):
         table = _table_entry(model) if model and model.strip().lower() != "default" else None
         return [table[1] if table else SD_SERVER_MODEL, SD_SAFETY_CHECKER.name]
 
+    def check_options(self, options: dict[str, Any], settings: "EngineSettings") -> None:
+        resolve_model(options.get("model"), settings)
+
     def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
         make_plan(inp.options, settings, prompt=inp.prompt, content_size=inp.content.size)
 

@@ -155,8 +155,8 @@ def _as(requester):
     return As()
 
 
-def test_one_check_refuses_what_cannot_work_before_anything_is_fetched(toy_methods):
-    check = StyleService.check
+def test_one_check_refuses_what_cannot_work_before_anything_is_fetched(service):
+    check = service.check
     with pytest.raises(OptionError, match="Method 'toy' takes no prompt; remove it"):
         check("toy", {}, prompt="a fox")
     with pytest.raises(OptionError, match="steps"):
@@ -230,3 +230,19 @@ async def test_the_job_log_duration_is_run_time_whatever_the_ending(service, toy
     assert done.seconds >= 0.3  # it ran while blocked
     assert failed.seconds < 0.3  # it failed at once, after waiting 0.4 s
     assert cancelled.seconds is None  # it never ran
+
+
+@pytest.mark.security
+@pytest.mark.parametrize("method, options, message", [
+    ("fast", {"model": "../../etc"}, "model"),
+    ("hub", {"model": "someone/else:evil"}, "this server offers"),
+    ("adain", {"decoder": "../../decoder"}, "decoder"),
+    ("gatys", {"style_layer_weights": "1,2,nope"}, "style_layer_weights"),
+    ("sd", {"model": "some/hub-id"}, "model"),
+])
+async def test_a_preset_is_validated_when_saved_not_when_first_used(service, method, options, message):
+    """A preset with a value its method would refuse is never stored."""
+    with pytest.raises(OptionError, match=message):
+        await service.save_preset(ALICE, "bad", method, options,
+                                  [ImageUpload(png_bytes(), "s.png")] if method in ("adain", "gatys") else [])
+    assert await service.list_presets(ALICE) == []
