@@ -9,15 +9,18 @@ start with ``BEGIN IMMEDIATE``, which makes concurrent writers queue instead of 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (AsyncEngine, AsyncSession, async_sessionmaker,
                                     create_async_engine)
+
+from engine.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _BEGIN_OPTION = "stylebot_sqlite_begin"
 # How long a writer waits for another writer's lock before failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
+class DatabaseUnavailable(UserError):
+    """The database cannot be opened or written: a setup problem, said in one line."""
 
 
 class Database:
@@ -53,7 +60,8 @@ class Database:
         url = make_url(self.url)
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
-            _make_parent_folder(url.database)
+            with self._reported("created"):
+                _make_parent_folder(url.database)
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
         engine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
@@ -62,8 +70,9 @@ class Database:
         # Connections from this engine begin with BEGIN IMMEDIATE (ignored off SQLite).
         write_engine = engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
         try:
-            async with write_engine.begin() as conn:
-                await conn.run_sync(_upgrade_to_head, self.url)
+            with self._reported("opened"):
+                async with write_engine.begin() as conn:
+                    await conn.run_sync(_upgrade_to_head, self.url)
         except BaseException:
             await engine.dispose()
             raise
@@ -88,8 +97,22 @@ class Database:
         """
         if self._write_sessions is None:
             raise RuntimeError("Database is not open; call `await db.open()` first")
-        async with self._write_sessions() as session, session.begin():
-            yield session
+        with self._reported("written"):
+            async with self._write_sessions() as session, session.begin():
+                yield session
+
+    @contextmanager
+    def _reported(self, doing: str) -> Iterator[None]:
+        """The driver's refusal (read-only file, missing folder, no permission) as one line."""
+        try:
+            yield
+        except (OperationalError, OSError) as exc:
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            if "readonly" in reason or "read-only" in reason:
+                reason = "it is read-only"
+            shown = make_url(self.url).render_as_string(hide_password=True)
+            raise DatabaseUnavailable(f"The database {shown} cannot be {doing}: {reason}. Check "
+                                      "STYLEBOT_DATABASE_URL and the data folder's permissions.") from exc
 
     async def close(self) -> None:
         if self._engine is not None:

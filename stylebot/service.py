@@ -66,7 +66,11 @@ class StyleService:
 
     @classmethod
     async def open(cls, settings: Settings, *, engine: StyleEngine | None = None) -> "StyleService":
-        settings.home.mkdir(parents=True, exist_ok=True)
+        try:
+            settings.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"The data folder '{settings.home}' (STYLEBOT_HOME) cannot be used: "
+                            f"{exc.strerror or exc}.") from None
         db = await open_database(settings.resolved_database_url)
         interrupted = await job_log.mark_interrupted(db)
         if interrupted:

@@ -110,3 +110,46 @@ def test_bad_setting_is_one_line(home, capsys, monkeypatch):
 def test_samples_are_written(home, capsys):
     code, _, _ = run(capsys, "samples", home / "s")
     assert code == 0 and Image.open(home / "s" / "sample-content.png").size == (512, 512)
+
+
+# -- a data folder or database that cannot be written ------------------------------------------
+
+def read_only_database(home, monkeypatch):
+    """A migrated database the process may only read (root ignores file modes, so SQLite's
+    read-only mode stands in for a read-only file)."""
+    assert main(["presets", "list", "--user", "1"]) == 0  # creates and migrates it
+    db = home / "home" / "stylebot.db"
+    monkeypatch.setenv("STYLEBOT_DATABASE_URL", f"sqlite+aiosqlite:///file:{db}?mode=ro&uri=true")
+
+
+@pytest.mark.security
+@pytest.mark.parametrize("argv", [
+    ["presets", "save", "x", "--user", "1", "--method", "toy"],
+    ["presets", "list", "--user", "1"],
+    ["stylize", "{content}", "--method", "toy", "-o", "{out}", "--quiet"],
+])
+def test_a_read_only_database_is_one_line_and_exit_2(home, capsys, monkeypatch, argv):
+    read_only_database(home, monkeypatch)
+    capsys.readouterr()
+    argv = [a.format(content=home / "content.png", out=home / "out.png") for a in argv]
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("stylebot: The database ") and "read-only" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (home / "out.png").exists()
+
+
+@pytest.mark.security
+@pytest.mark.parametrize("argv", [
+    ["presets", "list", "--user", "1"],
+    ["stylize", "{content}", "--method", "toy", "-o", "{out}", "--quiet"],
+])
+def test_an_unusable_data_folder_is_one_line_and_exit_2(home, capsys, monkeypatch, argv):
+    blocker = home / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("STYLEBOT_HOME", str(blocker / "home"))
+    argv = [a.format(content=home / "content.png", out=home / "out.png") for a in argv]
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith(f"stylebot: The data folder '{blocker / 'home'}' (STYLEBOT_HOME) cannot be used")
+    assert err.count("\n") == 1 and "Traceback" not in err
