@@ -1,7 +1,8 @@
 """Job records: who asked for what, how it went, how long it took.
 
 The queue writes one row per job as it moves along; at start-up ``mark_interrupted`` closes
-rows a crash or kill left open, so history never shows a job "running" forever.
+the rows that an ended process (a crash, a kill) left open, so history never shows a job
+"running" forever, while the jobs of processes still at work are left alone.
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
-from sqlalchemy import update
+from sqlalchemy import or_, select, update
 
 from storage.db import Database
 from storage.models import Job, utcnow
@@ -45,11 +46,12 @@ class JobNotRecorded(LookupError):
 
 
 async def record_queued(db: Database, job_id: str, platform: str, user_id: str, method: str,
-                        options: dict[str, Any], preset: str | None = None) -> None:
+                        options: dict[str, Any], preset: str | None = None, *,
+                        process_owner: str | None = None) -> None:
     async with db.write() as session:
         session.add(Job(id=job_id, platform=platform, user_id=user_id, method=method,
                         options=dict(options), status="queued", queued_at=utcnow(),
-                        preset=preset))
+                        preset=preset, process_owner=process_owner))
 
 
 async def record_started(db: Database, job_id: str, device: str) -> None:
@@ -74,11 +76,17 @@ async def _update(db: Database, job_id: str, **values: Any) -> None:
             raise JobNotRecorded(f"job {job_id} was never recorded as queued")
 
 
-async def mark_interrupted(db: Database) -> int:
-    """At start-up: jobs still queued or running belong to a previous run; close them."""
+async def mark_interrupted(db: Database, is_gone: Callable[[str | None], bool]) -> int:
+    """At start-up: close the jobs still queued or running whose process ``is_gone``."""
     async with db.write() as session:
+        owners = set((await session.scalars(
+            select(Job.process_owner).where(Job.status.in_(OPEN_STATUSES)).distinct())).all())
+        gone = [owner for owner in owners if owner is not None and is_gone(owner)]
+        ended = Job.process_owner.in_(gone)
+        if None in owners and is_gone(None):
+            ended = or_(ended, Job.process_owner.is_(None))
         result = await session.execute(
-            update(Job).where(Job.status.in_(OPEN_STATUSES))
+            update(Job).where(Job.status.in_(OPEN_STATUSES), ended)
             .values(status="interrupted", finished_at=utcnow(), error=INTERRUPTED_ERROR))
     if result.rowcount:
         log.warning("%d job(s) left unfinished by the previous run marked interrupted",

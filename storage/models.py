@@ -124,3 +124,6 @@ class Job(Base):
     device: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
     preset: Mapped[str | None] = mapped_column(String(32))
+    # The process that queued it (host/boot/pid/start), so only ended processes' jobs are
+    # closed at start-up; None for rows from before it was recorded.
+    process_owner: Mapped[str | None] = mapped_column(String(200))

@@ -27,6 +27,7 @@ from storage.db import Database, open_database
 from storage.presets import PresetRecord, PresetSummary, StyleBlob
 
 from .limits import RateLimiter
+from .owners import Owner, is_gone, this_process
 from .results import Result, changed_options, result_actions, variant
 from .settings import Settings
 
@@ -56,8 +57,10 @@ class InputError(OptionError):
 class StyleService:
     """Presets, submission and job bookkeeping over one engine, queue and database."""
 
-    def __init__(self, settings: Settings, queue: JobQueue, db: Database) -> None:
+    def __init__(self, settings: Settings, queue: JobQueue, db: Database, *,
+                 owner: Owner | None = None) -> None:
         self.settings = settings
+        self.owner = owner or this_process()
         self.queue = queue
         self.engine = queue.engine
         self.db = db
@@ -65,18 +68,19 @@ class StyleService:
         queue.observers.append(self._record_event)
 
     @classmethod
-    async def open(cls, settings: Settings, *, engine: StyleEngine | None = None) -> "StyleService":
+    async def open(cls, settings: Settings, *, engine: StyleEngine | None = None,
+                   owner: Owner | None = None) -> "StyleService":
         try:
             settings.home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"The data folder '{settings.home}' (STYLEBOT_HOME) cannot be used: "
                             f"{exc.strerror or exc}.") from None
         db = await open_database(settings.resolved_database_url)
-        interrupted = await job_log.mark_interrupted(db)
+        interrupted = await job_log.mark_interrupted(db, is_gone)
         if interrupted:
             log.warning("%d job(s) were interrupted by the last shutdown", interrupted)
         queue = JobQueue(engine or StyleEngine(settings))
-        service = cls(settings, queue, db)
+        service = cls(settings, queue, db, owner=owner)
         await queue.start()
         return service
 
@@ -239,7 +243,8 @@ class StyleService:
         if isinstance(event, Queued) and job.history and job.history[0] is event:
             req = job.prepared.request
             await job_log.record_queued(self.db, job.id, job.requester.platform, job.requester.user_id,
-                                        job.method, jsonable_options(job.prepared.options), req.preset)
+                                        job.method, jsonable_options(job.prepared.options), req.preset,
+                                        process_owner=str(self.owner))
         if isinstance(event, Started):
             await job_log.record_started(self.db, job.id, event.device)
         elif isinstance(event, Done):

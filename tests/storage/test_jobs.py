@@ -59,17 +59,21 @@ async def test_unknown_job_ids_are_reported(db):
     assert await get_job(db, "nope") is None
 
 
-async def test_mark_interrupted_after_a_restart(db_url):
+async def test_mark_interrupted_closes_only_the_jobs_of_ended_processes(db_url):
     async with Database(db_url) as db:
-        await record_queued(db, "waiting", *ALICE, "fast", {}, None)
-        await record_queued(db, "working", *ALICE, "gatys", {}, None)
+        await record_queued(db, "waiting", *ALICE, "fast", {}, None, process_owner="dead")
+        await record_queued(db, "working", *ALICE, "gatys", {}, None, process_owner="dead")
         await record_started(db, "working", "cpu")
-        await record_queued(db, "finished", *BOB, "fast", {}, None)
+        await record_queued(db, "finished", *BOB, "fast", {}, None, process_owner="dead")
         await record_finished(db, "finished", "done", 1.0)
-        # the process dies here: no record_finished for the first two
+        await record_queued(db, "elsewhere", *BOB, "fast", {}, None, process_owner="alive")
+        await record_queued(db, "old", *BOB, "fast", {}, None)  # from before owners were kept
+        # the "dead" process dies here: no record_finished for its first two
     async with Database(db_url) as db:
-        assert await mark_interrupted(db) == 2
-        assert await mark_interrupted(db) == 0  # nothing left open
+        assert await mark_interrupted(db, lambda owner: owner != "alive") == 3
+        assert await mark_interrupted(db, lambda owner: owner != "alive") == 0  # nothing left
+        assert (await get_job(db, "elsewhere")).status == "queued"
+        assert (await get_job(db, "old")).status == "interrupted"
         waiting, working, finished = [await get_job(db, j)
                                       for j in ("waiting", "working", "finished")]
         assert waiting.status == working.status == "interrupted"

@@ -250,7 +250,7 @@ async def test_shutdown_tells_queued_users_and_leaves_a_clean_database(settings,
 
     db = await open_database(s.resolved_database_url)  # reopens cleanly, migrations already at head
     try:
-        assert await job_log.mark_interrupted(db) == 0  # nothing was left open
+        assert await job_log.mark_interrupted(db, lambda owner: True) == 0  # nothing was left open
         record = await job_log.get_job(db, waiting.id)
         assert record.status == "cancelled" and record.finished_at is not None
     finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
@@ -13,6 +15,7 @@ from engine.events import Cancelled, Done
 from engine.request import ImageUpload, Requester
 from stylebot.settings import Settings
 from storage import jobs as job_log
+from stylebot.owners import Owner
 from stylebot.service import StyleService
 from tests.engine.conftest import png_bytes, toy_request
 
@@ -107,9 +110,17 @@ async def test_cancel_without_id_cancels_the_newest(service, toy_methods):
     assert (await job_log.get_job(service.db, second.id)).status == "cancelled"
 
 
+def dead_process_owner() -> Owner:
+    """The owner identity of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    owner = Owner.of_process(child.pid)
+    child.wait()
+    return owner
+
+
 async def test_a_restart_marks_unfinished_jobs_interrupted(tmp_path, toy_methods):
     settings = Settings(home=tmp_path, device="cpu", weights_dir=None, allow_downloads=False)
-    svc = await StyleService.open(settings)
+    svc = await StyleService.open(settings, owner=dead_process_owner())
     toy_methods.GATE.clear()
     handle = await svc.submit(toy_request("alice", wait=True))
     await svc.queue.drain_observers()
@@ -121,6 +132,27 @@ async def test_a_restart_marks_unfinished_jobs_interrupted(tmp_path, toy_methods
         assert (await job_log.get_job(again.db, handle.id)).status == "interrupted"
     finally:
         await again.close()
+
+
+@pytest.mark.security
+async def test_a_command_run_beside_a_working_server_leaves_its_jobs_alone(tmp_path, toy_methods):
+    """`stylebot presets list` while the bot works marked the bot's live jobs interrupted."""
+    settings = Settings(home=tmp_path, device="cpu", weights_dir=None, allow_downloads=False)
+    server = await StyleService.open(settings)
+    toy_methods.GATE.clear()
+    try:
+        handle = await server.submit(toy_request("alice", wait=True))
+        await server.queue.drain_observers()
+        cli = await StyleService.open(settings)  # another process's start-up, same database
+        await cli.close()
+        assert (await job_log.get_job(server.db, handle.id)).status in ("queued", "running")
+        toy_methods.GATE.set()
+        assert isinstance(await handle.wait(), Done)
+        await server.queue.drain_observers()
+        assert (await job_log.get_job(server.db, handle.id)).status == "done"
+    finally:
+        toy_methods.GATE.set()
+        await server.close(grace_s=1)
 
 
 # -- the rules every platform shares -----------------------------------------------------------
