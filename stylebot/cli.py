@@ -163,6 +163,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     from engine.request import Requester, StyleRequest
 
     output = Path(args.output)
+    if output.is_dir():
+        raise CliError(f"The output '{output}' is a folder; name a file, e.g. {output / 'out.png'}.")
     if not output.parent.exists():
         raise CliError(f"The output folder '{output.parent}' does not exist.")
     request = StyleRequest(

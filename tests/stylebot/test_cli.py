@@ -153,3 +153,20 @@ def test_an_unusable_data_folder_is_one_line_and_exit_2(home, capsys, monkeypatc
     assert code == 2
     assert err.startswith(f"stylebot: The data folder '{blocker / 'home'}' (STYLEBOT_HOME) cannot be used")
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.security
+def test_an_output_that_is_a_folder_is_refused_in_one_line(home, capsys):
+    code, out, err = run(capsys, "stylize", home / "content.png", "--method", "toy", "-o", home, "--quiet")
+    assert code == 2
+    assert err == f"stylebot: The output '{home}' is a folder; name a file, e.g. {home / 'out.png'}.\n"
+
+
+@pytest.mark.security
+def test_a_prompt_for_a_method_that_takes_none_is_refused_as_in_chat(home, capsys):
+    code, out, err = run(capsys, "stylize", home / "content.png", "--method", "toy", "--prompt", "a fox",
+                         "-o", home / "out.png", "--quiet")
+    assert code == 2 and not (home / "out.png").exists()
+    # the same line chat and the playground give: StyleService.check says it for all of them
+    assert err == ("stylebot: Method 'toy' takes no prompt; remove it, or pick a text-guided "
+                   "method such as sd or nada.\n")
