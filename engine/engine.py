@@ -102,6 +102,7 @@ class StyleEngine:
         inp = MethodInput(content=content, options=options, seed=seed, size=max(content.size),
                           styles=styles, style_weights=weights,
                           prompt=request.prompt.strip() if has_prompt else None, mask=mask)
+        method.check_sizes(inp)
         method.check(inp, self.settings)
         return PreparedJob(method=method, input=inp, request=request)
 

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable
 
-from ..errors import JobCancelled, OptionError
+from ..errors import ImageError, JobCancelled, OptionError
 from ..options import OptionSet
 
 if TYPE_CHECKING:
@@ -119,12 +119,26 @@ class Method(ABC):
     max_styles: ClassVar[int] = 0
     needs_prompt: ClassVar[bool] = False
     uses_mask: ClassVar[bool] = False
+    # The smallest side the networks can take (padding and downsampling need pixels);
+    # smaller pictures are refused before queueing. 1: the method pads tiny ones itself.
+    min_side: ClassVar[int] = 1
+    min_style_side: ClassVar[int] = 1
     batchable: ClassVar[bool] = False
     needs_gpu: ClassVar[bool] = False  # refused on CPU unless the settings allow it
 
     def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
         """Catalogue names this method needs for ``options`` (``None``: its defaults)."""
         return []
+
+    def check_sizes(self, inp: MethodInput) -> None:
+        """Refuse a content or style picture smaller than the networks can take, naming the minimum."""
+        pictures = [("content image", inp.content, self.min_side)]
+        pictures += [(f"style image {i + 1}" if len(inp.styles) > 1 else "style image", style,
+                      self.min_style_side) for i, style in enumerate(inp.styles)]
+        for what, image, minimum in pictures:
+            if min(image.size) < minimum:
+                raise ImageError(f"The {what} is {image.width}x{image.height} pixels; method "
+                                 f"'{self.name}' needs at least {minimum} pixels on each side.")
 
     def check_options(self, options: dict[str, Any], settings: "EngineSettings") -> None:
         """Refuse option values the declared ranges cannot express (a model this server does

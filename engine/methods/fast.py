@@ -37,7 +37,6 @@ NAMED_STYLES = ("candy", "mosaic", "pointilism", "rain_princess", "udnie")
 MULTI_PREFIX = "26:"
 N_MULTI_STYLES = 26
 TRAINED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-MIN_SIDE = 8  # the 9x9 reflection padding and two downsamplings need this many pixels
 
 MODEL = Option(
     "model", "str", "candy",
@@ -159,6 +158,7 @@ class FastMethod(Method):
     min_styles = 0
     max_styles = 0
     batchable = True
+    min_side = 8  # the 9x9 reflection padding and two downsamplings need this many pixels
 
     def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
         spec = parse_model((options or {}).get("model"))
@@ -171,11 +171,6 @@ class FastMethod(Method):
     def check_options(self, options: dict[str, Any], settings: "EngineSettings") -> None:
         parse_model(options.get("model"), settings)
 
-    def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
-        self.check_options(inp.options, settings)
-        if min(inp.content.size) < MIN_SIDE:
-            raise UserError(f"The image is {inp.content.width}x{inp.content.height} pixels; "
-                            f"method 'fast' needs at least {MIN_SIDE} pixels on each side.")
 
     def batch_key(self, inp: MethodInput) -> Hashable | None:
         try:

@@ -102,6 +102,7 @@ class GatysMethod(Method):
     min_styles = 1
     max_styles = 4
     needs_gpu = False
+    min_side = min_style_side = 16  # VGG19's four poolings halve 16 pixels down to 1
 
     # Longest side above which the run goes coarse to fine; None: the network module's
     # default (512). An attribute so a deployment (or a test) can move it.

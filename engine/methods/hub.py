@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Hashable
 
 from ..catalogue import (MAGENTA_PREDICT, MAGENTA_PREDICT_ONNX, MAGENTA_TRANSFER,
                          MAGENTA_TRANSFER_FP16, MAGENTA_TRANSFER_ONNX)
-from ..errors import ImageError, OptionError, UserError, WeightsMissing
+from ..errors import OptionError, UserError, WeightsMissing
 from ..images import preserve_color, to_image, to_tensor
 from ..options import PRESERVE_COLOR, SIZE, STRENGTH, Option, OptionSet
 from .base import Method, MethodInput, RunContext
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAGENTA = "magenta"
-MIN_SIDE = 16  # the transformer's mirror padding needs a few pixels after contracting by 4
 
 # Weight files for each Magenta network, best first, and the one to download if none is
 # here. The wheel's ONNX holds the same tensors as the int8 TFLite; the fp16 TFLite's
@@ -59,6 +58,7 @@ class HubMethod(Method):
     min_styles = 1
     max_styles = 4
     batchable = True
+    min_side = 16  # the transformer's mirror padding needs a few pixels after contracting by 4
 
     def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
         """What the built-in model needs: the wheel's files (the TFLite originals are optional)."""
@@ -72,12 +72,6 @@ class HubMethod(Method):
             raise OptionError(f"Option 'model' is {options.get('model')!r}; this server offers: "
                               f"{available}.")
 
-    def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
-        self.check_options(inp.options, settings)
-        width, height = inp.content.size
-        if min(width, height) < MIN_SIDE:
-            raise ImageError(f"The content image is {width}x{height} pixels; method 'hub' needs "
-                             f"at least {MIN_SIDE} pixels on each side.")
 
     def batch_key(self, inp: MethodInput) -> Hashable | None:
         width, height = inp.content.size

@@ -302,9 +302,9 @@ def test_progress_is_reported_and_cancellation_stops_the_job(method, make_contex
         method.run(make_input(small_content, model="candy"), make_context(cancel_event=cancelled))
 
 
-def test_tiny_images_are_refused(method, settings):
+def test_tiny_images_are_refused(method):
     with pytest.raises(UserError, match="at least 8 pixels"):
-        method.check(make_input(sample_content(64).resize((64, 4))), settings)
+        method.check_sizes(make_input(sample_content(64).resize((64, 4))))
 
 
 # --- user-trained networks -------------------------------------------------------------------

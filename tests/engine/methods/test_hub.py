@@ -268,7 +268,7 @@ def test_unknown_model_is_refused_with_the_choices(tmp_path, method):
 
 # -- contract details ------------------------------------------------------------------------
 
-def test_declared_contract(method, settings):
+def test_declared_contract(method):
     assert method.options.names == ["size", "strength", "preserve_color", "model"]
     assert (method.min_styles, method.max_styles, method.batchable) == (1, 4, True)
     assert method.weight_names() == NEEDED_FILES
@@ -276,7 +276,7 @@ def test_declared_contract(method, settings):
     with pytest.raises(OptionError, match="at most 4"):
         method.check_inputs(n_styles=5, has_prompt=False, has_mask=False)
     with pytest.raises(ImageError, match="at least 16 pixels"):
-        method.check(make_input(Image.new("RGB", (200, 10)), [STYLE_A]), settings)
+        method.check_sizes(make_input(Image.new("RGB", (200, 10)), [STYLE_A]))
 
 
 def test_progress_is_reported_and_cancellation_stops_the_job(make_context, models, method):
