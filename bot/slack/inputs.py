@@ -187,9 +187,10 @@ class Downloader:
     def _allowed(self, url: str) -> bool:
         try:
             parsed = URL(url)
+            # origin() raises on a scheme-relative URL (//files.slack.com/...): not ours either
+            return bool(parsed.scheme) and not parsed.user and str(parsed.origin()) in self.origins
         except ValueError:
             return False
-        return parsed.absolute and not parsed.user and str(parsed.origin()) in self.origins
 
     async def fetch(self, file: SlackFile) -> ImageUpload:
         name = file.name
@@ -205,8 +206,8 @@ class Downloader:
         for _ in range(MAX_REDIRECTS + 1):
             if not self._allowed(url):
                 log.warning("refusing to fetch %s from %s: not a Slack file server", file.id, url)
-                raise UserError(f"'{name}' is not stored on Slack's file servers, so I will not "
-                                "fetch it.")
+                raise UserError(f"I only fetch images shared in Slack: '{name}' is not stored on "
+                                "Slack's file servers, so I will not fetch it.")
             try:
                 async with self._session.get(url, allow_redirects=False,
                                              headers={"Authorization": f"Bearer {self.token}"}) as resp:

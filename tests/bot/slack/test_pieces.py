@@ -105,3 +105,17 @@ async def test_progress_edits_are_rate_limited_and_the_final_text_wins(fake):
     await message.finish("done")  # ...and dropped: the final text is the last word
     await asyncio.sleep(0.4)
     assert posted["text"] == "done" and posted["edits"][-1]["text"] == "done"
+
+
+@pytest.mark.security
+@pytest.mark.parametrize("url", ["//files.slack.com/files-pri/T1-F1/x.png", "files.slack.com/x.png",
+                                 "https://files.slack.com:8443/files-pri/T1-F1/x.png",
+                                 "http://files.slack.com/files-pri/T1-F1/x.png",
+                                 "https://user@files.slack.com/files-pri/T1-F1/x.png", "", "https://[::1"])
+async def test_a_url_off_slacks_file_servers_is_refused_before_any_request(url):
+    downloader = Downloader(BOT_TOKEN, max_bytes=10_000)  # the real origins
+    try:
+        with pytest.raises(UserError, match="I only fetch images shared in Slack"):
+            await downloader.fetch(SlackFile("F1", "x.png", "image/png", 10, url))
+    finally:
+        await downloader.close()
