@@ -212,7 +212,10 @@ class Downloader:
                 async with self._session.get(url, allow_redirects=False,
                                              headers={"Authorization": f"Bearer {self.token}"}) as resp:
                     if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
-                        url = str(URL(url).join(URL(resp.headers["Location"])))
+                        try:
+                            url = str(URL(url).join(URL(resp.headers["Location"])))
+                        except ValueError:
+                            url = ""  # unreadable: refused as not Slack's on the next turn
                         continue
                     if resp.status != 200:
                         raise UserError(f"Slack would not hand over '{name}' (HTTP {resp.status}); "

@@ -47,9 +47,13 @@ async def file_server(fake):
     async def bounce(request):
         raise web.HTTPFound(f"{fake.base}/files-pri/T0TEST-F0001/download/x.png")
 
+    async def broken(request):  # a Location no URL parser can read
+        return web.Response(status=302, headers={"Location": "http://[::1"})
+
     app = web.Application()
     app.router.add_get("/image.png", image)
     app.router.add_get("/bounce", bounce)
+    app.router.add_get("/broken", broken)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -117,5 +121,16 @@ async def test_a_url_off_slacks_file_servers_is_refused_before_any_request(url):
     try:
         with pytest.raises(UserError, match="I only fetch images shared in Slack"):
             await downloader.fetch(SlackFile("F1", "x.png", "image/png", 10, url))
+    finally:
+        await downloader.close()
+
+
+@pytest.mark.security
+async def test_an_unreadable_redirect_is_refused_not_a_bug(file_server):
+    other, _ = file_server
+    downloader = Downloader(BOT_TOKEN, max_bytes=10_000, origins={other})
+    try:
+        with pytest.raises(UserError, match="I only fetch images shared in Slack"):
+            await downloader.fetch(SlackFile("F1", "x.png", "image/png", 10, f"{other}/broken"))
     finally:
         await downloader.close()
