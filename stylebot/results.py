@@ -2,9 +2,10 @@
 
 The buttons under a result (Re-roll, Stronger, Weaker, Save as preset) need the request
 that made it; the service finds it among the queue's recent jobs. ``result_actions`` says
-which buttons a result gets and ``variant`` builds the request behind a click; the service
-uses both for every adapter, so the buttons behave alike everywhere. The plain-text pieces
-of progress and result messages are shared too; each adapter adds its own markup.
+which buttons a result gets, ``check_clicker`` who may click them and ``variant`` builds the
+request behind a click; the service uses all three for every adapter, so the buttons behave
+alike everywhere. The plain-text pieces of progress and result messages are shared too;
+each adapter adds its own markup.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from engine.errors import UserError
 from engine.methods import get_method
+from engine.request import ImageUpload
 
 if TYPE_CHECKING:
     from engine.events import ResultMeta
@@ -24,6 +26,17 @@ if TYPE_CHECKING:
 NUDGED_OPTIONS = ("strength", "alpha", "style_weight")  # what Stronger/Weaker move, first found
 REROLL, STRONGER, WEAKER, SAVE = "reroll", "stronger", "weaker", "save"
 VARIANTS = (REROLL, STRONGER, WEAKER)
+
+
+# what a click does, as the refusal says it
+CLICK_WORDS = {REROLL: "re-roll it", STRONGER: "make it stronger", WEAKER: "make it weaker",
+               SAVE: "save it as a preset"}
+
+
+@dataclass(frozen=True, repr=False)
+class PresetStyle(ImageUpload):
+    """A style image that came out of its owner's stored preset: the owner's alone, unlike
+    the style images posted with a command, which everyone in the channel has seen."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,22 @@ def result_actions(meta: "ResultMeta") -> list[str]:
         if nudge(option, current, -1) != current:
             actions.append(WEAKER)
     return actions + [SAVE]
+
+
+def check_clicker(result: Result, action: str, requester: "Requester") -> None:
+    """A button never gives the clicker what their own commands could not.
+
+    Anyone may click under a result made from what was posted (the photo, style images sent
+    with the command, the options shown under it). A result whose style images came from its
+    owner's preset answers its owner only: for anyone else a re-roll would run with, and a
+    saved copy would keep, images they cannot see or use.
+    """
+    if requester.key == result.request.requester.key:
+        return
+    if any(isinstance(style, PresetStyle) for style in result.request.styles):
+        raise UserError(f"Only the person who asked for this result can "
+                        f"{CLICK_WORDS.get(action, 'use it')}: it was made with their private preset. "
+                        "Use your own style image or preset instead.")
 
 
 def variant(result: Result, action: str, requester: "Requester") -> "StyleRequest":

@@ -28,7 +28,7 @@ from storage.presets import PresetRecord, PresetSummary, StyleBlob
 
 from .limits import RateLimiter
 from .owners import Owner, is_gone, this_process
-from .results import Result, changed_options, result_actions, variant
+from .results import PresetStyle, Result, changed_options, check_clicker, result_actions, variant
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class StyleService:
         if request.method and request.method.strip().lower() != preset.method:
             raise OptionError(f"Preset '{preset.name}' is for method '{preset.method}', not "
                               f"'{request.method}'; leave out the method or pick another preset.")
-        styles = request.styles or [ImageUpload(s.data, s.filename) for s in preset.styles]
+        styles = request.styles or [PresetStyle(s.data, s.filename) for s in preset.styles]
         weights = request.style_weights
         if weights is None and not request.styles and preset.styles:
             weights = [s.weight for s in preset.styles]
@@ -217,22 +217,33 @@ class StyleService:
         result = self.result(job_id)
         return [] if result is None else result_actions(result.meta)
 
-    def _remembered(self, job_id: str, what: str) -> Result:
+    def check_click(self, job_id: str, action: str, requester: Requester) -> Result:
+        """The result a click on one of its buttons acts on, or ``UserError`` saying why not:
+        forgotten, or made with another user's private preset (``results.check_clicker``).
+        Adapters ask this before they defer or open a form, so a refusal is immediate."""
+        result = self.result(job_id)
+        if result is None:
+            raise UserError("This result is too old for its buttons; run the command again.")
+        check_clicker(result, action, requester)
+        return result
+
+    def _remembered(self, job_id: str, action: str, what: str, requester: Requester) -> Result:
         result = self.result(job_id)
         if result is None:
             raise UserError(f"This result is too old to {what}; run the command again.")
+        check_clicker(result, action, requester)
         return result
 
     async def rerun(self, job_id: str, action: str, requester: Requester) -> JobHandle:
         """Re-roll, Stronger or Weaker on a result: a new job for ``requester``."""
         words = {"reroll": "re-roll", "stronger": "strengthen", "weaker": "weaken"}
-        result = self._remembered(job_id, words.get(action, "use"))
+        result = self._remembered(job_id, action, words.get(action, "use"), requester)
         return await self.submit(variant(result, action, requester))
 
     async def save_result(self, job_id: str, requester: Requester, name: str, *,
                           replace: bool = False) -> PresetRecord:
         """Save as preset: the result's method, chosen options and style images."""
-        result = self._remembered(job_id, "save as a preset")
+        result = self._remembered(job_id, "save", "save as a preset", requester)
         request, meta = result.request, result.meta
         options = changed_options(get_method(meta.method).options, meta.options)
         return await self.save_preset(requester, name, meta.method, options, request.styles,

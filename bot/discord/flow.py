@@ -164,12 +164,11 @@ class InteractionFlow:
             await interaction.response.defer()
             await interaction.message.delete()
             return
-        if self.service.result(job_id) is None:  # answered at once, without a deferral
-            raise UserError("This result is too old for its buttons; run the command again.")
+        requester = requester_of(interaction.user)
+        self.service.check_click(job_id, action, requester)  # answered at once, without a deferral
         if action == "save":
             await interaction.response.send_modal(SavePresetModal(job_id))
             return
-        requester = requester_of(interaction.user)
         await self.start(interaction, lambda: self.service.rerun(job_id, action, requester))
 
     async def save_from_result(self, interaction: discord.Interaction, job_id: str, name: str) -> None:

@@ -20,14 +20,30 @@ from engine.request import ImageUpload, Requester
 
 log = logging.getLogger(__name__)
 
-# Discord serves attachments from these hosts; nothing else is ever downloaded.
+# Discord serves attachments from these hosts, over https on the default port; nothing
+# else is ever downloaded, apart from the API host discord.py is configured to talk to.
 CDN_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
+CDN_ORIGINS = frozenset(("https", host, 443) for host in CDN_HOSTS)
 
 
-def discord_hosts() -> frozenset[str]:
-    """The CDN hosts and the host discord.py talks to (discord.com, or a stand-in for it)."""
-    api_host = urlsplit(discord.http.Route.BASE).hostname
-    return CDN_HOSTS | ({api_host.lower()} if api_host else set())
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of ``url``, the default port filled in; None when it has credentials
+    or cannot be read."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
+    except ValueError:  # a port out of range, a broken IPv6 literal
+        return None
+    if parts.username is not None or parts.password is not None or not parts.hostname:
+        return None
+    return parts.scheme.lower(), parts.hostname.lower(), port
+
+
+def discord_origins() -> frozenset[tuple[str, str, int | None]]:
+    """The CDN over https:443, and the API origin discord.py talks to exactly as configured
+    (https://discord.com, or a stand-in for it in tests)."""
+    api = _origin(discord.http.Route.BASE)
+    return CDN_ORIGINS | ({api} if api else set())
 
 
 def requester_of(user: discord.abc.User) -> Requester:
@@ -42,8 +58,7 @@ def check_attachment(attachment: discord.Attachment, *, what: str, max_bytes: in
         raise ImageError(f"The {what} '{attachment.filename}' is {described}; attach an image "
                          f"({FORMATS_HINT}).")
     check_upload_size(attachment.size, max_bytes, f"{what} '{attachment.filename}'")
-    host = (urlsplit(attachment.url).hostname or "").lower()
-    if host not in discord_hosts():
+    if _origin(attachment.url) not in discord_origins():
         raise UserError(f"The {what} '{attachment.filename}' is not stored on Discord; "
                         "upload the image to Discord itself.")
 

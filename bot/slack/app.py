@@ -75,6 +75,10 @@ class SlackBot:
         return app
 
     async def handle_http(self, request: web.Request) -> web.Response:
+        stamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        if not (stamp.isascii() and stamp.isdigit()):  # Bolt would crash on int() of it
+            log.warning("refused a request with a malformed Slack timestamp from %s", request.remote)
+            return web.Response(status=401)
         bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
         if bolt_response.status == 401:
             log.warning("refused a request with a bad or stale Slack signature from %s", request.remote)

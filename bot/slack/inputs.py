@@ -187,9 +187,10 @@ class Downloader:
     def _allowed(self, url: str) -> bool:
         try:
             parsed = URL(url)
+            # origin() raises on a scheme-relative URL (//files.slack.com/...): not ours either
+            return bool(parsed.scheme) and not parsed.user and str(parsed.origin()) in self.origins
         except ValueError:
             return False
-        return parsed.absolute and not parsed.user and str(parsed.origin()) in self.origins
 
     async def fetch(self, file: SlackFile) -> ImageUpload:
         name = file.name
@@ -205,13 +206,16 @@ class Downloader:
         for _ in range(MAX_REDIRECTS + 1):
             if not self._allowed(url):
                 log.warning("refusing to fetch %s from %s: not a Slack file server", file.id, url)
-                raise UserError(f"'{name}' is not stored on Slack's file servers, so I will not "
-                                "fetch it.")
+                raise UserError(f"I only fetch images shared in Slack: '{name}' is not stored on "
+                                "Slack's file servers, so I will not fetch it.")
             try:
                 async with self._session.get(url, allow_redirects=False,
                                              headers={"Authorization": f"Bearer {self.token}"}) as resp:
                     if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
-                        url = str(URL(url).join(URL(resp.headers["Location"])))
+                        try:
+                            url = str(URL(url).join(URL(resp.headers["Location"])))
+                        except ValueError:
+                            url = ""  # unreadable: refused as not Slack's on the next turn
                         continue
                     if resp.status != 200:
                         raise UserError(f"Slack would not hand over '{name}' (HTTP {resp.status}); "

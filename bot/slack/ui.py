@@ -178,15 +178,13 @@ class Forms:
             cancelled = self.core.service.cancel(self.core.requester(place), job_id)
             await self.core.flow.tell(place, f"Cancelling job `{cancelled}`.")
             return
-        result = self.core.service.result(job_id)
-        if result is None:
-            raise UserError("This result is too old for its buttons; run the command again.")
+        action = kind.removeprefix(blocks.ACTION_PREFIX)
+        requester = self.core.requester(place)
+        result = self.core.service.check_click(job_id, action, requester)  # before any form or job
         if kind == blocks.SAVE:
             meta = result.meta
             options = changed_options(get_method(meta.method).options, meta.options)
             await self.core.client.views_open(trigger_id=trigger_id, view=blocks.save_modal(
                 job_id, meta.method, options, len(result.request.styles)))
             return
-        action = kind.removeprefix(blocks.ACTION_PREFIX)
-        requester = self.core.requester(place)
         await self.core.flow.start(place, lambda: self.core.service.rerun(job_id, action, requester))

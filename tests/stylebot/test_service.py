@@ -238,6 +238,75 @@ async def test_a_forgotten_result_says_so(service):
     assert service.result_actions("feedbeef") == []
 
 
+
+async def preset_result(service, owner=ALICE):
+    """A result made with the owner's preset 'night', whose style image only the owner has."""
+    await service.save_preset(owner, "night", "toystyle", {"steps": "2"},
+                              [ImageUpload(png_bytes((40, 40), (0, 255, 0)), "secret.png")])
+    request = toy_request(owner.user_id, method=None)
+    request.preset = "night"
+    handle = await service.submit(request)
+    assert isinstance(await handle.wait(), Done)
+    return handle
+
+
+@pytest.mark.security
+async def test_others_cannot_reroll_or_save_a_result_made_with_a_private_preset(service):
+    handle = await preset_result(service)
+    for action, words in (("reroll", "re-roll it"), ("stronger", "make it stronger"),
+                          ("weaker", "make it weaker"), ("save", "save it as a preset")):
+        with pytest.raises(UserError, match=f"^Only the person who asked for this result can {words}: "
+                                            "it was made with their private preset"):
+            service.check_click(handle.id, action, BOB)  # what adapters ask before a form or deferral
+    for action in ("reroll", "stronger", "weaker"):
+        with pytest.raises(UserError, match="Only the person who asked for this result"):
+            await service.rerun(handle.id, action, BOB)
+    with pytest.raises(UserError, match="Only the person who asked for this result can save it"):
+        await service.save_result(handle.id, BOB, "stolen")
+    assert await service.list_presets(BOB) == []
+    assert [j.job_id for j in service.jobs_of(BOB)] == []
+    with pytest.raises(UserError, match="too old for its buttons"):
+        service.check_click("feedbeef", "reroll", BOB)
+
+    # the owner keeps every button, and what she re-rolls stays hers alone
+    assert service.check_click(handle.id, "reroll", ALICE).meta.method == "toystyle"
+    again = await service.rerun(handle.id, "reroll", ALICE)
+    assert isinstance(await again.wait(), Done)
+    assert [s.filename for s in service.result(again.id).request.styles] == ["secret.png"]
+    with pytest.raises(UserError, match="Only the person who asked for this result can re-roll it"):
+        await service.rerun(again.id, "reroll", BOB)
+    copy = await service.save_result(handle.id, ALICE, "night2")
+    assert [s.filename for s in copy.styles] == ["secret.png"]
+
+
+@pytest.mark.security
+async def test_results_without_private_style_images_stay_open_to_every_clicker(service):
+    """Style images posted with the command are public, and so are a preset's shown options."""
+    posted = toy_request("alice", method="toystyle")
+    posted.styles = [ImageUpload(png_bytes((40, 40), (0, 0, 255)), "posted.png")]
+    handle = await service.submit(posted)
+    assert isinstance(await handle.wait(), Done)
+    reroll = await service.rerun(handle.id, "reroll", BOB)
+    assert isinstance(await reroll.wait(), Done) and reroll.requester == BOB
+    saved = await service.save_result(handle.id, BOB, "blue")
+    assert [s.filename for s in saved.styles] == ["posted.png"]
+
+    await service.save_preset(ALICE, "own-style", "toystyle", {"steps": "2"},
+                              [ImageUpload(png_bytes((40, 40), (0, 255, 0)), "secret.png")])
+    overridden = toy_request("alice", method=None)  # her preset, but with a style image she posted
+    overridden.preset, overridden.styles = "own-style", [ImageUpload(png_bytes(), "posted.png")]
+    handle = await service.submit(overridden)
+    assert isinstance(await handle.wait(), Done)
+    assert service.check_click(handle.id, "save", BOB).request.styles[0].filename == "posted.png"
+
+    await service.save_preset(ALICE, "faded", "toyfade", {"strength": "0.3"})  # no style images
+    request = toy_request("alice", method=None, seed="4")
+    request.preset = "faded"
+    handle = await service.submit(request)
+    assert isinstance(await handle.wait(), Done)
+    weaker = await service.rerun(handle.id, "weaker", BOB)
+    assert isinstance(await weaker.wait(), Done) and weaker.options["strength"] == 0.1
+
 async def test_a_job_is_found_only_by_its_requester(service):
     handle = await service.submit(toy_request("alice", method="toy"))
     await handle.wait()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from PIL import Image, ImageOps
 
 from engine.request import Requester
 from tests.bot.discord.conftest import image_of, send
 from tests.bot.discord.fake_discord import ALICE, APP_ID, BOB, CHANNEL_ID
+from tests.bot.discord.test_presets import save_night
 from tests.bot.discord.test_stylize import ephemeral_refusal
 from tests.engine.conftest import png_bytes
 
@@ -119,3 +121,30 @@ async def test_after_a_restart_old_results_buttons_say_so(bot, fake, service):
     finally:
         await restarted.close()
         await fresh.close(grace_s=0)
+
+
+REFUSED = ("⚠️ Only the person who asked for this result can {}: it was made with their private "
+           "preset. Use your own style image or preset instead.")
+
+
+@pytest.mark.security
+async def test_others_clicks_on_a_result_made_with_a_private_preset_are_refused(bot, fake):
+    await save_night(bot, fake)  # Alice's preset, with her green style image
+    content = fake.attachment(png_bytes((24, 16), GREY), "grey.png")
+    used = send(bot, fake.slash("preset", {"name": "Night", "content": content}, sub="use"))
+    first = await fake.wait_call("POST", f"/webhooks/{APP_ID}/{used['token']}")
+    message = fake.messages[first.response["id"]]
+    assert [c.split(":")[1] for c in first.custom_ids()] == ["reroll", "save", "delete"]
+
+    for action, words in (("reroll", "re-roll it"), ("save", "save it as a preset")):
+        payload = send(bot, fake.component(message, button(first, action), who=BOB))
+        assert await ephemeral_refusal(fake, payload) == REFUSED.format(words)  # no form, no job
+    assert len(fake.find("POST", f"/webhooks/{APP_ID}/")) == 1  # Alice's result, nothing more
+    assert await bot.service.list_presets(Requester("discord", BOB["id"])) == []
+
+    payload, deferral = await click(bot, fake, message, button(first, "reroll"))  # Alice: all of it
+    assert deferral.json == {"type": 5, "data": {"flags": 64}}
+    again = await fake.wait_call("POST", f"/webhooks/{APP_ID}/{payload['token']}")
+    assert again.json["embeds"][0]["footer"]["text"].endswith("for Alice")
+    payload, modal = await click(bot, fake, message, button(first, "save"))
+    assert modal.json["type"] == 9

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
+import types
 
+import discord
+import pytest
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
+from engine.errors import UserError
 from tests.bot.discord.conftest import image_of, send
 from tests.bot.discord.fake_discord import ALICE, APP_ID, BOB, user
 from tests.bot.discord.toys import PROMPTS
@@ -123,6 +127,49 @@ async def test_non_images_oversized_and_foreign_attachments_are_refused_before_d
         "⚠️ The content image 'x.png' is not stored on Discord; upload the image to Discord itself.")
     assert fake.downloads == []
 
+
+
+NO_STATE = types.SimpleNamespace(http=None)  # metadata checks never download
+FOREIGN_URLS = ["http://cdn.discordapp.com/attachments/1/2/x.png",           # not https
+                "https://cdn.discordapp.com:8443/attachments/1/2/x.png",     # another port
+                "http://media.discordapp.net:80/attachments/1/2/x.png",
+                "https://user:pw@cdn.discordapp.com/attachments/1/2/x.png",  # credentials
+                "//cdn.discordapp.com/attachments/1/2/x.png",                # no scheme
+                "https://cdn.discordapp.com.evil.example/attachments/1/2/x.png",
+                "https://cdn.discordapp.com:99999/attachments/1/2/x.png"]
+
+
+@pytest.mark.security
+@pytest.mark.parametrize("url", FOREIGN_URLS)
+def test_cdn_attachments_must_be_https_on_the_default_port(fake, url):
+    """The CDN hosts are trusted over https on port 443 only; the API host as configured."""
+    from bot.discord.inputs import check_attachment
+
+    payload = {**fake.attachment(png_bytes(), "x.png"), "url": url, "proxy_url": url}
+    with pytest.raises(UserError, match="is not stored on Discord"):
+        check_attachment(discord.Attachment(data=payload, state=NO_STATE), what="content image",
+                         max_bytes=1 << 20)
+    other_port = f"http://127.0.0.1:{fake.port + 1}/cdn/attachments/1/2/x.png"  # API host, wrong port
+    payload = {**payload, "url": other_port, "proxy_url": other_port}
+    with pytest.raises(UserError, match="is not stored on Discord"):
+        check_attachment(discord.Attachment(data=payload, state=NO_STATE), what="content image",
+                         max_bytes=1 << 20)
+    for good in ("https://cdn.discordapp.com/attachments/1/2/x.png",
+                 "https://media.discordapp.net:443/attachments/1/2/x.png",
+                 fake.root + "/cdn/attachments/1/2/x.png"):  # the API host discord.py talks to
+        payload = {**payload, "url": good, "proxy_url": good}
+        check_attachment(discord.Attachment(data=payload, state=NO_STATE), what="content image",
+                         max_bytes=1 << 20)
+
+
+@pytest.mark.security
+async def test_an_attachment_over_plain_http_on_the_cdn_is_refused_before_download(bot, fake):
+    url = "http://cdn.discordapp.com:%d/attachments/1/2/x.png" % fake.port
+    attachment = {**fake.attachment(png_bytes(), "x.png"), "url": url, "proxy_url": url}
+    payload = send(bot, fake.slash("stylize", {"content": attachment, "method": "toy"}))
+    assert await ephemeral_refusal(fake, payload) == (
+        "⚠️ The content image 'x.png' is not stored on Discord; upload the image to Discord itself.")
+    assert fake.downloads == []
 
 async def test_a_broken_image_is_refused_in_the_private_response(bot, fake):
     noisy = io.BytesIO()

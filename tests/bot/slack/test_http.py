@@ -6,6 +6,8 @@ import asyncio
 import json
 import time
 
+import pytest
+
 from .fake_slack import BOT_USER
 
 
@@ -90,3 +92,26 @@ async def test_bot_mention_is_removed_from_the_text(slack, fake, photo):
     await slack.mention(f"help <@{BOT_USER}>")
     texts = await fake.wait_for(fake.ephemeral_texts, what="help")
     assert "Stylebot" in texts[0] and "/sd <prompt>" in texts[0]
+
+
+@pytest.mark.security
+async def test_a_non_numeric_timestamp_is_refused_like_a_bad_signature(slack, fake):
+    body = slack.command_body("/stylize", "method=tint")
+    for stamp in ("abc", "", "1e9", "١٧٠٠٠٠٠٠٠٠"):
+        headers = {**slack.signed_headers(body), "X-Slack-Request-Timestamp": stamp}
+        async with slack.http.post(slack.url, data=body.encode(), headers=headers) as resp:
+            assert resp.status == 401, stamp
+    assert fake.calls == []
+
+
+@pytest.mark.security
+async def test_a_scheme_relative_file_link_gets_the_clear_refusal_not_the_bug_reply(slack, fake, photo):
+    """A file whose URL has no scheme (an external file, say) is refused like any foreign link."""
+    info = fake.add_file(photo, "remote.png")
+    relative = "//files.slack.com/files-pri/T0TEST-F0001/download/remote.png"
+    info.update(url_private=relative, url_private_download=relative)
+    await slack.mention("tint", files=[info])
+    texts = await fake.wait_for(fake.ephemeral_texts, what="the refusal")
+    assert "I only fetch images shared in Slack" in texts[0] and "remote.png" in texts[0]
+    assert "Something went wrong" not in texts[0]
+    assert not fake.downloads and not fake.called("chat.postMessage")

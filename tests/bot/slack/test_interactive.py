@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from PIL import Image
 
 from bot.slack import render as blocks
@@ -125,3 +126,35 @@ async def test_buttons_of_a_forgotten_result_explain_themselves(slack, fake, pho
     await slack.click(summary["ts"], blocks.REROLL, "feedbeef")  # a job this process never ran
     texts = await fake.wait_for(fake.ephemeral_texts, what="the explanation")
     assert "too old" in texts[0]
+
+
+REFUSED = ("Only the person who asked for this result can {}: it was made with their private "
+           "preset. Use your own style image or preset instead.")
+
+
+@pytest.mark.security
+async def test_others_clicks_on_a_result_made_with_a_private_preset_are_refused(slack, fake, photo):
+    fake.share("C1", "U1", [fake.add_file(photo, "secret.png")], age_s=30)
+    await slack.command("/preset", "save night method=toystyle steps=2")
+    await fake.wait_for(fake.ephemeral_texts, what="the save")
+    fake.share("C1", "U1", [fake.add_file(photo, "photo.png")], age_s=10)
+    await slack.command("/stylize", "preset=night")
+    summary = (await fake.delivered())[0]
+    job = job_of(summary)
+    assert [e["action_id"] for e in summary["blocks"][2]["elements"]] == [blocks.REROLL, blocks.SAVE]
+
+    for n, (action, words) in enumerate(((blocks.REROLL, "re-roll it"), (blocks.SAVE, "save it as a preset"))):
+        await slack.click(summary["ts"], action, job, user="U2")
+        texts = await fake.wait_for(lambda: fake.ephemeral_texts()[1 + n:], what="the refusal")
+        assert REFUSED.format(words) in texts[0]
+    assert not fake.called("views.open") and len(fake.results()) == 1
+    # a save form submitted anyway (say, opened before) is refused under its field
+    form = blocks.save_modal(job, "toystyle", {"steps": 2}, 1)
+    status, body = await slack.submit(form, user="U2", name="stolen")
+    assert body["response_action"] == "errors" and REFUSED.format("save it as a preset") in body["errors"]["name"]
+    _, listing = await slack.command("/preset", "list", user="U2")
+    assert "no presets yet" in listing["text"]
+
+    await slack.click(summary["ts"], blocks.REROLL, job)  # the owner keeps every button
+    await fake.delivered(2)
+    assert slack.bot.flow.service.result(job_of(fake.results()[1])).request.requester.user_id == "U1"

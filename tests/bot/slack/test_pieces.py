@@ -47,9 +47,13 @@ async def file_server(fake):
     async def bounce(request):
         raise web.HTTPFound(f"{fake.base}/files-pri/T0TEST-F0001/download/x.png")
 
+    async def broken(request):  # a Location no URL parser can read
+        return web.Response(status=302, headers={"Location": "http://[::1"})
+
     app = web.Application()
     app.router.add_get("/image.png", image)
     app.router.add_get("/bounce", bounce)
+    app.router.add_get("/broken", broken)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -105,3 +109,28 @@ async def test_progress_edits_are_rate_limited_and_the_final_text_wins(fake):
     await message.finish("done")  # ...and dropped: the final text is the last word
     await asyncio.sleep(0.4)
     assert posted["text"] == "done" and posted["edits"][-1]["text"] == "done"
+
+
+@pytest.mark.security
+@pytest.mark.parametrize("url", ["//files.slack.com/files-pri/T1-F1/x.png", "files.slack.com/x.png",
+                                 "https://files.slack.com:8443/files-pri/T1-F1/x.png",
+                                 "http://files.slack.com/files-pri/T1-F1/x.png",
+                                 "https://user@files.slack.com/files-pri/T1-F1/x.png", "", "https://[::1"])
+async def test_a_url_off_slacks_file_servers_is_refused_before_any_request(url):
+    downloader = Downloader(BOT_TOKEN, max_bytes=10_000)  # the real origins
+    try:
+        with pytest.raises(UserError, match="I only fetch images shared in Slack"):
+            await downloader.fetch(SlackFile("F1", "x.png", "image/png", 10, url))
+    finally:
+        await downloader.close()
+
+
+@pytest.mark.security
+async def test_an_unreadable_redirect_is_refused_not_a_bug(file_server):
+    other, _ = file_server
+    downloader = Downloader(BOT_TOKEN, max_bytes=10_000, origins={other})
+    try:
+        with pytest.raises(UserError, match="I only fetch images shared in Slack"):
+            await downloader.fetch(SlackFile("F1", "x.png", "image/png", 10, f"{other}/broken"))
+    finally:
+        await downloader.close()
