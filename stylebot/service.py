@@ -227,28 +227,21 @@ class StyleService:
         check_clicker(result, action, requester)
         return result
 
-    def _remembered(self, job_id: str, action: str, what: str, requester: Requester) -> Result:
-        result = self.result(job_id)
-        if result is None:
-            raise UserError(f"This result is too old to {what}; run the command again.")
-        check_clicker(result, action, requester)
-        return result
-
     async def rerun(self, job_id: str, action: str, requester: Requester) -> JobHandle:
         """Re-roll, Stronger or Weaker on a result: a new job for ``requester``."""
-        words = {"reroll": "re-roll", "stronger": "strengthen", "weaker": "weaken"}
-        result = self._remembered(job_id, action, words.get(action, "use"), requester)
+        result = self.check_click(job_id, action, requester)
         return await self.submit(variant(result, action, requester))
 
     async def save_result(self, job_id: str, requester: Requester, name: str, *,
                           replace: bool = False) -> PresetRecord:
-        """Save as preset: the result's method, chosen options and style images."""
-        result = self._remembered(job_id, "save", "save as a preset", requester)
+        """Save as preset: the result's method and chosen options, and for its owner its style
+        images too. Anyone else saves what the result shows, never images they were not shown."""
+        result = self.check_click(job_id, "save", requester)
         request, meta = result.request, result.meta
         options = changed_options(get_method(meta.method).options, meta.options)
-        return await self.save_preset(requester, name, meta.method, options, request.styles,
-                                      request.style_weights if request.styles else None,
-                                      replace=replace)
+        styles = request.styles if requester.key == request.requester.key else []
+        return await self.save_preset(requester, name, meta.method, options, styles,
+                                      request.style_weights if styles else None, replace=replace)
 
     async def _record_event(self, job: Job, event: JobEvent) -> None:
         if isinstance(event, Queued) and job.history and job.history[0] is event:

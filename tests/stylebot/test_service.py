@@ -231,9 +231,9 @@ async def test_save_result_keeps_the_chosen_options_not_the_seed(service):
 
 
 async def test_a_forgotten_result_says_so(service):
-    with pytest.raises(UserError, match="too old to re-roll"):
+    with pytest.raises(UserError, match="This result is too old for its buttons"):
         await service.rerun("feedbeef", "reroll", ALICE)
-    with pytest.raises(UserError, match="too old to save as a preset"):
+    with pytest.raises(UserError, match="This result is too old for its buttons"):
         await service.save_result("feedbeef", ALICE, "x")
     assert service.result_actions("feedbeef") == []
 
@@ -281,7 +281,7 @@ async def test_others_cannot_reroll_or_save_a_result_made_with_a_private_preset(
 
 @pytest.mark.security
 async def test_results_without_private_style_images_stay_open_to_every_clicker(service):
-    """Style images posted with the command are public, and so are a preset's shown options."""
+    """Re-roll, Stronger and Weaker stay open to anyone unless a private preset is involved."""
     posted = toy_request("alice", method="toystyle")
     posted.styles = [ImageUpload(png_bytes((40, 40), (0, 0, 255)), "posted.png")]
     handle = await service.submit(posted)
@@ -289,7 +289,7 @@ async def test_results_without_private_style_images_stay_open_to_every_clicker(s
     reroll = await service.rerun(handle.id, "reroll", BOB)
     assert isinstance(await reroll.wait(), Done) and reroll.requester == BOB
     saved = await service.save_result(handle.id, BOB, "blue")
-    assert [s.filename for s in saved.styles] == ["posted.png"]
+    assert saved.styles == []  # the settings shown under it, not Alice's image
 
     await service.save_preset(ALICE, "own-style", "toystyle", {"steps": "2"},
                               [ImageUpload(png_bytes((40, 40), (0, 255, 0)), "secret.png")])
@@ -306,6 +306,7 @@ async def test_results_without_private_style_images_stay_open_to_every_clicker(s
     assert isinstance(await handle.wait(), Done)
     weaker = await service.rerun(handle.id, "weaker", BOB)
     assert isinstance(await weaker.wait(), Done) and weaker.options["strength"] == 0.1
+
 
 async def test_a_job_is_found_only_by_its_requester(service):
     handle = await service.submit(toy_request("alice", method="toy"))
@@ -347,3 +348,17 @@ async def test_a_preset_is_validated_when_saved_not_when_first_used(service, met
         await service.save_preset(ALICE, "bad", method, options,
                                   [ImageUpload(png_bytes(), "s.png")] if method in ("adain", "gatys") else [])
     assert await service.list_presets(ALICE) == []
+
+
+@pytest.mark.security
+async def test_someone_elses_save_keeps_the_shown_settings_never_the_style_images(service):
+    """Style images sent with a command were not shown to others (Discord's reply is private;
+    Slack's form uploads are not shared), so another user's Save copies settings only."""
+    request = toy_request("alice", method="toystyle", steps="3")
+    request.styles = [ImageUpload(png_bytes((20, 20), (0, 0, 255)), "alices-style.png")]
+    handle = await service.submit(request)
+    await handle.wait()
+    theirs = await service.save_result(handle.id, BOB, "copied")
+    assert (theirs.method, theirs.options, theirs.styles) == ("toystyle", {"steps": 3}, [])
+    mine = await service.save_result(handle.id, Requester("test", "alice"), "mine")
+    assert [s.filename for s in mine.styles] == ["alices-style.png"]
