@@ -249,9 +249,14 @@ class Listeners:
 
     # -- slash commands: the work ----------------------------------------------------------------
 
+    async def linked_images(self, file_ids: list[str], place: Place) -> list[SlackFile]:
+        """The images a user linked, each theirs or shared where they asked."""
+        files = [await self.finder.by_id(i, asked_in=(place.channel, place.user)) for i in file_ids]
+        return require_images(files, "The linked file")
+
     async def stylize_command(self, parsed: ParsedCommand, slash: Slash, method: "Method | None") -> None:
         place = slash.place
-        linked = require_images([await self.finder.by_id(i) for i in slash.file_ids], "The linked file")
+        linked = await self.linked_images(slash.file_ids, place)
         images = linked or await self.finder.recent_images(place.channel, place.user, place.thread_ts)
         content, styles = self.split_images(method, parsed, images)
         if method is None and linked:
@@ -313,7 +318,7 @@ class Listeners:
         options = dict(parsed.options)
         replace = parse_flag("replace", options.pop("replace", None))
         place = slash.place
-        files = require_images([await self.finder.by_id(i) for i in slash.file_ids], "The linked file")
+        files = await self.linked_images(slash.file_ids, place)
         if not files and method.min_styles:
             files = await self.finder.recent_images(place.channel, place.user, place.thread_ts)
             if not files:
@@ -355,8 +360,7 @@ class Listeners:
         else:
             parsed = parse_command(text, command="stylize")
         method = self.precheck(parsed)
-        images = attached or require_images([await self.finder.by_id(i) for i in file_ids],
-                                            "The linked file")
+        images = attached or await self.linked_images(file_ids, place)
         images = images or await self.finder.recent_images(place.channel, place.user, place.thread_ts)
         content, styles = self.split_images(method, parsed, images)
         if content is None:

@@ -67,6 +67,16 @@ class SlackFile:
             data.get("file_access") in (None, "visible")
 
 
+def visible_in(data: dict[str, Any], channel: str, user: str) -> bool:
+    """Whether ``user`` uploaded the file or it is shared in ``channel``, where they asked."""
+    if user and data.get("user") == user:
+        return True
+    shared = {*(data.get("channels") or ()), *(data.get("groups") or ()), *(data.get("ims") or ())}
+    for kind in ("public", "private"):
+        shared.update((data.get("shares") or {}).get(kind) or {})
+    return channel in shared
+
+
 def split_links(text: str) -> tuple[str, list[str], list[str]]:
     """(text without links, Slack file ids linked in it, other links).
 
@@ -116,7 +126,13 @@ class FileFinder:
         self.window_s = window_s
         self.clock = clock
 
-    async def by_id(self, file_id: str) -> SlackFile:
+    async def by_id(self, file_id: str, *, asked_in: tuple[str, str] | None = None) -> SlackFile:
+        """The file, through files.info with the bot token.
+
+        A file the user named (a link) must be theirs or shared in the conversation they
+        asked in (``asked_in`` = channel, user): the bot can read every channel it is in, the user cannot. The refusal is
+        the same whether the file exists or not, so it tells nothing about other channels.
+        """
         try:
             response = await self.client.files_info(file=file_id)
         except SlackApiError as exc:
@@ -124,7 +140,13 @@ class FileFinder:
             log.info("files.info %s failed: %s", file_id, error)
             raise UserError(f"I cannot open the Slack file {file_id} ({error}); share it in a "
                             "channel I am in and try again.") from None
-        return SlackFile.from_api(response["file"])
+        data = response["file"]
+        if asked_in is not None and not visible_in(data, *asked_in):
+            log.warning("refused file %s to %s in %s: not shared there", file_id, asked_in[1],
+                        asked_in[0])
+            raise UserError(f"I cannot open the Slack file {file_id} here: share it in this "
+                            "conversation (or upload it yourself) and try again.")
+        return SlackFile.from_api(data)
 
     async def resolve(self, raw_files: Iterable[dict[str, Any]]) -> list[SlackFile]:
         """File objects from a payload, completed through files.info where they are stubs."""

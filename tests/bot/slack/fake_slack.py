@@ -97,7 +97,13 @@ class FakeSlack:
 
     def share(self, channel: str, user: str, files: list[dict], *, text: str = "",
               age_s: float = 5.0, thread_ts: str | None = None) -> dict:
-        """A message someone posted in ``channel`` (``age_s`` ago), as history returns it."""
+        """A message someone posted in ``channel`` (``age_s`` ago), as history returns it.
+
+        Like Slack, each file then lists the conversation among those it is shared in.
+        """
+        for file in files:
+            if file.get("id") in self.files:
+                self.files[file["id"]].setdefault("channels", []).append(channel)
         ts = f"{time.time() - age_s:.6f}"
         message = {"type": "message", "user": user, "text": text, "ts": ts, "files": files}
         if thread_ts:

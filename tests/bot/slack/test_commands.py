@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 
+import pytest
 from PIL import Image
 
 from bot.slack import render as blocks
@@ -198,3 +199,19 @@ async def test_the_chat_rate_limit_binds_on_slack_too(slack, fake, photo):
     texts = await fake.wait_for(fake.ephemeral_texts, what="the refusal")
     assert texts[-1].startswith("⚠️ Slow down: you can start 1 jobs every 60 s; try again in ")
     assert len(fake.results()) == 1
+
+
+@pytest.mark.security
+async def test_a_linked_file_from_a_conversation_the_user_cannot_see_is_refused(slack, fake, photo):
+    """The bot token can read files of every channel the bot is in; a link names any of them."""
+    secret = fake.add_file(photo, "private-plan.png", user="U1")
+    fake.share("G_PRIVATE", "U1", [secret])  # shared only in a private channel U2 is not in
+    status, body = await slack.command("/stylize", f"method=tint <{secret['permalink']}>", user="U2")
+    texts = await fake.wait_for(fake.ephemeral_texts, what="the refusal")
+    assert texts[-1] == (f"⚠️ I cannot open the Slack file {secret['id']} here: share it in this "
+                         "conversation (or upload it yourself) and try again.")
+    assert not fake.downloads and not fake.results()
+    # its owner, and anyone once it is shared where they ask, may use it
+    fake.share("C1", "U1", [secret])
+    await slack.command("/stylize", f"method=tint <{secret['permalink']}> steps=1", user="U2")
+    await result_of(fake)
