@@ -13,11 +13,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from engine.errors import UserError
 
@@ -36,9 +38,14 @@ API_URL = "https://slack.com/api/"  # tests point this at a local fake of the We
 FILE_ORIGINS = SLACK_FILE_ORIGINS  # where downloads (with the bot token) may go
 HTTP_PATH = "/slack/events"  # Request URL in the app's settings: https://<host>/slack/events
 EDIT_INTERVAL_S = 1.5  # at most one progress edit per message this often (Slack allows ~1/s)
+UNREACHABLE = (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError)  # offline, DNS, refused
+
 
 class SlackBot:
     """One Bolt app with its listeners, served over Socket Mode or HTTP."""
+
+    # Backoff between tries to reach Slack at start (first, longest), in seconds.
+    RETRY_WAIT_S = (2.0, 120.0)
 
     def __init__(self, service: "StyleService", settings: "Settings", *,
                  client: AsyncWebClient | None = None, file_origins=None,
@@ -108,8 +115,17 @@ class SlackBot:
             await self.close()
 
     async def serve(self, ready: asyncio.Event | None) -> None:
-        """Connect (Socket Mode) or listen (HTTP), then serve until cancelled."""
-        await self.verify()
+        """Connect (Socket Mode) or listen (HTTP), then serve until cancelled.
+
+        While Slack cannot be reached (offline, DNS), each try is one log line and the reason
+        shows on /healthz; tries go on with exponential backoff until one gets through.
+        """
+        first, longest = self.RETRY_WAIT_S
+        async for attempt in AsyncRetrying(retry=retry_if_exception_type(UNREACHABLE),
+                                           wait=wait_exponential(multiplier=first, max=longest),
+                                           before_sleep=self._unreachable, reraise=True):
+            with attempt:
+                await self.verify()
         if self.mode == "socket":
             await self._serve_socket(ready)
         else:
@@ -157,6 +173,14 @@ class SlackBot:
             await asyncio.Future()  # until cancelled
         finally:
             await runner.cleanup()
+
+    def _unreachable(self, retry: RetryCallState) -> None:
+        exc = retry.outcome.exception() if retry.outcome else None
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        wait = retry.next_action.sleep if retry.next_action else 0
+        self._set("disconnected", f"cannot reach Slack ({reason}); retrying in {wait:.0f} s")
+        log.warning("slack: cannot reach Slack (%s); try %d, retrying in %.1f s", reason,
+                    retry.attempt_number, wait)
 
     def _set(self, state: str, detail: str = "") -> None:
         self.state, self.since = state, time.time()

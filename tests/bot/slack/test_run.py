@@ -114,3 +114,40 @@ async def test_stylebot_run_starts_slack_and_reports_it_in_healthz(pointed_at, s
     finally:
         await bot.stop(grace_s=0)
     assert bot.health()["adapters"]["slack"]["state"] == "stopped"
+
+
+@pytest.mark.security
+async def test_slack_unreachable_at_start_is_one_line_a_reason_on_health_and_retries(
+        service, slack_settings, monkeypatch, caplog):
+    """Offline at start: once a traceback and 'degraded' with no reason; now one line per try."""
+    import socket
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: every connection is refused, as offline
+    monkeypatch.setattr(slack_module, "API_URL", f"http://127.0.0.1:{port}/api/")
+    monkeypatch.setattr(slack_module.SlackBot, "RETRY_WAIT_S", (0.05, 0.2))
+    seen: list[tuple[str, str]] = []
+
+    class Status:
+        def set(self, state: str, detail: str = "") -> None:
+            seen.append((state, detail))
+
+    bot = slack_module.SlackBot(service, slack_settings.model_copy(update={"slack_mode": "socket"}),
+                                status=Status())
+    task = asyncio.create_task(bot.run())
+    try:
+        for _ in range(100):
+            if len([r for r in caplog.records if "cannot reach Slack" in r.getMessage()]) >= 3:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    tries = [r for r in caplog.records if "cannot reach Slack" in r.getMessage()]
+    assert len(tries) >= 3 and all(r.exc_info is None for r in tries)  # retried, no traceback
+    assert "Traceback" not in caplog.text
+    state, detail = next(s for s in seen if s[0] == "disconnected")
+    assert detail.startswith("cannot reach Slack") and "retrying in" in detail
