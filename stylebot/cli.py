@@ -11,9 +11,7 @@ import asyncio
 import importlib
 import json
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -220,16 +218,11 @@ async def _stylize(request, output: Path, *, as_json: bool, quiet: bool) -> int:
 
 
 def _save_atomically(image, output: Path) -> None:
+    from engine.files import atomic_write
+
     suffix = output.suffix.lower() or ".png"
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".png": "PNG"}.get(suffix, "PNG")
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=".stylebot-", suffix=suffix)
-    os.close(fd)
-    try:
-        image.save(tmp, format=fmt)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(output, lambda tmp: image.save(tmp, format=fmt))
 
 
 def cmd_presets(args: argparse.Namespace) -> int:

@@ -10,8 +10,6 @@ files load with ``strict=True``. The encoder may also be any VGG19 of ``engine.n
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -232,14 +230,7 @@ def read_trained_decoder(path: Path) -> dict[str, Any]:
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """``torch.save`` whole or not at all (``engine.files.atomic_write``)."""
+    from ..files import atomic_write
+
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))

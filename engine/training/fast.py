@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import pickle
 import re
 from dataclasses import asdict, dataclass, field
@@ -387,10 +386,9 @@ def _restore(path: Path, net, optimizer, device, config: TrainConfig) -> tuple[i
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    """Save next to ``path`` and rename, so a crash never leaves half a file under its name."""
+    """``torch.save`` whole or not at all (``engine.files.atomic_write``)."""
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(obj, partial)
-    os.replace(partial, path)
+    from ..files import atomic_write
+
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))

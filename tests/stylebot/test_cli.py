@@ -170,3 +170,17 @@ def test_a_prompt_for_a_method_that_takes_none_is_refused_as_in_chat(home, capsy
     # the same line chat and the playground give: StyleService.check says it for all of them
     assert err == ("stylebot: Method 'toy' takes no prompt; remove it, or pick a text-guided "
                    "method such as sd or nada.\n")
+
+
+def test_the_result_file_follows_the_umask(home, capsys):
+    import os
+    import stat
+
+    before = os.umask(0o022)
+    try:
+        code, _, err = run(capsys, "stylize", home / "content.png", "--method", "toy", "-o",
+                           home / "out.png", "--quiet")
+    finally:
+        os.umask(before)
+    assert code == 0, err
+    assert stat.S_IMODE((home / "out.png").stat().st_mode) == 0o644  # was 0600
