@@ -160,13 +160,17 @@ class StyleService:
         if request.method and request.method.strip().lower() != preset.method:
             raise OptionError(f"Preset '{preset.name}' is for method '{preset.method}', not "
                               f"'{request.method}'; leave out the method or pick another preset.")
+        # Under declared names, so a typed option overrides the preset's even when one of them
+        # uses another name (presets saved before adain's alpha became strength).
+        names = get_method(preset.method).options.normalise_names
+        options = {**names(preset.options), **names(request.options)}
         styles = request.styles or [ImageUpload(s.data, s.filename) for s in preset.styles]
         weights = request.style_weights
         if weights is None and not request.styles and preset.styles:
             weights = [s.weight for s in preset.styles]
         return StyleRequest(method=preset.method, content=request.content, requester=request.requester,
                             styles=styles, style_weights=weights, prompt=request.prompt,
-                            options={**preset.options, **request.options}, preset=preset.name,
+                            options=options, preset=preset.name,
                             mask=request.mask)
 
     def job(self, requester: Requester, job_id: str) -> JobHandle | None:
