@@ -8,8 +8,8 @@ playground's sliders, so a range or default is never written twice.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable, Literal, Mapping
 
 from .errors import OptionError
 
@@ -42,6 +42,13 @@ class Option:
     choices: tuple[str, ...] | None = None
     log_scale: bool = False  # sliders move in powers of ten (gatys style_weight)
     step: float | None = None  # slider step hint
+    # Other names this option is given by: an old name ("alpha") or a name on its own scale
+    # (``Alias``). Plain strings become ``Alias(name)``.
+    aliases: tuple["Alias | str", ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "aliases", tuple(a if isinstance(a, Alias) else Alias(a)
+                                                  for a in self.aliases))
 
     @property
     def flag(self) -> str:
@@ -127,7 +134,39 @@ class Option:
             "min": self.min, "max": self.max,
             "choices": list(self.choices) if self.choices else None,
             "log_scale": self.log_scale, "step": self.step, "range": self.describe_range(),
+            "aliases": [a.to_dict(self) for a in self.aliases],
         }
+
+
+@dataclass(frozen=True)
+class Alias:
+    """Another name for an option.
+
+    Without ``scale`` the value given under this name is the option's value (adain's old
+    name ``alpha`` for ``strength``). With ``scale``, the value is read and range-checked
+    by that declaration and ``to_value`` turns it into the option's value (gatys reads
+    ``strength`` 0..1 as the position of its log ``style_weight`` slider).
+    """
+
+    name: str
+    scale: Option | None = None
+    to_value: Callable[[Any], Any] | None = None
+
+    def reader(self, target: Option) -> Option:
+        """The declaration that parses a value given under this name (errors name the alias)."""
+        return self.scale if self.scale is not None else replace(target, name=self.name, aliases=())
+
+    def read(self, target: Option, raw: Any) -> Any:
+        """``raw`` given under this name, as the value of ``target``."""
+        if self.scale is None:
+            return raw
+        value = self.scale.parse(raw)
+        return self.to_value(value) if self.to_value is not None else value
+
+    def to_dict(self, target: Option) -> dict[str, Any]:
+        reader = self.reader(target)
+        return {"name": self.name, "range": reader.describe_range(),
+                "help": reader.help if self.scale is not None else f"Another name for {target.name}."}
 
 
 def _fmt(value: float) -> str:
@@ -143,6 +182,13 @@ class OptionSet:
 
     def __init__(self, options: Iterable[Option]) -> None:
         self._options = {o.name: o for o in options}
+        # Every name a value may be given under -> (the option it sets, the alias or None).
+        self._names: dict[str, tuple[Option, Alias | None]] = {}
+        for option in self._options.values():
+            for name, alias in [(option.name, None)] + [(a.name, a) for a in option.aliases]:
+                if name in self._names:
+                    raise ValueError(f"Option name '{name}' is declared twice.")
+                self._names[name] = (option, alias)
 
     def __iter__(self):
         return iter(self._options.values())
@@ -160,15 +206,48 @@ class OptionSet:
     def defaults(self) -> dict[str, Any]:
         return {o.name: o.default for o in self}
 
-    @staticmethod
-    def normalise_names(raw: Mapping[str, Any]) -> dict[str, Any]:
-        """Option names as declared: 'Preserve-Color' -> 'preserve_color'."""
-        return {str(k).strip().lower().replace("-", "_"): v for k, v in raw.items()}
+    def target(self, name: str) -> Option | None:
+        """The option a value given under ``name`` (its own name or an alias) sets."""
+        found = self._names.get(_clean(name))
+        return found[0] if found else None
+
+    def reader(self, name: str) -> Option | None:
+        """The declaration that reads a value given under ``name``: the option itself, or
+        for an alias on its own scale (gatys' ``strength``), that scale."""
+        found = self._names.get(_clean(name))
+        if not found:
+            return None
+        option, alias = found
+        return option if alias is None else alias.reader(option)
+
+    def normalise_names(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Options under their declared names: 'Preserve-Color' -> 'preserve_color', an alias
+        -> its option (a scaled alias's value read and converted). Unknown names are kept
+        for ``validate`` to refuse; one option given under two of its names is refused."""
+        return {name: value for name, (_, value) in self._resolve(raw).items()}
+
+    def _resolve(self, raw: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+        """Declared name -> (the name it was given under, its value)."""
+        out: dict[str, tuple[str, Any]] = {}
+        for key, value in raw.items():
+            given = _clean(key)
+            option, alias = self._names.get(given, (None, None))
+            name = option.name if option is not None else given
+            if name in out:
+                first = out[name][0]
+                if first == given:
+                    raise OptionError(f"Option '{given}' is given twice; give it once.")
+                raise OptionError(f"'{first}' and '{given}' are two names for the same option; "
+                                  "give only one.")
+            if alias is not None:
+                value = alias.read(option, value)
+            out[name] = (given, value)
+        return out
 
     def validate(self, raw: Mapping[str, Any], *, method: str) -> dict[str, Any]:
         """All options with defaults filled in; unknown names are refused, naming the valid ones."""
-        normalised = self.normalise_names(raw)
-        unknown = sorted(set(normalised) - set(self._options))
+        resolved = self._resolve(raw)
+        unknown = sorted(set(resolved) - set(self._options))
         if unknown:
             valid = ", ".join(self._options) or "none"
             plural = "s" if len(unknown) > 1 else ""
@@ -176,7 +255,18 @@ class OptionSet:
                 f"Method '{method}' has no option{plural} {', '.join(repr(u) for u in unknown)}; "
                 f"its options are: {valid}."
             )
-        return {name: opt.parse(normalised.get(name)) for name, opt in self._options.items()}
+        return {name: self._parse(opt, *resolved.get(name, (name, None)))
+                for name, opt in self._options.items()}
+
+    def _parse(self, option: Option, given: str, value: Any) -> Any:
+        _, alias = self._names[given]
+        if alias is None or alias.scale is not None:  # a scaled alias was read already
+            return option.parse(value)
+        return alias.reader(option).parse(value)
+
+
+def _clean(name: Any) -> str:
+    return str(name).strip().lower().replace("-", "_")
 
 
 # Options many methods share, declared once.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 import json
 import logging
@@ -29,13 +30,23 @@ class CliError(UserError):
 # -- parser ----------------------------------------------------------------------------------
 
 def _method_options() -> dict[str, Any]:
-    """Every option any method declares, by name (first declaration wins for help text)."""
+    """Every option any method declares, by name (first declaration wins for help text),
+    then the other names options are given by (adain's --alpha), each with the declaration
+    that reads it. The method's OptionSet resolves them, as for chat commands."""
     from engine.methods import loadable_methods
 
     options: dict[str, Any] = {}
-    for method in loadable_methods():
+    methods = loadable_methods()
+    for method in methods:
         for option in method.options:
             options.setdefault(option.name, option)
+    for method in methods:
+        for option in method.options:
+            for alias in option.aliases:
+                if alias.name not in options:
+                    reader = alias.reader(option)
+                    options[alias.name] = dataclasses.replace(
+                        reader, help=f"{method.name}: another name for --{option.flag[2:]}")
     return options
 
 
@@ -280,6 +291,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
         for o in m["options"]:
             default = "-" if o["default"] in (None, "") else o["default"]
             print(f"       --{o['name'].replace('_', '-'):18} {o['range']:28} default {default}")
+            for alias in o.get("aliases") or []:
+                print(f"         also --{alias['name'].replace('_', '-')} ({alias['range']})")
     return EXIT_OK
 
 

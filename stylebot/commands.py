@@ -113,6 +113,8 @@ def parse_command(text: str, *, command: str | None = None) -> ParsedCommand:
     pairs, words = _tokenize(text)
 
     methods = method_commands()
+    if name in STYLIZE_ALIASES and text.strip().lower() in ("help", "?"):
+        return ParsedCommand(name="help")  # "/stylize help", as Slack users type it
     if name in STYLIZE_ALIASES or name in methods:
         return _stylize(name, pairs, words, methods)
     if name == "preset":

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from engine.options import Option
     from engine.request import Requester, StyleRequest
 
-NUDGED_OPTIONS = ("strength", "alpha", "style_weight")  # what Stronger/Weaker move, first found
+NUDGED = "strength"  # what Stronger/Weaker move: the option each method gives that name
 REROLL, STRONGER, WEAKER, SAVE = "reroll", "stronger", "weaker", "save"
 VARIANTS = (REROLL, STRONGER, WEAKER)
 
@@ -48,9 +48,9 @@ class Result:
 
 
 def nudged_option(method_name: str) -> "Option | None":
-    """The option Stronger/Weaker move for this method, if it has one."""
-    method = get_method(method_name)
-    return next((method.options[n] for n in NUDGED_OPTIONS if n in method.options), None)
+    """The option Stronger/Weaker move for this method, if it has one: the one named (or,
+    like gatys' style_weight, also named) ``strength``."""
+    return get_method(method_name).options.target(NUDGED)
 
 
 def nudge(option: "Option", current: Any, direction: int) -> Any:

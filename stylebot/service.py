@@ -108,41 +108,13 @@ class StyleService:
 
     def check(self, method: str | None, options: dict[str, Any], *, prompt: str | None = None,
               n_styles: int | None = None, has_mask: bool = False) -> Method:
-        """Refuse what cannot work before anything is downloaded or queued; the method.
-
-        Options are checked against the method's declarations, so the message lists what
-        that method takes. ``n_styles`` None skips the count of style images (a front end
-        that has not found its images yet). ``submit`` runs the same check on the full
-        request. ``InputError.field`` names the input at fault, for forms.
-        """
-        m = get_method(method or DEFAULT_METHOD)
-        try:
-            typed = m.options.validate(options, method=m.name)
-            m.check_options(typed, self.settings)
-        except OptionError as exc:
-            raise InputError("options", exc.message) from None
-        has_prompt = bool(prompt and prompt.strip())
-        if has_prompt and not m.needs_prompt:
-            raise InputError("prompt", f"Method '{m.name}' takes no prompt; remove it, or pick a "
-                                       "text-guided method such as sd or nada.")
-        if m.needs_prompt and not has_prompt:
-            raise InputError("prompt", f"Method '{m.name}' needs a text prompt, e.g. "
-                                       f"/{m.name} an oil painting in Van Gogh's style.")
-        if n_styles is not None:
-            try:
-                m.check_inputs(n_styles=n_styles, has_prompt=has_prompt, has_mask=has_mask)
-            except OptionError as exc:
-                raise InputError("styles", exc.message) from None
-        return m
+        """Refuse what cannot work before anything is downloaded or queued (``check_request``)."""
+        return check_request(self.settings, method, options, prompt=prompt, n_styles=n_styles,
+                             has_mask=has_mask)
 
     def check_preset(self, method: str, options: dict[str, Any], *, n_styles: int) -> Method:
         """Refuse a preset that could never work, before its style images are fetched."""
-        m = get_method(method)
-        typed = m.options.validate(m.options.normalise_names(options), method=m.name)
-        m.check_options(typed, self.settings)
-        if n_styles > m.max_styles:
-            m.check_inputs(n_styles=n_styles, has_prompt=True, has_mask=False)
-        return m
+        return check_preset(self.settings, method, options, n_styles=n_styles)
 
     # -- jobs --------------------------------------------------------------------------
 
@@ -168,13 +140,17 @@ class StyleService:
         if request.method and request.method.strip().lower() != preset.method:
             raise OptionError(f"Preset '{preset.name}' is for method '{preset.method}', not "
                               f"'{request.method}'; leave out the method or pick another preset.")
+        # Under declared names, so a typed option overrides the preset's even when one of them
+        # uses another name (presets saved before adain's alpha became strength).
+        names = get_method(preset.method).options.normalise_names
+        options = {**names(preset.options), **names(request.options)}
         styles = request.styles or [PresetStyle(s.data, s.filename) for s in preset.styles]
         weights = request.style_weights
         if weights is None and not request.styles and preset.styles:
             weights = [s.weight for s in preset.styles]
         return StyleRequest(method=preset.method, content=request.content, requester=request.requester,
                             styles=styles, style_weights=weights, prompt=request.prompt,
-                            options={**preset.options, **request.options}, preset=preset.name,
+                            options=options, preset=preset.name,
                             mask=request.mask)
 
     def job(self, requester: Requester, job_id: str) -> JobHandle | None:
@@ -299,6 +275,48 @@ class StyleService:
                 "running": self.queue.running_count, "accepting": self.queue.accepting,
                 "models_loaded": self.engine.models.keys()}
 
+
+
+def check_request(settings: Settings, method: str | None, options: dict[str, Any], *,
+                  prompt: str | None = None, n_styles: int | None = None,
+                  has_mask: bool = False) -> Method:
+    """Refuse what cannot work before anything is downloaded or queued; the method.
+
+    Options are checked against the method's declarations, so the message lists what
+    that method takes. ``n_styles`` None skips the count of style images (a front end
+    that has not found its images yet). ``submit`` runs the same check on the full
+    request. ``InputError.field`` names the input at fault, for forms.
+    """
+    m = get_method(method or DEFAULT_METHOD)
+    try:
+        typed = m.options.validate(options, method=m.name)
+        m.check_options(typed, settings)
+    except OptionError as exc:
+        raise InputError("options", exc.message) from None
+    has_prompt = bool(prompt and prompt.strip())
+    if has_prompt and not m.needs_prompt:
+        raise InputError("prompt", f"Method '{m.name}' takes no prompt; remove it, or pick a "
+                                   "text-guided method such as sd or nada.")
+    if m.needs_prompt and not has_prompt:
+        raise InputError("prompt", f"Method '{m.name}' needs a text prompt, e.g. "
+                                   f"/{m.name} an oil painting in Van Gogh's style.")
+    if n_styles is not None:
+        try:
+            m.check_inputs(n_styles=n_styles, has_prompt=has_prompt, has_mask=has_mask)
+        except OptionError as exc:
+            raise InputError("styles", exc.message) from None
+    return m
+
+
+def check_preset(settings: Settings, method: str, options: dict[str, Any], *,
+                 n_styles: int) -> Method:
+    """Refuse a preset that could never work, before its style images are fetched."""
+    m = get_method(method)
+    typed = m.options.validate(m.options.normalise_names(options), method=m.name)
+    m.check_options(typed, settings)
+    if n_styles > m.max_styles:
+        m.check_inputs(n_styles=n_styles, has_prompt=True, has_mask=False)
+    return m
 
 def describe_methods(weights) -> list[dict[str, Any]]:
     """Every method with its options and whether the weights its defaults need are here."""

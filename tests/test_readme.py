@@ -29,4 +29,8 @@ def test_readme_opens_with_exactly_two_commands_and_ci_runs_the_second():
 def test_every_declared_option_is_documented(name):
     section = README.split(f"#### `{name}` options", 1)[1].split("####", 1)[0]
     for option in get_method(name).options:
-        assert f"| `{option.name}` | {option.describe_range()} |" in section, option.name
+        row = f"| `{option.name}` | {option.describe_range()} |"
+        assert row in section, option.name
+        line = section.split(row, 1)[1].split("\n", 1)[0]
+        for alias in option.aliases:  # its other names are said in its own row
+            assert f"`{alias.name}`" in line, alias.name

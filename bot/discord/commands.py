@@ -27,12 +27,12 @@ if TYPE_CHECKING:
 MESSAGE_COMMAND = "Stylize with preset…"
 
 DESCRIBE_OPTIONS = dict(
-    strength="How strongly the style is applied (methods with a strength option)",
-    style_weight="How much style versus content (gatys)",
+    strength="How much style, 0..1 (every method but nada; gatys: its style_weight slider)",
+    style_weight="How much style versus content (gatys; strength sets it too)",
     preserve_color="Keep the photo's colours; take only texture from the style",
     size="Longest side of the result in pixels",
     seed="Random seed, to repeat a result exactly",
-    options="More options as name=value, e.g. model=mosaic alpha=0.5 blend=0.7,0.3 (see /methods)",
+    options="More options as name=value, e.g. model=26:7 preserve_color=true (see /methods)",
 )
 
 

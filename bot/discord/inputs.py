@@ -75,7 +75,7 @@ async def download(attachment: discord.Attachment, *, what: str) -> ImageUpload:
 
 
 def parse_extra_options(text: str | None) -> tuple[dict[str, str], list[float] | None]:
-    """Options typed into the free ``options`` field, e.g. ``model=mosaic alpha:0.5 blend=0.7,0.3``.
+    """Options typed into the free ``options`` field, e.g. ``model=26:7 strength:0.5 blend=0.7,0.3``.
 
     Read by the parser every text front end shares, so quoting and spelling work as in the
     playground; what Discord has a field for (method, preset, prompt) belongs in that field.
@@ -88,7 +88,7 @@ def parse_extra_options(text: str | None) -> tuple[dict[str, str], list[float] |
             raise OptionError(f"Give the {name} in the command's own '{name}' field, not in options.")
     if parsed.prompt:
         raise OptionError(f"'{parsed.prompt}' is not a name=value option (a prompt has its own "
-                          "'prompt' field); write extra options as pairs like model=mosaic alpha=0.5.")
+                          "'prompt' field); write extra options as pairs like model=26:7 strength=0.5.")
     return dict(parsed.options), parsed.style_weights
 
 

@@ -208,7 +208,7 @@ def _common_blocks(methods: list["Method"], method: str | None, prompt: str | No
                    strength: str | None, options_text: str, presets: list["PresetSummary"],
                    preset: str | None) -> list[dict[str, Any]]:
     chosen = next((m for m in methods if m.name == method), None)
-    strength_opt = chosen.options["strength"] if chosen and "strength" in chosen.options else None
+    strength_opt = chosen.options.reader("strength") if chosen else None
     strength_hint = (f"{strength_opt.describe_range()}; {chosen.name}'s default is {strength_opt.default}"
                      if strength_opt else "For methods with a strength option (0 = your image as it is).")
     blocks = [

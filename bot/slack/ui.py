@@ -53,14 +53,16 @@ class Forms:
         parsed.preset = values.get("preset") or parsed.preset
         if values.get("strength") is not None:
             chosen = get_method(method or DEFAULT_METHOD)
-            if "strength" not in chosen.options:
+            reader = chosen.options.reader("strength")  # gatys reads it as its style_weight slider
+            if reader is None:
                 raise InputError("strength", f"Method '{chosen.name}' has no strength option; "
                                              "leave this empty.")
             try:
-                chosen.options["strength"].parse(values["strength"])
+                reader.parse(values["strength"])
             except OptionError as exc:
                 raise InputError("strength", exc.message) from None
-            if "strength" in parsed.options:
+            target = chosen.options.target("strength")
+            if any(chosen.options.target(name) is target for name in parsed.options):
                 raise InputError("options", "Strength is given twice; keep only the Strength field.")
             parsed.options["strength"] = values["strength"]
         if parsed.method or not parsed.preset:  # with a preset and no method, the preset decides

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Hashable
 
 from ..catalogue import ADAIN_DECODER, ADAIN_ENCODERS, ADAIN_VGG, VGG19_CAFFE, VGG19_TORCHVISION
 from ..errors import OptionError
-from ..options import PRESERVE_COLOR, SIZE, Option, OptionSet
+from ..options import PRESERVE_COLOR, SIZE, STRENGTH, Option, OptionSet
 from .base import Method, MethodInput, RunContext
 
 if TYPE_CHECKING:
@@ -35,9 +35,9 @@ log = logging.getLogger(__name__)
 OFFICIAL = "official"
 MIN_SIDE = 16  # relu4_1 is 1/8 of the input and its convs need 2 pixels to pad
 
-ALPHA = Option("alpha", "float", 1.0,
-               "Content/style trade-off: 0 keeps the content, 1 applies the full style.",
-               min=0.0, max=1.0, step=0.05)
+# The paper's alpha, under the name every method shares; ``alpha`` still works.
+ADAIN_STRENGTH = replace(STRENGTH, help="Content/style trade-off: 0 keeps the content, 1 applies the full "
+                               "style (the paper's alpha).", aliases=("alpha",))
 DECODER = Option("decoder", "str", OFFICIAL,
                  "Which decoder: 'official' (pytorch-AdaIN's, with its VGG) or the name of "
                  "one trained with `stylebot train adain`.")
@@ -97,7 +97,7 @@ class AdainMethod(Method):
     title = "AdaIN (any style, real time)"
     summary = ("Arbitrary style transfer in one forward pass (Huang & Belongie 2017): blends up "
                "to 4 style images, or paints foreground and background with two styles by mask.")
-    options = OptionSet([ALPHA, PRESERVE_COLOR, DECODER, SIZE])
+    options = OptionSet([ADAIN_STRENGTH, PRESERVE_COLOR, DECODER, SIZE])
     min_styles = 1
     max_styles = 4
     uses_mask = True
@@ -176,7 +176,7 @@ class AdainMethod(Method):
                     regions = mask_regions(inp.mask, (height, width), padded.shape[-2:],
                                            content_feats.shape[-2:], device)
                 targets.append(stylised_features(content_feats[j:j + 1], style_stats, mix,
-                                                 float(inp.options.get("alpha", 1.0)), regions))
+                                                 float(inp.options.get("strength", 1.0)), regions))
                 progress(0.1 + 0.4 * (j + 1) / len(inputs), "encoding")
 
             progress(0.5, "decoding")

@@ -10,12 +10,14 @@ declares options and wires the engine in, so listing methods does not import tor
 from __future__ import annotations
 
 import logging
+import math
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..catalogue import VGG19_CAFFE
 from ..errors import OptionError
-from ..options import PRESERVE_COLOR, SEED, SIZE, Option, OptionSet
+from ..options import PRESERVE_COLOR, SEED, SIZE, STRENGTH, Alias, Option, OptionSet
 from .base import Method, MethodInput, RunContext
 
 if TYPE_CHECKING:
@@ -31,10 +33,27 @@ STYLE_LAYER_LABELS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 PREVIEWS_PER_RUN = 10  # a preview every tenth of the run, whatever its length
 PREVIEW_SIDE = 256
 
+STYLE_WEIGHT_RANGE = (1e2, 1e10)
+
+
+def style_weight_at(strength: float) -> float:
+    """Where ``strength`` 0..1 puts the log style_weight slider: 1e2 at 0, 1e6 (the default)
+    at 0.5, 1e10 at 1, to three significant digits. A slider position, not an amount of
+    style: see docs/gatys.md."""
+    low, high = (math.log10(v) for v in STYLE_WEIGHT_RANGE)
+    return float(f"{10 ** (low + (high - low) * strength):.3g}")
+
+
+# `strength`, the knob every method has, is for gatys where the style_weight slider sits.
+STRENGTH_AS_SLIDER = Alias("strength", replace(
+    STRENGTH, default=0.5, help="Where the log style_weight slider sits: 0 = 1e2, 0.5 = 1e6 "
+                                "(the default), 1 = 1e10."), style_weight_at)
+
 OPTIONS = OptionSet([
     Option("style_weight", "float", 1e6,
            "How strongly the result must match the style's textures (Gram matrices), "
-           "against content_weight.", min=1e2, max=1e10, log_scale=True),
+           "against content_weight.", min=STYLE_WEIGHT_RANGE[0], max=STYLE_WEIGHT_RANGE[1],
+           log_scale=True, aliases=(STRENGTH_AS_SLIDER,)),
     Option("content_weight", "float", 1.0,
            "How strongly the result must keep the content photo's structure (0 = texture only).",
            min=0.0, max=1e4, step=0.1),

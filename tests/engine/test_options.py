@@ -54,3 +54,51 @@ def test_flags_and_descriptions_for_front_ends():
 def test_booleans_are_not_numbers():
     with pytest.raises(OptionError):
         OPTS.validate({"iterations": True}, method="gatys")
+
+
+# --- aliases: one option, several names ------------------------------------------------
+
+from dataclasses import replace  # noqa: E402
+
+from engine.options import Alias  # noqa: E402
+
+ALIASED = OptionSet([
+    replace(STRENGTH, aliases=("alpha",)),
+    Option("style_weight", "float", 1e6, "style", min=1e2, max=1e10, log_scale=True,
+           aliases=(Alias("level", Option("level", "float", 0.5, "slider", min=0.0, max=1.0),
+                          lambda s: 10 ** (2 + 8 * s)),)),
+])
+
+
+def test_an_alias_sets_its_option_under_the_declared_name():
+    assert ALIASED.validate({"Alpha": "0.25"}, method="m") == {"strength": 0.25, "style_weight": 1e6}
+    assert ALIASED.normalise_names({"alpha": "0.25", "level": 0.375}) == {"strength": "0.25",
+                                                                          "style_weight": 1e5}
+    assert ALIASED.validate({"level": 0.5}, method="m")["style_weight"] == 1e6
+    assert ALIASED.target("alpha") is ALIASED["strength"]
+    assert ALIASED.target("level") is ALIASED["style_weight"]
+    assert ALIASED.reader("level").describe_range() == "0..1"
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"strength": 1, "alpha": 1}, "'strength' and 'alpha' are two names for the same option; give only one."),
+    ({"style_weight": 1e5, "level": 0.5}, "'style_weight' and 'level' are two names for the same option"),
+    ({"alpha": 2}, "Option 'alpha' is 2, outside its allowed range 0..1."),
+    ({"level": 2}, "Option 'level' is 2, outside its allowed range 0..1."),
+    ({"beta": 2}, "Method 'm' has no option 'beta'; its options are: strength, style_weight."),
+])
+def test_alias_mistakes_are_one_line_naming_what_was_typed(raw, message):
+    with pytest.raises(OptionError) as info:
+        ALIASED.validate(raw, method="m")
+    assert str(info.value).startswith(message)
+
+
+def test_a_name_declared_twice_is_a_bug():
+    with pytest.raises(ValueError, match="'alpha' is declared twice"):
+        OptionSet([replace(STRENGTH, aliases=("alpha",)), Option("alpha", "float", 1.0, "x")])
+
+
+def test_aliases_are_described_for_front_ends():
+    assert ALIASED["strength"].to_dict()["aliases"] == [
+        {"name": "alpha", "range": "0..1", "help": "Another name for strength."}]
+    assert ALIASED["style_weight"].to_dict()["aliases"][0]["range"] == "0..1"

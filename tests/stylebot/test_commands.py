@@ -155,6 +155,14 @@ def test_other_commands():
         assert parse_command("/" + name) == ParsedCommand(name=name)
 
 
+def test_stylize_help_is_help_everywhere():
+    # docs/slack.md documents `/stylize help`; the page and chat read it the same way.
+    for text in ("/stylize help", "/stylize ?", "/restyle HELP"):
+        assert parse_command(text) == ParsedCommand(name="help")
+    assert parse_command("help", command="stylize") == ParsedCommand(name="help")
+    assert parse_command("/sd help").prompt == "help"  # a method's own command: a prompt
+
+
 @pytest.mark.parametrize("text", [
     "/stylize method:adain strength:0.5",
     '/sd prompt:"a \\"quoted\\" fox, at 10:30" strength:0.6 seed:42',

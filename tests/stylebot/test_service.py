@@ -51,6 +51,24 @@ async def test_a_preset_fills_method_options_and_styles(service):
     assert [(p.name, p.use_count) for p in listed] == [("Night", 1)]
 
 
+async def test_an_old_preset_saved_with_alpha_takes_a_typed_strength(service):
+    """Presets saved before adain's alpha became strength still hold 'alpha'; typing strength
+    with one overrides it instead of being refused as the same option twice."""
+    from storage import presets as preset_store
+    from storage.presets import StyleBlob
+
+    await preset_store.save_preset(service.db, "test", "alice", "old", "adain", {"alpha": 0.8},
+                                   [StyleBlob(data=png_bytes(), weight=1.0, mime="image/png",
+                                              filename="s.png")])
+    request = toy_request("alice", method=None, strength="0.3")
+    request.preset = "old"
+    handle = await service.submit(request)
+    assert handle.method == "adain" and handle.options["strength"] == 0.3
+    request = toy_request("alice", method=None)
+    request.preset = "old"
+    assert (await service.submit(request)).options["strength"] == 0.8
+
+
 async def test_preset_style_images_are_stored_not_referenced(service):
     big = io.BytesIO()
     Image.new("RGB", (3000, 1500), (9, 9, 9)).save(big, "JPEG")

@@ -61,6 +61,14 @@ async def test_form_mistakes_are_shown_under_the_field(slack, fake, photo):
     assert body["errors"] == {"styles": "Method 'toystyle' needs a style image."}
     status, body = await slack.submit(view, content=content, method="toyprompt")
     assert "needs a text prompt" in body["errors"]["prompt"]
+    # The Strength field is each method's strength, under whatever other name it has.
+    status, body = await slack.submit(view, content=content, method="adain", strength="0.5",
+                                      options="alpha=0.4")
+    assert body["errors"] == {"options": "Strength is given twice; keep only the Strength field."}
+    status, body = await slack.submit(view, content=content, method="gatys", strength="1.5")
+    assert body["errors"] == {"strength": "Option 'strength' is 1.5, outside its allowed range 0..1."}
+    status, body = await slack.submit(view, content=content, method="nada", strength="0.5")
+    assert body["errors"] == {"strength": "Method 'nada' has no strength option; leave this empty."}
     assert not fake.called("chat.postMessage") and not fake.downloads
 
 

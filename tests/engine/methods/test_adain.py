@@ -341,12 +341,21 @@ def test_preserve_color_keeps_the_content_colours(make_context, method, content,
     ({"alpha": "lots"}, "'alpha' must be a number"),
     ({"preserve_color": "maybe"}, "'preserve_color' must be true or false"),
     ({"size": 10}, "'size' is 10"),
-    ({"strength": 1}, "its options are: alpha, preserve_color, decoder, size"),
+    ({"strength": 1.5}, "'strength' is 1.5, outside its allowed range 0..1"),
+    ({"strength": 0.5, "alpha": 0.5}, "'strength' and 'alpha' are two names for the same option"),
+    ({"alpha_": 1}, "its options are: strength, preserve_color, decoder, size"),
 ])
 def test_options_are_validated_with_a_clear_message(method, raw, words):
     with pytest.raises(OptionError) as info:
         method.options.validate(raw, method="adain")
     assert words in str(info.value)
+
+
+def test_strength_is_the_papers_alpha_and_alpha_still_works(method):
+    # The page, /help and the docs all say `/stylize method:adain strength:0.5`.
+    by_strength = method.options.validate({"strength": "0.5"}, method="adain")
+    by_alpha = method.options.validate({"alpha": "0.5"}, method="adain")
+    assert by_strength == by_alpha and by_strength["strength"] == 0.5 and "alpha" not in by_strength
 
 
 def test_unknown_decoder_lists_the_available_ones(method, settings, content, style_a):

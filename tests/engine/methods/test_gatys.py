@@ -394,3 +394,22 @@ def test_full_precision_torchvision_vgg_is_preferred_when_present(method, tmp_pa
 
     _, result = method.render(make_input(iterations=8), ctx)
     assert result.history[-1].total < result.history[0].total
+
+
+# --- strength: the knob every method has, for gatys the style_weight slider's position -----
+
+def test_strength_sets_style_weight_along_its_log_range():
+    at = lambda s: OPTIONS.validate({"strength": s}, method="gatys")["style_weight"]  # noqa: E731
+    assert (at(0), at(0.375), at(0.5), at(0.625), at(1)) == (1e2, 1e5, 1e6, 1e7, 1e10)
+    grid = [at(i / 100) for i in range(101)]
+    assert grid == sorted(grid) and len(set(grid)) == 101  # monotone, no two positions alike
+    assert at("0.7") == 3.98e7  # three significant digits, as the page's slider shows it
+
+
+def test_style_weight_keeps_working_exactly_as_before():
+    for weight in (1e2, 1e5, 3e6, 12345.0, 1e10):
+        assert OPTIONS.validate({"style_weight": weight}, method="gatys")["style_weight"] == weight
+    with pytest.raises(OptionError, match="'style_weight' and 'strength' are two names"):
+        OPTIONS.validate({"style_weight": 1e5, "strength": 0.5}, method="gatys")
+    with pytest.raises(OptionError, match=r"Option 'strength' is 2, outside its allowed range 0\.\.1"):
+        OPTIONS.validate({"strength": 2}, method="gatys")
