@@ -78,6 +78,7 @@ class StyleEngine:
         """Validate and decode ``request``; raise ``UserError`` with the reason if unusable."""
         method = get_method(request.method or DEFAULT_METHOD)
         options = method.options.validate(request.options, method=method.name)
+        options = method.resolve_defaults(options, self.weights)
         has_prompt = bool(request.prompt and request.prompt.strip())
         method.check_inputs(n_styles=len(request.styles), has_prompt=has_prompt,
                             has_mask=request.mask is not None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from PIL import Image
 from engine.errors import JobCancelled, OptionError, UserError, WeightsMissing
 from engine.methods import get_method
 from engine.methods.base import MethodInput, RunContext
-from engine.methods.fast import NAMED_STYLES, FastMethod, trained_path
+from engine.methods.fast import BUILTIN_MODEL, NAMED_STYLES, FastMethod, trained_path
 from engine.models import ModelCache
 from engine.nets.transformer_net import TransformerNet, load_transformer_net, stylize
 from engine.samples import sample_content, sample_style
@@ -140,6 +141,59 @@ def test_missing_weights_say_how_to_fetch(tmp_path, small_content):
         get_method("fast").run(make_input(small_content, model="candy"), context_for(settings))
     assert "stylebot weights fetch fast" in str(info.value)
     assert info.value.name == "fast-candy"
+
+
+def offline_request(**options):
+    from engine.request import ImageUpload, Requester, StyleRequest
+    from tests.engine.conftest import png_bytes
+
+    return StyleRequest(method="fast", content=ImageUpload(png_bytes((40, 30)), "c.png"),
+                        requester=Requester("test", "u1"), options=options)
+
+
+def test_without_candy_the_default_is_a_builtin_style_and_the_job_says_so(tmp_path):
+    from engine.engine import StyleEngine
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    settings = EngineSettings(home=tmp_path / "home", weights_dir=empty, allow_downloads=False,
+                              device="cpu")
+    engine = StyleEngine(settings, device="cpu")
+    job = engine.prepare(offline_request())
+    assert job.options["model"] == BUILTIN_MODEL
+    [out] = engine.execute([job], engine.context(None, threading.Event()))
+    assert out.size == (40, 30)
+    # Run directly, without the engine's prepare, the method makes the same choice.
+    direct = get_method("fast").run(make_input(sample_content(40)), context_for(settings))
+    builtin = get_method("fast").run(make_input(sample_content(40), model=BUILTIN_MODEL),
+                                     context_for(settings))
+    assert mean_abs(direct, builtin) == 0
+    # Asked for by name, candy is still fetched or refused, never swapped silently.
+    named = engine.prepare(offline_request(model="candy"))
+    with pytest.raises(WeightsMissing):
+        engine.execute([named], engine.context(None, threading.Event()))
+
+
+def test_candy_stays_the_default_where_its_weights_are(tmp_path):
+    from engine.engine import StyleEngine
+
+    folder, _ = random_weights_dir(tmp_path)
+    settings = EngineSettings(home=tmp_path / "home", weights_dir=folder, allow_downloads=False,
+                              device="cpu")
+    engine = StyleEngine(settings, device="cpu")
+    assert engine.prepare(offline_request()).options["model"] == "candy"
+    assert engine.prepare(offline_request(model="26:3")).options["model"] == "26:3"
+
+
+def test_available_models_are_those_usable_without_a_download(tmp_path, method):
+    folder, _ = random_weights_dir(tmp_path, "mosaic")
+    settings = EngineSettings(home=tmp_path / "home", weights_dir=folder, allow_downloads=False,
+                              device="cpu")
+    trained = trained_path(settings, "mine")
+    trained.parent.mkdir(parents=True)
+    torch.save(TransformerNet().state_dict(), trained)
+    models = method.available_models(WeightStore.from_settings(settings), settings)
+    assert models == ["mosaic", "26:<0..25>", "mine"]
 
 
 def test_network_is_loaded_once_per_cache(method, make_context, shared_weights, small_content):
