@@ -82,7 +82,7 @@ class StyleEngine:
         has_prompt = bool(request.prompt and request.prompt.strip())
         method.check_inputs(n_styles=len(request.styles), has_prompt=has_prompt,
                             has_mask=request.mask is not None)
-        if method.needs_gpu and self.device == "cpu" and not self._cpu_allowed(method):
+        if self.needs_missing_gpu(method):
             raise UserError(f"Method '{method.name}' needs a GPU and this server has none; "
                             "try 'hub' or 'fast' instead.")
 
@@ -105,6 +105,10 @@ class StyleEngine:
                           prompt=request.prompt.strip() if has_prompt else None, mask=mask)
         method.check(inp, self.settings)
         return PreparedJob(method=method, input=inp, request=request)
+
+    def needs_missing_gpu(self, method: Method) -> bool:
+        """True when ``method`` would be refused here for want of a GPU."""
+        return method.needs_gpu and self.device == "cpu" and not self._cpu_allowed(method)
 
     def _cpu_allowed(self, method: Method) -> bool:
         return method.name == "nada" and self.settings.allow_cpu_nada

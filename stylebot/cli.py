@@ -201,8 +201,10 @@ async def _stylize(request, output: Path, *, as_json: bool, quiet: bool) -> int:
                 if as_json:
                     print(json.dumps(meta))
                 else:
+                    model = event.meta.options.get("model")
+                    used = f"{event.meta.method} model {model}" if model else event.meta.method
                     print(f"wrote {output} ({event.meta.size[0]}x{event.meta.size[1]}, "
-                          f"{event.meta.method}, {event.meta.seconds:.1f}s on {event.meta.device})")
+                          f"{used}, {event.meta.seconds:.1f}s on {event.meta.device})")
                 return EXIT_OK
             elif isinstance(event, Failed):
                 _say(event.message)
@@ -271,17 +273,21 @@ def _fmt_options(options: dict[str, Any]) -> str:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from engine.weights import WeightStore
-    from stylebot.service import describe_methods
+    from engine.engine import StyleEngine
+    from stylebot.service import WEIGHTS_MISSING, describe_methods
 
-    info = describe_methods(WeightStore.from_settings(_settings()))
+    info = describe_methods(StyleEngine(_settings()))
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
     for m in info:
-        ready = "ready" if m["ready"] else "weights missing: `stylebot weights fetch " + m["name"] + "`"
-        print(f"{m['name']:6} {m['title']} [{ready}]")
+        status = m["status"]
+        if status == WEIGHTS_MISSING:
+            status += ": `stylebot weights fetch " + m["name"] + "`"
+        print(f"{m['name']:6} {m['title']} [{status}]")
         print(f"       {m['summary']}")
+        if m.get("models"):
+            print(f"       models here: {', '.join(m['models'])}")
         for o in m["options"]:
             default = "-" if o["default"] in (None, "") else o["default"]
             print(f"       --{o['name'].replace('_', '-'):18} {o['range']:28} default {default}")

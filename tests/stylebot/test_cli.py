@@ -94,6 +94,26 @@ def test_methods_and_weights_listings(home, capsys):
     assert rows["vgg19-caffe"]["where"] == "wheel" and rows["adain-decoder"]["where"] == "missing"
 
 
+def test_fast_runs_offline_on_a_builtin_style_and_says_which(home, capsys):
+    code, out, err = run(capsys, "stylize", home / "content.png", "--method", "fast",
+                         "-o", home / "fast.png", "--quiet")
+    assert code == 0, err
+    assert "fast model 26:19" in out and Image.open(home / "fast.png").size == (40, 30)
+    code, out, err = run(capsys, "stylize", home / "content.png", "--method", "fast",
+                         "-o", home / "fast.png", "--quiet", "--json")
+    assert json.loads(out)["options"]["model"] == "26:19"
+
+
+def test_methods_text_says_what_runs_here(home, capsys):
+    code, out, _ = run(capsys, "methods")
+    lines = out.splitlines()
+    fast = lines.index(next(line for line in lines if line.startswith("fast ")))
+    assert lines[fast].endswith("[ready]")
+    assert "models here: 26:<0..25>" in lines[fast + 2]
+    assert next(line for line in lines if line.startswith("nada ")).endswith("[needs a GPU]")
+    assert "[weights missing: `stylebot weights fetch adain`]" in out
+
+
 def test_weights_fetch_offline_fails_clearly(home, capsys):
     code, out, err = run(capsys, "weights", "fetch", "adain")
     assert code == 2 and "adain-decoder" in err

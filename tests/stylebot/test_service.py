@@ -230,3 +230,30 @@ async def test_the_job_log_duration_is_run_time_whatever_the_ending(service, toy
     assert done.seconds >= 0.3  # it ran while blocked
     assert failed.seconds < 0.3  # it failed at once, after waiting 0.4 s
     assert cancelled.seconds is None  # it never ran
+
+
+def _listing(tmp_path, device="cpu", **settings):
+    from engine.engine import StyleEngine
+    from stylebot.service import describe_methods
+
+    empty = tmp_path / "no-weights"
+    empty.mkdir(exist_ok=True)
+    engine = StyleEngine(Settings(home=tmp_path, device=device, weights_dir=empty,
+                                  allow_downloads=False, **settings), device=device)
+    return {m["name"]: m for m in describe_methods(engine)}
+
+
+def test_fast_is_listed_ready_right_after_install_with_the_models_it_has(tmp_path):
+    fast = _listing(tmp_path)["fast"]
+    assert fast["status"] == "ready" and fast["ready"] is True
+    assert fast["weights"] == {"multistyle26": "wheel"}  # its default without candy
+    assert fast["models"] == ["26:<0..25>"]
+
+
+def test_nada_on_a_cpu_server_is_listed_as_needing_a_gpu(tmp_path):
+    assert _listing(tmp_path)["nada"]["status"] == "needs a GPU"
+    assert _listing(tmp_path)["nada"]["ready"] is False
+    # Where it could run, what it lacks is its weights.
+    assert _listing(tmp_path, allow_cpu_nada=True)["nada"]["status"] == "weights missing"
+    assert _listing(tmp_path, device="cuda")["nada"]["status"] == "weights missing"
+    assert _listing(tmp_path)["sd"]["status"] == "weights missing"
