@@ -20,6 +20,7 @@ from typing import Any, Sequence
 from engine.errors import UserError
 
 log = logging.getLogger("stylebot")
+OWN_PACKAGES = ("engine", "stylebot", "storage", "bot")  # -v logs these at debug level
 
 EXIT_OK, EXIT_BUG, EXIT_USER = 0, 1, 2
 
@@ -389,6 +390,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verbose:  # our own debug records (e.g. tracebacks behind one-line failures)
+        for package in OWN_PACKAGES:
+            logging.getLogger(package).setLevel(logging.DEBUG)
     try:
         if args.command in COMMANDS:
             return COMMANDS[args.command](args)

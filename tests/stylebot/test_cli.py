@@ -68,6 +68,26 @@ def test_missing_weights_name_the_fetch_command(home, capsys):
     assert code == 2 and "stylebot weights fetch adain" in err and err.count("\n") == 1
 
 
+def test_sd_with_no_network_fails_fast_in_one_line(home, capsys, monkeypatch):
+    import time
+
+    from huggingface_hub import constants
+
+    from tests.engine.test_download import BOUND_S, closed_port
+
+    (home / "photo.png").write_bytes(png_bytes((96, 64), (10, 20, 30)))
+    argv = ("stylize", home / "photo.png", "--method", "sd", "--prompt", "a woodcut",
+            "-o", home / "o.png", "--quiet")
+    assert run(capsys, *argv)[0] == 2  # downloads off: the same path, and its imports, warmed
+    monkeypatch.setenv("STYLEBOT_ALLOW_DOWNLOADS", "true")
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    started = time.monotonic()
+    code, _, err = run(capsys, *argv)
+    assert time.monotonic() - started < BOUND_S
+    assert code == 2 and err.count("\n") == 1 and "cannot be reached" in err
+    assert err.startswith("stylebot: Weights 'sd-model' for sd are missing")
+
+
 def test_presets_round_trip_from_the_shell(home, capsys):
     code, out, err = run(capsys, "presets", "save", "red", "--user", "42", "--method", "toystyle",
                          "--style", home / "style.png", "--steps", "3")
