@@ -296,22 +296,25 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
+    from engine.catalogue import one_per_weight
     from engine.weights import WeightStore
 
     store = WeightStore.from_settings(_settings())
     if args.weights_command == "list":
         rows = []
-        for entry in store.catalogue.values():
+        for entry, aliases in one_per_weight(store.catalogue.values()):
             where, path = store.locate(entry.name)
-            rows.append({"name": entry.name, "methods": list(entry.methods), "where": where,
-                         "path": str(path) if path else None, "url": entry.url,
+            rows.append({"name": entry.name, "aliases": aliases, "methods": list(entry.methods),
+                         "where": where, "path": str(path) if path else None, "url": entry.url,
                          "sha256": entry.sha256, "licence": entry.licence, "optional": entry.optional})
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
             for r in rows:
                 flag = " (optional)" if r["optional"] else ""
-                print(f"{r['name']:26} {','.join(r['methods']):18} {r['where']:8}{flag}  {r['path'] or r['url'] or '-'}")
+                also = f" (also {', '.join(r['aliases'])})" if r["aliases"] else ""
+                print(f"{r['name']:26} {','.join(r['methods']):18} {r['where']:8}{flag}  "
+                      f"{r['path'] or r['url'] or '-'}{also}")
         return EXIT_OK
     return _fetch(store, args.methods, include_optional=args.optional)
 
@@ -319,12 +322,13 @@ def cmd_weights(args: argparse.Namespace) -> int:
 def _fetch(store, methods: list[str], *, include_optional: bool) -> int:
     from tqdm import tqdm
 
+    from engine.catalogue import one_per_weight
     from engine.methods import method_names
 
     unknown = [m for m in methods if m not in method_names()]
     if unknown:
         raise CliError(f"Unknown method(s) {', '.join(unknown)}; choose from {', '.join(method_names())}.")
-    entries = [e for e in store.catalogue.values()
+    entries = [e for e, _ in one_per_weight(store.catalogue.values())
                if (not methods or set(e.methods) & set(methods)) and (include_optional or not e.optional)]
     failures = 0
     for entry in entries:

@@ -134,6 +134,17 @@ def test_methods_text_says_what_runs_here(home, capsys):
     assert "[weights missing: `stylebot weights fetch adain`]" in out
 
 
+def test_weights_list_has_one_entry_per_weight(home, capsys):
+    code, out, _ = run(capsys, "weights", "list", "--json")
+    rows = json.loads(out)
+    hub = [r["url"] for r in rows if "huggingface.co" in (r["url"] or "")]
+    assert len(hub) == len(set(hub)) == 4  # sd-turbo, sdxl-turbo, 2.1, the safety checker
+    sd = [r for r in rows if r["url"] == "https://huggingface.co/stabilityai/sd-turbo"]
+    assert [(r["name"], r["aliases"], r["optional"]) for r in sd] == [("sd-model", ["sd-turbo"], False)]
+    code, out, _ = run(capsys, "weights", "list")
+    assert len([line for line in out.splitlines() if "stabilityai/sd-turbo" in line]) == 1
+
+
 def test_weights_fetch_offline_fails_clearly(home, capsys):
     code, out, err = run(capsys, "weights", "fetch", "adain")
     assert code == 2 and "adain-decoder" in err
