@@ -267,6 +267,23 @@ def _sd_server_model(model: str) -> WeightFile:
                       description=f"The server's sd model (STYLEBOT_SD_MODEL={model}).")
 
 
+def one_per_weight(entries) -> list[tuple[WeightFile, list[str]]]:
+    """Entries that name the same weight as one: (entry, the other names it goes by).
+
+    The server's sd model (``sd-model``) is usually also a table entry (``sd-turbo``): one
+    folder, two names. The entry kept is the first needed (not optional) one, so a listing
+    says the server needs it.
+    """
+    groups: dict[str, list[WeightFile]] = {}
+    for entry in entries:
+        groups.setdefault(entry.hf_repo or entry.path, []).append(entry)
+    out = []
+    for group in groups.values():
+        kept = next((e for e in group if not e.optional), group[0])
+        out.append((kept, [e.name for e in group if e is not kept]))
+    return out
+
+
 def configured_entries(settings) -> list[WeightFile]:
     """Entries that depend on the operator's settings (the server's sd model)."""
     return [_sd_server_model(settings.sd_model)]

@@ -78,10 +78,11 @@ class StyleEngine:
         """Validate and decode ``request``; raise ``UserError`` with the reason if unusable."""
         method = get_method(request.method or DEFAULT_METHOD)
         options = method.options.validate(request.options, method=method.name)
+        options = method.resolve_defaults(options, self.weights)
         has_prompt = bool(request.prompt and request.prompt.strip())
         method.check_inputs(n_styles=len(request.styles), has_prompt=has_prompt,
                             has_mask=request.mask is not None)
-        if method.needs_gpu and self.device == "cpu" and not self._cpu_allowed(method):
+        if self.needs_missing_gpu(method):
             raise UserError(f"Method '{method.name}' needs a GPU and this server has none; "
                             "try 'hub' or 'fast' instead.")
 
@@ -105,6 +106,10 @@ class StyleEngine:
         method.check_sizes(inp)
         method.check(inp, self.settings)
         return PreparedJob(method=method, input=inp, request=request)
+
+    def needs_missing_gpu(self, method: Method) -> bool:
+        """True when ``method`` would be refused here for want of a GPU."""
+        return method.needs_gpu and self.device == "cpu" and not self._cpu_allowed(method)
 
     def _cpu_allowed(self, method: Method) -> bool:
         return method.name == "nada" and self.settings.allow_cpu_nada

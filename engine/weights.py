@@ -85,8 +85,9 @@ class WeightStore:
             return self.download(entry, progress)
         except WeightsMissing:
             raise
-        except OSError as exc:
+        except OSError as exc:  # one line in the log; the traceback only at debug level
             log.warning("download of %s from %s failed: %s", entry.name, entry.url, exc)
+            log.debug("download of %s failed", entry.name, exc_info=True)
             raise self.missing_error(entry, reason=str(exc)) from exc
 
     def missing_error(self, entry: WeightFile, reason: str = "") -> WeightsMissing:

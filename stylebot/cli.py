@@ -19,6 +19,7 @@ from typing import Any, Sequence
 from engine.errors import UserError
 
 log = logging.getLogger("stylebot")
+OWN_PACKAGES = ("engine", "stylebot", "storage", "bot")  # -v logs these at debug level
 
 EXIT_OK, EXIT_BUG, EXIT_USER = 0, 1, 2
 
@@ -212,8 +213,10 @@ async def _stylize(request, output: Path, *, as_json: bool, quiet: bool) -> int:
                 if as_json:
                     print(json.dumps(meta))
                 else:
+                    model = event.meta.options.get("model")
+                    used = f"{event.meta.method} model {model}" if model else event.meta.method
                     print(f"wrote {output} ({event.meta.size[0]}x{event.meta.size[1]}, "
-                          f"{event.meta.method}, {event.meta.seconds:.1f}s on {event.meta.device})")
+                          f"{used}, {event.meta.seconds:.1f}s on {event.meta.device})")
                 return EXIT_OK
             elif isinstance(event, Failed):
                 _say(event.message)
@@ -277,17 +280,21 @@ def _fmt_options(options: dict[str, Any]) -> str:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from engine.weights import WeightStore
-    from stylebot.service import describe_methods
+    from engine.engine import StyleEngine
+    from stylebot.service import WEIGHTS_MISSING, describe_methods
 
-    info = describe_methods(WeightStore.from_settings(_settings()))
+    info = describe_methods(StyleEngine(_settings()))
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
     for m in info:
-        ready = "ready" if m["ready"] else "weights missing: `stylebot weights fetch " + m["name"] + "`"
-        print(f"{m['name']:6} {m['title']} [{ready}]")
+        status = m["status"]
+        if status == WEIGHTS_MISSING:
+            status += ": `stylebot weights fetch " + m["name"] + "`"
+        print(f"{m['name']:6} {m['title']} [{status}]")
         print(f"       {m['summary']}")
+        if m.get("models"):
+            print(f"       models here: {', '.join(m['models'])}")
         for o in m["options"]:
             default = "-" if o["default"] in (None, "") else o["default"]
             print(f"       --{o['name'].replace('_', '-'):18} {o['range']:28} default {default}")
@@ -297,22 +304,25 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
+    from engine.catalogue import one_per_weight
     from engine.weights import WeightStore
 
     store = WeightStore.from_settings(_settings())
     if args.weights_command == "list":
         rows = []
-        for entry in store.catalogue.values():
+        for entry, aliases in one_per_weight(store.catalogue.values()):
             where, path = store.locate(entry.name)
-            rows.append({"name": entry.name, "methods": list(entry.methods), "where": where,
-                         "path": str(path) if path else None, "url": entry.url,
+            rows.append({"name": entry.name, "aliases": aliases, "methods": list(entry.methods),
+                         "where": where, "path": str(path) if path else None, "url": entry.url,
                          "sha256": entry.sha256, "licence": entry.licence, "optional": entry.optional})
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
             for r in rows:
                 flag = " (optional)" if r["optional"] else ""
-                print(f"{r['name']:26} {','.join(r['methods']):18} {r['where']:8}{flag}  {r['path'] or r['url'] or '-'}")
+                also = f" (also {', '.join(r['aliases'])})" if r["aliases"] else ""
+                print(f"{r['name']:26} {','.join(r['methods']):18} {r['where']:8}{flag}  "
+                      f"{r['path'] or r['url'] or '-'}{also}")
         return EXIT_OK
     return _fetch(store, args.methods, include_optional=args.optional)
 
@@ -320,12 +330,13 @@ def cmd_weights(args: argparse.Namespace) -> int:
 def _fetch(store, methods: list[str], *, include_optional: bool) -> int:
     from tqdm import tqdm
 
+    from engine.catalogue import one_per_weight
     from engine.methods import method_names
 
     unknown = [m for m in methods if m not in method_names()]
     if unknown:
         raise CliError(f"Unknown method(s) {', '.join(unknown)}; choose from {', '.join(method_names())}.")
-    entries = [e for e in store.catalogue.values()
+    entries = [e for e, _ in one_per_weight(store.catalogue.values())
                if (not methods or set(e.methods) & set(methods)) and (include_optional or not e.optional)]
     failures = 0
     for entry in entries:
@@ -391,6 +402,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verbose:  # our own debug records (e.g. tracebacks behind one-line failures)
+        for package in OWN_PACKAGES:
+            logging.getLogger(package).setLevel(logging.DEBUG)
     try:
         if args.command in COMMANDS:
             return COMMANDS[args.command](args)

@@ -268,13 +268,12 @@ class StyleService:
     # -- information ---------------------------------------------------------------------
 
     def methods_info(self) -> list[dict[str, Any]]:
-        return describe_methods(self.engine.weights)
+        return describe_methods(self.engine)
 
     def health(self) -> dict[str, Any]:
         return {"device": self.engine.device, "waiting": self.queue.waiting_count,
                 "running": self.queue.running_count, "accepting": self.queue.accepting,
                 "models_loaded": self.engine.models.keys()}
-
 
 
 def check_request(settings: Settings, method: str | None, options: dict[str, Any], *,
@@ -318,15 +317,35 @@ def check_preset(settings: Settings, method: str, options: dict[str, Any], *,
         m.check_inputs(n_styles=n_styles, has_prompt=True, has_mask=False)
     return m
 
-def describe_methods(weights) -> list[dict[str, Any]]:
-    """Every method with its options and whether the weights its defaults need are here."""
+
+READY, NEEDS_GPU, WEIGHTS_MISSING = "ready", "needs a GPU", "weights missing"
+
+
+def describe_methods(engine: StyleEngine) -> list[dict[str, Any]]:
+    """Every method with its options and whether its no-option default can run here now.
+
+    ``status`` says which of ``READY``, ``NEEDS_GPU`` (a CPU-only server that would refuse
+    it) or ``WEIGHTS_MISSING``; ``ready`` is the same as a bool; ``weights`` says where each
+    file the defaults need is; ``models`` lists the models usable without a download, for
+    methods with a ``model`` option.
+    """
+    weights = engine.weights
     out = []
     for method in loadable_methods():
         info = method.describe()
-        needed = method.weight_names(None)
-        status = {w: weights.locate(w)[0] for w in needed if w in weights.catalogue}
-        info["weights"] = status
-        info["ready"] = all(where != "missing" for where in status.values())
+        defaults = method.resolve_defaults(method.options.defaults(), weights)
+        needed = method.weight_names(defaults)
+        info["weights"] = {w: weights.locate(w)[0] for w in needed if w in weights.catalogue}
+        models = method.available_models(weights, engine.settings)
+        if models is not None:
+            info["models"] = models
+        if engine.needs_missing_gpu(method):
+            info["status"] = NEEDS_GPU
+        elif any(where == "missing" for where in info["weights"].values()):
+            info["status"] = WEIGHTS_MISSING
+        else:
+            info["status"] = READY
+        info["ready"] = info["status"] == READY
         out.append(info)
     return out
 

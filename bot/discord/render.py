@@ -106,7 +106,7 @@ def _clip(text: str, limit: int) -> str:
 
 def method_embed(info: dict[str, Any]) -> discord.Embed:
     """One method for /methods: what it does, what it needs, its options, whether it can run."""
-    status = "ready" if info.get("ready") else "weights missing"
+    status = info.get("status") or ("ready" if info.get("ready") else "weights missing")
     embed = discord.Embed(title=f"{info['name']}: {info['title']} ({status})",
                           description=_clip(info["summary"], 4096), colour=COLOUR)
     needs = []
@@ -125,6 +125,9 @@ def method_embed(info: dict[str, Any]) -> discord.Embed:
         default = "" if o["default"] is None else f", default {value_text(o['default'])}"
         lines.append(f"`{o['name']}` ({o['range']}{default})")
     embed.add_field(name="Options", value=_clip("\n".join(lines) or "none", FIELD_LIMIT), inline=False)
+    if info.get("models"):
+        embed.add_field(name="Models here", value=_clip(", ".join(info["models"]), FIELD_LIMIT),
+                        inline=False)
     missing = [name for name, where in info.get("weights", {}).items() if where == "missing"]
     if missing:
         embed.add_field(name="Missing weights", value=_clip(", ".join(missing), FIELD_LIMIT), inline=False)

@@ -145,6 +145,19 @@ class Method(ABC):
         not have, a malformed list); raise ``OptionError``. Runs without images, so presets
         are checked when saved, not when first used."""
 
+    def resolve_defaults(self, options: dict[str, Any], weights: "WeightStore") -> dict[str, Any]:
+        """``options`` with the defaults that depend on what is installed filled in.
+
+        The engine calls this before queueing, so the job runs and reports (result options,
+        chat, CLI) what was actually used, e.g. fast's model when its first choice is absent.
+        """
+        return options
+
+    def available_models(self, weights: "WeightStore",
+                         settings: "EngineSettings") -> list[str] | None:
+        """The values of option ``model`` usable here without a download; None: no such option."""
+        return None
+
     def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
         """Refuse inputs the option ranges cannot express; raise ``OptionError``."""
         self.check_options(inp.options, settings)

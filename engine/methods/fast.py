@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Hashable
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from ..settings import EngineSettings
+    from ..weights import WeightStore
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,17 @@ NAMED_STYLES = ("candy", "mosaic", "pointilism", "rain_princess", "udnie")
 MULTI_PREFIX = "26:"
 N_MULTI_STYLES = 26
 TRAINED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+# The default network: candy where its weights are here, else a built-in style, so `fast`
+# works offline right after install (candy needs pytorch/examples' download).
+PREFERRED_MODEL = "candy"
+BUILTIN_MODEL = "26:19"
 
 MODEL = Option(
-    "model", "str", "candy",
+    "model", "str", None,
     "Style network: candy, mosaic, pointilism, rain_princess, udnie; 26:<0..25> for a "
     "built-in style of the 26-style network; a blend such as 26:3=0.7,12=0.3; or the name "
-    "of a network trained with `stylebot train fast`.")
+    f"of a network trained with `stylebot train fast`. Default: {PREFERRED_MODEL} where its "
+    f"weights are here, else the built-in {BUILTIN_MODEL}; the result names the one used.")
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,7 @@ def parse_model(text: Any, settings: "EngineSettings | None" = None) -> ModelSpe
     With ``settings`` a trained network must exist; without them (``weight_names``,
     ``batch_key``) any well-formed name is taken to be one.
     """
-    raw = str(text if text is not None else MODEL.default).strip()
+    raw = str(text if text is not None else PREFERRED_MODEL).strip()
     lowered = raw.lower().replace("-", "_").replace(" ", "_")
     if lowered in NAMED_STYLES:
         return ModelSpec("named", lowered)
@@ -137,6 +143,12 @@ def parse_model(text: Any, settings: "EngineSettings | None" = None) -> ModelSpe
         return ModelSpec("trained", raw)
     raise OptionError(f"Option 'model': unknown model {raw!r}; "
                       f"available: {available_models(settings)}.")
+
+
+def default_model(weights: "WeightStore") -> str:
+    """The model a job without one runs: candy if its weights are here, else a built-in style."""
+    where, _ = weights.locate(fast_network(PREFERRED_MODEL))
+    return PREFERRED_MODEL if where != "missing" else BUILTIN_MODEL
 
 
 def available_models(settings: "EngineSettings | None") -> str:
@@ -171,6 +183,16 @@ class FastMethod(Method):
     def check_options(self, options: dict[str, Any], settings: "EngineSettings") -> None:
         parse_model(options.get("model"), settings)
 
+    def resolve_defaults(self, options: dict[str, Any], weights: "WeightStore") -> dict[str, Any]:
+        if options.get("model") is not None:
+            return options
+        return {**options, "model": default_model(weights)}
+
+    def available_models(self, weights: "WeightStore", settings: "EngineSettings") -> list[str]:
+        """Named styles whose weights are here, the built-in styles, trained networks."""
+        named = [s for s in NAMED_STYLES if weights.locate(fast_network(s))[0] != "missing"]
+        builtin = [MULTI_PREFIX + "<0..25>"] if weights.locate(MULTISTYLE26)[0] != "missing" else []
+        return named + builtin + trained_names(settings)
 
     def batch_key(self, inp: MethodInput) -> Hashable | None:
         try:
@@ -184,6 +206,8 @@ class FastMethod(Method):
 
     def run_batch(self, inputs: list[MethodInput], ctx: RunContext) -> list["Image.Image"]:
         """Stylise inputs sharing a network and size in one forward pass per group."""
+        inputs = [replace(inp, options=self.resolve_defaults(inp.options, ctx.weights))
+                  for inp in inputs]
         for inp in inputs:
             self.check(inp, ctx.settings)
         groups: dict[Hashable, list[int]] = {}

@@ -219,14 +219,16 @@ class StableDiffusionMethod(Method):
             ctx.progress(1.0, "denoising")
             return inp.content.copy()
 
+        # Weights first: a missing model fails in a second, before diffusers' slow import.
+        folder = ctx.weights.path(plan.model.entry)
+        safety_source = self._safety_source(ctx, folder)
+
         import torch
 
         from ..nets import diffusion
 
         device = str(ctx.device)
         dtype = torch.float16 if ctx.half else torch.float32
-        folder = ctx.weights.path(plan.model.entry)
-        safety_source = self._safety_source(ctx, folder)
         # Built once per (model, dtype, device) and kept, together with its safety filter.
         key = f"sd:{folder}:{dtype}:{device}:safety={safety_source}"
         if key not in ctx.models:

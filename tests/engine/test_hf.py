@@ -175,3 +175,32 @@ def test_a_repo_the_hub_does_not_have_is_an_oserror(tmp_path):
     with FakeHub("someone/else", {}) as hub, pytest.raises(OSError):
         hf.download("owner/nothing-here", cache_dir=tmp_path, endpoint=hub.endpoint)
     assert hf.locate("owner/nothing-here", local_dir=None, cache_dir=tmp_path) == ("missing", None)
+
+
+def test_an_unreachable_hub_fails_at_once_in_one_line(tmp_path, caplog):
+    import logging
+    import time
+
+    from .test_download import BOUND_S, closed_port
+
+    caplog.set_level(logging.DEBUG)
+    started = time.monotonic()
+    with pytest.raises(OSError) as info:
+        hf.download("owner/demo", cache_dir=tmp_path, endpoint=f"http://127.0.0.1:{closed_port()}")
+    assert time.monotonic() - started < BOUND_S  # no retries with backoff (23-28 s before)
+    assert "cannot be reached" in str(info.value) and "\n" not in str(info.value)
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]  # the store logs the line
+
+
+def test_hf_hub_offline_is_honoured_without_a_request(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from .fake_hub import FakeHub
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with FakeHub("owner/demo", {"model_index.json": b"{}"}) as hub:
+        with pytest.raises(OSError, match="HF_HUB_OFFLINE"):
+            hf.download("owner/demo", cache_dir=tmp_path, endpoint=hub.endpoint)
+        assert hub.requests == []
+    with pytest.raises(WeightsMissing, match="HF_HUB_OFFLINE"):
+        store(tmp_path, allow_downloads=True, entries=[ENTRY]).path("demo")

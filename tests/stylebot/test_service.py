@@ -380,3 +380,30 @@ async def test_someone_elses_save_keeps_the_shown_settings_never_the_style_image
     assert (theirs.method, theirs.options, theirs.styles) == ("toystyle", {"steps": 3}, [])
     mine = await service.save_result(handle.id, Requester("test", "alice"), "mine")
     assert [s.filename for s in mine.styles] == ["alices-style.png"]
+
+
+def _listing(tmp_path, device="cpu", **settings):
+    from engine.engine import StyleEngine
+    from stylebot.service import describe_methods
+
+    empty = tmp_path / "no-weights"
+    empty.mkdir(exist_ok=True)
+    engine = StyleEngine(Settings(home=tmp_path, device=device, weights_dir=empty,
+                                  allow_downloads=False, **settings), device=device)
+    return {m["name"]: m for m in describe_methods(engine)}
+
+
+def test_fast_is_listed_ready_right_after_install_with_the_models_it_has(tmp_path):
+    fast = _listing(tmp_path)["fast"]
+    assert fast["status"] == "ready" and fast["ready"] is True
+    assert fast["weights"] == {"multistyle26": "wheel"}  # its default without candy
+    assert fast["models"] == ["26:<0..25>"]
+
+
+def test_nada_on_a_cpu_server_is_listed_as_needing_a_gpu(tmp_path):
+    assert _listing(tmp_path)["nada"]["status"] == "needs a GPU"
+    assert _listing(tmp_path)["nada"]["ready"] is False
+    # Where it could run, what it lacks is its weights.
+    assert _listing(tmp_path, allow_cpu_nada=True)["nada"]["status"] == "weights missing"
+    assert _listing(tmp_path, device="cuda")["nada"]["status"] == "weights missing"
+    assert _listing(tmp_path)["sd"]["status"] == "weights missing"

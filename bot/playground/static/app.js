@@ -133,7 +133,7 @@ async function readCommand() {
 function renderMethodPicker() {
   const select = $("#method");
   select.replaceChildren(...state.methods.map((m) =>
-    el("option", { value: m.name }, `${m.name} \u2013 ${m.title}${m.ready ? "" : " (weights missing)"}`)));
+    el("option", { value: m.name }, `${m.name} \u2013 ${m.title}${m.ready ? "" : ` (${m.status || "weights missing"})`}`)));
   select.value = state.method;
 }
 
@@ -254,8 +254,9 @@ function renderMethod() {
   const warning = $("#method-warning");
   const missing = Object.entries(method.weights || {}).filter(([, where]) => where === "missing").map(([w]) => w);
   warning.hidden = method.ready;
-  warning.textContent = method.ready ? "" :
-    `Weights missing (${missing.join(", ")}): run \`stylebot weights fetch ${method.name}\` first.`;
+  warning.textContent = method.ready ? "" : method.status === "needs a GPU"
+    ? `${method.name} needs a GPU and this server has none.`
+    : `Weights missing (${missing.join(", ")}): run \`stylebot weights fetch ${method.name}\` first.`;
   $("#style-drop").hidden = method.max_styles === 0;
   $("#style-drop .drop-label").firstChild.textContent =
     method.max_styles > 1 ? `Style images (up to ${method.max_styles})` : "Style image";

@@ -63,3 +63,6 @@ async def test_methods_describes_each_method_from_its_declarations(bot, fake, bo
     assert "`steps` (1..1000, default 5)" in options and "`fail` (one of no, bug, user, oom, default no)" in options
     sd = by_name["sd"]
     assert {"name": "Needs", "value": "a prompt", "inline": False} in sd["fields"]
+    fast = by_name["fast"]  # ready offline on its built-in styles, listing the models it has
+    assert fast["title"].endswith("(ready)")
+    assert "26:<0..25>" in next(f["value"] for f in fast["fields"] if f["name"] == "Models here")

@@ -50,7 +50,7 @@ async def test_fast_candy_through_discord_matches_the_reference(real_bot, fake):
     diff = np.abs(pixels(out) - pixels(reference))
     assert out.size == reference.size and diff.mean() < 0.5 and diff.max() <= 3
     fields = {f["name"]: f["value"] for f in result.json["embeds"][0]["fields"]}
-    assert fields["Options"] == "defaults"  # candy is fast's default model
+    assert fields["Options"] == "model=candy"  # the result names the network it used
     # candy's strength defaults to its maximum: Stronger has no room, so it is not offered
     assert [c.split(":")[1] for c in result.custom_ids()] == ["weaker", "save", "delete"]
 
@@ -58,7 +58,7 @@ async def test_fast_candy_through_discord_matches_the_reference(real_bot, fake):
     message = fake.messages[result.response["id"]]
     click = send(real_bot, fake.component(message, next(c for c in result.custom_ids() if ":weaker:" in c)))
     weaker = await fake.wait_call("POST", f"/webhooks/{APP_ID}/{click['token']}", timeout=60)
-    assert {f["name"]: f["value"] for f in weaker.json["embeds"][0]["fields"]}["Options"] == "strength=0.8"
+    assert {f["name"]: f["value"] for f in weaker.json["embeds"][0]["fields"]}["Options"] == "model=candy strength=0.8"
     softer = pixels(image_of(weaker.files[0]))
     photo_pixels = pixels(sample_content(64))
     assert np.abs(softer - photo_pixels).mean() < np.abs(pixels(out) - photo_pixels).mean()
