@@ -28,7 +28,7 @@ from bot.playground.inputs import MAX_FIELD_BYTES, Form, json_body, read_form
 from engine.errors import UserError
 from engine.events import Cancelled, Done, Failed, JobEvent, Progress, Queued, Started
 from engine.request import Requester
-from stylebot.checks import is_loopback
+from stylebot.checks import guards_host, is_own_host
 from stylebot.service import jsonable_options, preset_data
 
 if TYPE_CHECKING:
@@ -67,22 +67,23 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         return web.json_response({"error": BUG_MESSAGE}, status=500)
 
 
-LOOPBACK_NAMES = {"localhost", "::1"}
-
-
-def same_origin_guard(loopback_only: bool):
+def same_origin_guard(settings: "Settings"):
     """Refuse what another web site makes your browser send (the page has no login).
 
     A form on any site can POST to 127.0.0.1 without a CORS preflight, and DNS rebinding can
     make a foreign name resolve here: so changes must come from this page's own origin, and
-    on a loopback address the Host header must name this machine.
+    the Host header must name this machine (``stylebot.checks.is_own_host``).
     """
+    check_host = guards_host(settings)
+    public = settings.public_host
+    names = "localhost" + (f" or {public}" if public else "")
 
     @web.middleware
     async def guard(request: web.Request, handler) -> web.StreamResponse:
-        host = (request.url.host or "").lower()
-        if loopback_only and host not in LOOPBACK_NAMES and not host.startswith("127."):
-            return web.json_response({"error": "This address only answers as localhost."}, status=403)
+        if check_host and not is_own_host(request.headers.get("Host"), public):
+            log.warning("refused a %s %s for host %r", request.method, request.path,
+                        request.headers.get("Host"))
+            return web.json_response({"error": f"This address only answers as {names}."}, status=403)
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             origin = request.headers.get("Origin")
             if origin is not None and origin != f"{request.scheme}://{request.host}":
@@ -368,7 +369,7 @@ def _preview_url(image) -> str:
 
 def add_playground(app: web.Application, service: "StyleService", settings: "Settings") -> Playground:
     """Mount the page, its API and their guards (same origin, JSON errors) on ``app``."""
-    app.middlewares.extend([same_origin_guard(is_loopback(settings.http_host)), json_errors])
+    app.middlewares.extend([same_origin_guard(settings), json_errors])
     pg = Playground(service, settings)
     app[PLAYGROUND] = pg
     r = app.router

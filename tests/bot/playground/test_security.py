@@ -1,0 +1,148 @@
+"""What a hostile web page or an unlucky client tries against the playground's HTTP API.
+
+Each test names the hole it closes; the routes are listed once (``ROUTES``) and checked
+against the router, so a new route cannot slip past the guards' tests.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.playground.app import REQUESTER
+from tests.bot.helpers import bot_settings, form, png_bytes, running_bot, sse_events
+
+pytestmark = pytest.mark.security
+
+# Names a DNS-rebinding attacker can point at 127.0.0.1; none of them is this machine.
+REBOUND_HOSTS = ["127.attacker.example", "127.0.0.1.attacker.example:8080",
+                 "localhost.attacker.example", "rebound.example", "[::1].attacker.example",
+                 "0x7f000001", "127.1"]
+# Every route the playground serves, with the request that would change or read something.
+ROUTES = [
+    ("GET", "/"),
+    ("GET", "/static/app.js"),
+    ("GET", "/healthz"),
+    ("GET", "/api/config"),
+    ("GET", "/api/methods"),
+    ("POST", "/api/parse"),
+    ("POST", "/api/command"),
+    ("POST", "/api/jobs"),
+    ("GET", "/api/jobs"),
+    ("DELETE", "/api/jobs/{job}"),
+    ("GET", "/api/jobs/{job}/events"),
+    ("GET", "/api/jobs/{job}/result"),
+    ("GET", "/api/presets"),
+    ("POST", "/api/presets"),
+    ("GET", "/api/presets/{name}"),
+    ("DELETE", "/api/presets/{name}"),
+    ("GET", "/api/presets/{name}/styles/{index}"),
+]
+
+
+@pytest.fixture
+def content_png(content_image):
+    return png_bytes(content_image.resize((64, 48)))
+
+
+@pytest.fixture
+def style_png(style_image):
+    return png_bytes(style_image.resize((64, 64)))
+
+
+@pytest.fixture
+def pg_settings(settings, shared_weights):
+    return bot_settings(settings)
+
+
+async def save_preset_with_style(http, style_png, name="mine"):
+    async with http.post("/api/command", data=form(f"/preset save name:{name} method:hub",
+                                                   style=style_png)) as response:
+        assert response.status == 200, await response.text()
+
+
+async def finished_job(http, content_png) -> str:
+    async with http.post("/api/command", data=form("/fast model:candy", content=content_png)) as response:
+        job = await response.json()
+    assert (await sse_events(http, job["events"]))[-1]["type"] == "done"
+    return job["job"]
+
+
+def request_for(method, route, *, job, content_png, style_png):
+    """The concrete path and body that would act on this session's job and preset."""
+    path = route.format(job=job, name="mine", index=0)
+    body = None
+    if path == "/api/parse":
+        body = {"json": {"command": "/fast"}}
+    elif path == "/api/command":
+        body = {"data": form("/preset delete name:mine")}
+    elif path == "/api/jobs" and method == "POST":
+        body = {"data": form("/fast model:candy", content=content_png)}
+    elif path == "/api/presets" and method == "POST":
+        save = form("/stylize method:hub", style=style_png)
+        save.add_field("name", "planted")
+        body = {"data": save}
+    return path, body or {}
+
+
+def test_every_route_is_in_the_guard_tests(pg_settings):
+    """ROUTES is the router's own list: a route added later must be added to these tests."""
+    from stylebot.process import Bot
+
+    app = Bot(pg_settings).make_web_app()
+    served = set()
+    for route in app.router.routes():
+        if route.method == "HEAD":
+            continue
+        info = route.resource.get_info()
+        served.add((route.method, info.get("path") or info.get("formatter") or info.get("prefix")))
+    listed = {(m, "/static" if p.startswith("/static/") else p) for m, p in ROUTES}
+    assert served == listed
+
+
+@pytest.mark.parametrize("method, route", ROUTES)
+async def test_rebound_host_names_are_refused_on_every_route(pg_settings, content_png, style_png,
+                                                            method, route):
+    """DNS rebinding: a name that merely starts like an address (127.attacker.example) is not us."""
+    async with running_bot(pg_settings) as (bot, http):
+        await save_preset_with_style(http, style_png)
+        job = await finished_job(http, content_png) if "{job}" in route else "00000000"
+        jobs_before = [j.job_id for j in bot.service.jobs_of(REQUESTER)]
+        for host in REBOUND_HOSTS:
+            path, body = request_for(method, route, job=job, content_png=content_png,
+                                     style_png=style_png)
+            async with http.request(method, path, headers={"Host": host}, **body) as response:
+                answer = await response.read()
+                assert response.status == 403, (host, method, path, response.status, answer[:200])
+                assert response.content_type == "application/json"
+                assert "answers" in (await response.json())["error"]
+        # Nothing changed: the preset and its style image are still there, no job was added.
+        preset = await bot.service.get_preset(REQUESTER, "mine")
+        assert len(preset.styles) == 1
+        assert [p.name for p in await bot.service.list_presets(REQUESTER)] == ["mine"]
+        assert [j.job_id for j in bot.service.jobs_of(REQUESTER)] == jobs_before
+        # The same request from this machine's own names is served (not 403).
+        path, body = request_for(method, route, job=job, content_png=content_png, style_png=style_png)
+        async with http.request(method, path, **body) as response:
+            assert response.status != 403, await response.text()
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:8080", "127.0.0.1", "127.0.0.2:1",
+                                  "[::1]", "[::1]:8080"])
+async def test_this_machines_own_names_are_served(pg_settings, host):
+    async with running_bot(pg_settings) as (bot, http):
+        async with http.get("/api/presets", headers={"Host": host}) as response:
+            assert response.status == 200, await response.text()
+
+
+async def test_a_configured_public_name_is_served_and_only_it(pg_settings):
+    """Behind a reverse proxy the page is reached by the operator's name (STYLEBOT_PUBLIC_HOST)."""
+    public = pg_settings.model_copy(update={"public_host": "stylebot.example.org"})
+    async with running_bot(public) as (bot, http):
+        for host, status in (("stylebot.example.org", 200), ("Stylebot.Example.Org:443", 200),
+                             ("localhost", 200), ("stylebot.example.org.attacker.example", 403),
+                             ("127.attacker.example", 403), ("example.org", 403)):
+            async with http.get("/api/presets", headers={"Host": host}) as response:
+                assert response.status == status, (host, await response.text())
+    async with running_bot(pg_settings) as (bot, http):
+        async with http.get("/api/presets", headers={"Host": "stylebot.example.org"}) as response:
+            assert response.status == 403
