@@ -301,10 +301,11 @@ class Playground:
 
     async def preset_style(self, request: web.Request) -> web.Response:
         record = await self.service.get_preset(REQUESTER, request.match_info["name"])
-        try:
-            blob = record.styles[int(request.match_info["index"])]
-        except (ValueError, IndexError):
-            raise web.HTTPNotFound(reason=f"Preset '{record.name}' has no such style image.") from None
+        index = request.match_info["index"]
+        if not (index.isascii() and index.isdigit() and len(index) <= 6
+                and int(index) < len(record.styles)):
+            raise web.HTTPNotFound(reason=f"Preset '{record.name}' has no such style image.")
+        blob = record.styles[int(index)]
         return web.Response(body=blob.data, content_type=blob.mime or "application/octet-stream")
 
     async def save_preset(self, request: web.Request) -> web.Response:

@@ -146,3 +146,18 @@ async def test_a_configured_public_name_is_served_and_only_it(pg_settings):
     async with running_bot(pg_settings) as (bot, http):
         async with http.get("/api/presets", headers={"Host": "stylebot.example.org"}) as response:
             assert response.status == 403
+
+
+async def test_a_style_index_outside_the_list_is_404(pg_settings, style_png):
+    """/styles/-1 used to be Python's last item: only 0..n-1, written in ASCII digits, is an index."""
+    async with running_bot(pg_settings) as (bot, http):
+        await save_preset_with_style(http, style_png)
+        async with http.get("/api/presets/mine/styles/0") as response:
+            assert response.status == 200 and response.content_type == "image/png"
+        for index in ("-1", "-0", "1", "2", "99999999999999999999", "+0", "%200", "0_0", "%D9%A0",
+                      "0x0", "0.0", "-99999999999999999999", "9" * 5000):
+            async with http.get(f"/api/presets/mine/styles/{index}") as response:
+                assert response.status == 404, (index, response.status)
+                assert response.content_type == "application/json"
+                error = (await response.json())["error"]
+                assert error and "\n" not in error
