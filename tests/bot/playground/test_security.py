@@ -6,6 +6,8 @@ against the router, so a new route cannot slip past the guards' tests.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.playground.app import REQUESTER
@@ -161,3 +163,99 @@ async def test_a_style_index_outside_the_list_is_404(pg_settings, style_png):
                 assert response.content_type == "application/json"
                 error = (await response.json())["error"]
                 assert error and "\n" not in error
+
+
+FORM = "multipart/form-data; boundary=zzz"
+
+
+def part(name: bytes, value: bytes = b"/help", *headers: bytes, filename: bytes | None = None) -> bytes:
+    disposition = b'Content-Disposition: form-data; name="%s"' % name
+    if filename is not None:
+        disposition += b'; filename="%s"' % filename
+    return b"\r\n".join([b"--zzz", disposition, *headers, b"", value]) + b"\r\n"
+
+
+async def post_form(http, body, path="/api/command"):
+    async with http.post(path, data=body, headers={"Content-Type": FORM}) as response:
+        assert response.content_type == "application/json", await response.text()
+        return response.status, (await response.json())["error"]
+
+
+@pytest.mark.parametrize("body", [
+    part(b"command", b"/help", b"bad header line") + b"--zzz--\r\n",
+    part(b"command", b"/help", b"Bad Name: x") + b"--zzz--\r\n",
+    part(b"command", b"/help", b"X-Long: " + b"a" * 100_000) + b"--zzz--\r\n",
+    part(b"command", b"/help", *[b"X-Many: a"] * 200) + b"--zzz--\r\n",
+    part(b"_charset_", b"x" * 64) + part(b"command") + b"--zzz--\r\n",
+    part(b"command", b"/help", b"Content-Type: multipart/mixed") + b"--zzz--\r\n",
+    b"--zzz\r\n" + b"X" * 100_000 + b"\r\n--zzz--\r\n",
+    part(b"command", b"--yyy\r\n\r\nx\r\n--yyy--", b"Content-Type: multipart/mixed; boundary=yyy")
+    + b"--zzz--\r\n",
+], ids=["no-colon", "space-in-name", "long-header", "many-headers", "long-charset", "nested-no-boundary",
+        "long-line", "nested"])
+async def test_malformed_part_headers_are_400_with_one_line(pg_settings, caplog, body):
+    """aiohttp's own parse errors (InvalidHeader, LineTooLong, ...) were a 500 with a traceback logged."""
+    async with running_bot(pg_settings) as (bot, http):
+        status, error = await post_form(http, body)
+        assert status == 400, error
+        assert "form" in error and "\n" not in error
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def poll_health(http, stop) -> float:
+    """The longest /healthz took while ``stop`` was unset."""
+    import time
+
+    worst = 0.0
+    while not stop.is_set():
+        start = time.monotonic()
+        async with http.get("/healthz") as response:
+            assert response.status == 200
+        worst = max(worst, time.monotonic() - start)
+        await asyncio.sleep(0.02)
+    return worst
+
+
+@pytest.mark.parametrize("body", [
+    b"".join(part(b"f%d" % i, b"x") for i in range(200_000)) + b"--zzz--\r\n",
+    b"\r\n" * 2_000_000 + part(b"command") + b"--zzz--\r\n",
+    b"".join(part(b"content", b"", filename=b"") for i in range(50_000)) + b"--zzz--\r\n",
+    b"".join(part(b"command") for i in range(100)) + b"--zzz--\r\n",
+], ids=["200k-fields", "2M-preamble-lines", "50k-empty-files", "100-same-field"])
+async def test_forms_with_too_many_parts_or_lines_are_refused_before_parsing(pg_settings, body):
+    """A form with 200 000 fields took ~30 s and stalled /healthz for seconds: now a fixed budget."""
+    import time
+
+    async with running_bot(pg_settings) as (bot, http):
+        stop = asyncio.Event()
+        health = asyncio.create_task(poll_health(http, stop))
+        start = time.monotonic()
+        try:
+            status, error = await post_form(http, body)
+        finally:
+            elapsed = time.monotonic() - start
+            stop.set()
+            worst_health = await health
+        assert status == 400 and "\n" not in error
+        assert "too many" in error, error
+        assert elapsed < 3, elapsed
+        assert worst_health < 0.5, worst_health
+
+
+async def test_a_chunked_form_is_held_to_the_same_total(settings, shared_weights):
+    """Without Content-Length the check before reading cannot run: the bytes are counted as read."""
+    small = bot_settings(settings, max_upload_mb=0.01)  # 10 KB an image: 146 KB a form in all
+    body = (part(b"command") + b"".join(part(b"f%d" % i, b"x" * 16_000) for i in range(6))
+            + b"".join(part(b"style", b"y" * 10_000, filename=b"s.png") for i in range(8))
+            + b"--zzz--\r\n")
+    assert len(body) > 8 * small.max_upload_bytes + 64 * 1024
+
+    async def chunks():
+        for start in range(0, len(body), 4096):
+            yield body[start:start + 4096]
+
+    async with running_bot(small) as (bot, http):
+        async with http.post("/api/command", data=chunks(), headers={"Content-Type": FORM}) as response:
+            answer = await response.json()
+        assert response.status == 400, answer
+        assert answer["error"].startswith("The upload is over"), answer
