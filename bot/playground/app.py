@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_FILES = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
 REQUESTER = Requester("playground", "local", "you")
 RESULT_CACHE = 24  # encoded results kept for the page's <img> and download link
 PREVIEW_MIN_INTERVAL_S = 0.4
@@ -57,9 +58,10 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
     except UserError as exc:
         return web.json_response({"error": exc.message}, status=400)
     except web.HTTPException as exc:
-        if not request.path.startswith("/api/") or exc.status < 400:
+        if exc.status < 400:
             raise
-        return web.json_response({"error": exc.reason}, status=exc.status)
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return web.json_response({"error": exc.reason}, status=exc.status, headers=allow)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
@@ -107,6 +109,13 @@ class Playground:
 
     async def index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        """The page's own files by name: a fixed list, so no path ever reaches the disk."""
+        path = STATIC_FILES.get(request.match_info["file"])
+        if path is None:
+            raise web.HTTPNotFound(reason="No such file.")
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
     async def config(self, request: web.Request) -> web.Response:
         s = self.settings
@@ -375,7 +384,7 @@ def add_playground(app: web.Application, service: "StyleService", settings: "Set
     app[PLAYGROUND] = pg
     r = app.router
     r.add_get("/", pg.index)
-    r.add_static("/static/", STATIC_DIR)
+    r.add_get("/static/{file}", pg.static)
     r.add_get("/api/config", pg.config)
     r.add_get("/api/methods", pg.methods)
     r.add_post("/api/parse", pg.parse)
