@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import logging
+import mimetypes
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -107,15 +108,15 @@ class Playground:
 
     # -- pages and facts -----------------------------------------------------------------
 
-    async def index(self, request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    async def index(self, request: web.Request) -> web.Response:
+        return _page_file(STATIC_DIR / "index.html")
 
-    async def static(self, request: web.Request) -> web.StreamResponse:
-        """The page's own files by name: a fixed list, so no path ever reaches the disk."""
+    async def static(self, request: web.Request) -> web.Response:
+        """The page's own files by name: a fixed list, so no request path reaches the disk."""
         path = STATIC_FILES.get(request.match_info["file"])
         if path is None:
             raise web.HTTPNotFound(reason="No such file.")
-        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+        return _page_file(path)
 
     async def config(self, request: web.Request) -> web.Response:
         s = self.settings
@@ -367,6 +368,13 @@ def _describe_preset(record) -> str:
     opts = " ".join(f"{k}:{v}" for k, v in data["options"].items())
     return (f"{data['name']}: {data['method']} {opts}".rstrip()
             + f" ({data['style_count']} style image(s), used {data['use_count']}x)")
+
+
+def _page_file(path: Path) -> web.Response:
+    """One of the page's few small files, whole: no Range handling to answer with a bare 416."""
+    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return web.Response(body=path.read_bytes(), content_type=kind, charset="utf-8",
+                        headers={"Cache-Control": "no-cache"})
 
 
 def _preview_url(image) -> str:
