@@ -150,7 +150,7 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise UserError("The request is too long.")
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # the last: deep nesting
         raise UserError("Send a JSON object, e.g. {\"command\": \"/stylize method:hub\"}.") from None
     if not isinstance(body, dict):
         raise UserError("Send a JSON object, e.g. {\"command\": \"/stylize method:hub\"}.")

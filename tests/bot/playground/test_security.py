@@ -282,3 +282,13 @@ async def test_the_pages_files_ignore_ranges(pg_settings, path, range_):
         async with http.get(path, headers={"Range": range_}) as response:
             assert response.status == 200, (response.status, response.content_type)
             assert len(await response.read()) > 1000
+
+
+@pytest.mark.parametrize("body", [b"[" * 5000 + b"]" * 5000, b'{"a":' * 2000 + b"1" + b"}" * 2000])
+async def test_deeply_nested_json_is_400(pg_settings, body):
+    """json.loads raised RecursionError (a 500, traceback logged) on 5000 nested lists."""
+    async with running_bot(pg_settings) as (bot, http):
+        async with http.post("/api/parse", data=body,
+                             headers={"Content-Type": "application/json"}) as response:
+            assert response.status == 400, await response.text()
+            assert "JSON object" in (await response.json())["error"]
