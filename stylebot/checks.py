@@ -35,6 +35,52 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def host_name(header: str | None) -> str | None:
+    """The name in an HTTP Host header, lower case and without the port; None if malformed.
+
+    An IPv6 address must be in brackets (``[::1]:8080``), as browsers send it.
+    """
+    header = (header or "").strip().lower()
+    if header.startswith("["):
+        name, sep, rest = header[1:].partition("]")
+        if not sep or (rest and not (rest[:1] == ":" and rest[1:].isdigit())):
+            return None
+        try:
+            ipaddress.IPv6Address(name)
+        except ValueError:
+            return None
+        return name
+    name, sep, port = header.rpartition(":")
+    if not sep:
+        name = header
+    elif not (port.isascii() and port.isdigit()):
+        return None
+    return name if name and ":" not in name else None
+
+
+def is_own_host(header: str | None, public_host: str | None = None) -> bool:
+    """Whether a request's Host header names this machine: the DNS-rebinding guard.
+
+    Anyone can point a name they own at 127.0.0.1 (``127.attacker.example`` is such a name,
+    not an address), so only loopback IP literals, ``localhost`` and the operator's
+    ``public_host`` are trusted.
+    """
+    name = host_name(header)
+    if name is None:
+        return False
+    if name == "localhost" or (public_host is not None and name == public_host.lower()):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def guards_host(settings: "Settings") -> bool:
+    """Whether web pages check the Host header: on loopback, or when a public name is set."""
+    return is_loopback(settings.http_host) or settings.public_host is not None
+
+
 def serves_pages(settings: "Settings", chat_configured: bool) -> bool:
     """Always without chat adapters; beside them only where nobody else can reach the pages."""
     return not chat_configured or is_loopback(settings.http_host)

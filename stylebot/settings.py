@@ -8,12 +8,14 @@ stays out of ``engine/``.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from engine.settings import EngineSettings
 
+_HOST_NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 SECRETS = ("discord_token", "slack_bot_token", "slack_app_token", "slack_signing_secret")
 
 
@@ -35,6 +37,20 @@ class Settings(EngineSettings):
     # The HTTP server (playground and /healthz).
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
+    public_host: str | None = Field(
+        None, description="The name a reverse proxy serves the playground under "
+                          "(e.g. stylebot.example.org): the only Host answered besides loopback.")
+
+    @field_validator("public_host", mode="before")
+    @classmethod
+    def _host_name_only(cls, value: Any) -> str | None:
+        if value is None or not str(value).strip():
+            return None
+        name = str(value).strip().lower()
+        if not _HOST_NAME_RE.fullmatch(name):
+            raise ValueError(f"'{value}' is not a host name; give the bare name, "
+                             "e.g. stylebot.example.org (no scheme, port or path)")
+        return name
 
     @property
     def resolved_database_url(self) -> str:

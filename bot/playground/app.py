@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import logging
+import mimetypes
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -28,7 +29,7 @@ from bot.playground.inputs import MAX_FIELD_BYTES, Form, json_body, read_form
 from engine.errors import UserError
 from engine.events import Cancelled, Done, Failed, JobEvent, Progress, Queued, Started
 from engine.request import Requester
-from stylebot.checks import is_loopback
+from stylebot.checks import guards_host, is_own_host
 from stylebot.service import jsonable_options, preset_data
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_FILES = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
 REQUESTER = Requester("playground", "local", "you")
 RESULT_CACHE = 24  # encoded results kept for the page's <img> and download link
 PREVIEW_MIN_INTERVAL_S = 0.4
@@ -57,9 +59,10 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
     except UserError as exc:
         return web.json_response({"error": exc.message}, status=400)
     except web.HTTPException as exc:
-        if not request.path.startswith("/api/") or exc.status < 400:
+        if exc.status < 400:
             raise
-        return web.json_response({"error": exc.reason}, status=exc.status)
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return web.json_response({"error": exc.reason}, status=exc.status, headers=allow)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
@@ -67,22 +70,23 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
         return web.json_response({"error": BUG_MESSAGE}, status=500)
 
 
-LOOPBACK_NAMES = {"localhost", "::1"}
-
-
-def same_origin_guard(loopback_only: bool):
+def same_origin_guard(settings: "Settings"):
     """Refuse what another web site makes your browser send (the page has no login).
 
     A form on any site can POST to 127.0.0.1 without a CORS preflight, and DNS rebinding can
     make a foreign name resolve here: so changes must come from this page's own origin, and
-    on a loopback address the Host header must name this machine.
+    the Host header must name this machine (``stylebot.checks.is_own_host``).
     """
+    check_host = guards_host(settings)
+    public = settings.public_host
+    names = "localhost" + (f" or {public}" if public else "")
 
     @web.middleware
     async def guard(request: web.Request, handler) -> web.StreamResponse:
-        host = (request.url.host or "").lower()
-        if loopback_only and host not in LOOPBACK_NAMES and not host.startswith("127."):
-            return web.json_response({"error": "This address only answers as localhost."}, status=403)
+        if check_host and not is_own_host(request.headers.get("Host"), public):
+            log.warning("refused a %s %s for host %r", request.method, request.path,
+                        request.headers.get("Host"))
+            return web.json_response({"error": f"This address only answers as {names}."}, status=403)
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             origin = request.headers.get("Origin")
             if origin is not None and origin != f"{request.scheme}://{request.host}":
@@ -104,8 +108,15 @@ class Playground:
 
     # -- pages and facts -----------------------------------------------------------------
 
-    async def index(self, request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    async def index(self, request: web.Request) -> web.Response:
+        return _page_file(STATIC_DIR / "index.html")
+
+    async def static(self, request: web.Request) -> web.Response:
+        """The page's own files by name: a fixed list, so no request path reaches the disk."""
+        path = STATIC_FILES.get(request.match_info["file"])
+        if path is None:
+            raise web.HTTPNotFound(reason="No such file.")
+        return _page_file(path)
 
     async def config(self, request: web.Request) -> web.Response:
         s = self.settings
@@ -300,10 +311,11 @@ class Playground:
 
     async def preset_style(self, request: web.Request) -> web.Response:
         record = await self.service.get_preset(REQUESTER, request.match_info["name"])
-        try:
-            blob = record.styles[int(request.match_info["index"])]
-        except (ValueError, IndexError):
-            raise web.HTTPNotFound(reason=f"Preset '{record.name}' has no such style image.") from None
+        index = request.match_info["index"]
+        if not (index.isascii() and index.isdigit() and len(index) <= 6
+                and int(index) < len(record.styles)):
+            raise web.HTTPNotFound(reason=f"Preset '{record.name}' has no such style image.")
+        blob = record.styles[int(index)]
         return web.Response(body=blob.data, content_type=blob.mime or "application/octet-stream")
 
     async def save_preset(self, request: web.Request) -> web.Response:
@@ -358,6 +370,13 @@ def _describe_preset(record) -> str:
             + f" ({data['style_count']} style image(s), used {data['use_count']}x)")
 
 
+def _page_file(path: Path) -> web.Response:
+    """One of the page's few small files, whole: no Range handling to answer with a bare 416."""
+    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return web.Response(body=path.read_bytes(), content_type=kind, charset="utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
 def _preview_url(image) -> str:
     from engine.images import fit_within
 
@@ -368,12 +387,12 @@ def _preview_url(image) -> str:
 
 def add_playground(app: web.Application, service: "StyleService", settings: "Settings") -> Playground:
     """Mount the page, its API and their guards (same origin, JSON errors) on ``app``."""
-    app.middlewares.extend([same_origin_guard(is_loopback(settings.http_host)), json_errors])
+    app.middlewares.extend([same_origin_guard(settings), json_errors])
     pg = Playground(service, settings)
     app[PLAYGROUND] = pg
     r = app.router
     r.add_get("/", pg.index)
-    r.add_static("/static/", STATIC_DIR)
+    r.add_get("/static/{file}", pg.static)
     r.add_get("/api/config", pg.config)
     r.add_get("/api/methods", pg.methods)
     r.add_post("/api/parse", pg.parse)

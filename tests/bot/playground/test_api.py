@@ -104,6 +104,7 @@ async def test_same_seed_same_result_and_reroll_differs(pg_settings, content_png
         assert images[0] == images[1]  # fast is deterministic: same input, same bytes
 
 
+@pytest.mark.security
 @pytest.mark.parametrize("command, files, message", [
     ("/fast model:candy", {"content": b"this is not an image at all"},
      "The content image is not an image Stylebot can read"),
@@ -130,6 +131,7 @@ async def test_bad_requests_are_400_with_one_message(pg_settings, content_png, c
         assert bot.service.queue.waiting_count == 0
 
 
+@pytest.mark.security
 async def test_too_large_upload_is_refused_before_it_is_read(settings, shared_weights, content_png):
     small = bot_settings(settings, max_upload_mb=0.1)
     async with running_bot(small) as (bot, http):
@@ -147,6 +149,7 @@ async def test_too_large_upload_is_refused_before_it_is_read(settings, shared_we
         assert body["error"].startswith("The upload is 1.0 MB; the limit is 0.1 MB per image")
 
 
+@pytest.mark.security
 async def test_too_many_pixels_is_the_engines_message(settings, shared_weights):
     tight = bot_settings(settings, max_pixels=10_000)
     async with running_bot(tight) as (bot, http):
@@ -157,6 +160,7 @@ async def test_too_many_pixels_is_the_engines_message(settings, shared_weights):
         assert body["error"].startswith("The content image is 200x100 pixels; the limit is")
 
 
+@pytest.mark.security
 async def test_requests_that_are_not_forms(pg_settings):
     async with running_bot(pg_settings) as (bot, http):
         async with http.post("/api/command", json={"command": "/fast"}) as response:
@@ -278,6 +282,7 @@ async def test_health_reports_engine_queue_and_playground(pg_settings):
         assert json.dumps(health)  # plain JSON all the way down
 
 
+@pytest.mark.security
 async def test_other_web_sites_cannot_use_the_playground(pg_settings, content_png):
     """A page elsewhere can make the browser POST here, and DNS rebinding can rename us."""
     async with running_bot(pg_settings) as (bot, http):
