@@ -373,10 +373,12 @@ async function runCommand(text) {
   try {
     reply = await api("/api/command", { method: "POST", body: formFor(text) });
   } catch (err) {
+    if (restyles) retireResult();
     showStatus("failed", err.message);
     return;
   }
   if (reply.kind === "job") {
+    retireResult();
     state.lastRunText = text;
     follow(reply);
   } else {
@@ -448,7 +450,7 @@ function onEvent(event) {
   } else if (event.type === "failed") {
     state.running = false;
     $("#cancel").disabled = true;
-    $("#reroll").disabled = !state.lastRunText || !hasSeed();
+    retireResult();
     setProgress(0, false);
     showStatus("failed", event.message);
   } else if (event.type === "cancelled") {
@@ -466,6 +468,23 @@ function showResult(src, preview) {
   img.hidden = false;
   img.classList.toggle("preview", preview);
   $("#result-frame .empty").hidden = true;
+  $("#result-frame").classList.remove("previous");
+  $("#previous-label").hidden = true;
+}
+
+// A new job, a refusal or a failure: the image on show is no longer the current result, so
+// it is greyed and labelled, and its Download, Re-roll and description go with it.
+function retireResult() {
+  const frame = $("#result-frame");
+  if ($("#result-img").hidden || frame.classList.contains("previous")) return;
+  frame.classList.add("previous");
+  $("#previous-label").hidden = false;
+  $("#download").hidden = true;
+  $("#reroll").disabled = true;
+  const meta = $("#meta");
+  if (meta.textContent && !meta.textContent.startsWith("Previous result:")) {
+    meta.textContent = `Previous result: ${meta.textContent}`;
+  }
 }
 
 function addRecent(event, meta) {

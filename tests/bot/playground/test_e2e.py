@@ -193,6 +193,11 @@ async def test_page_runs_hub_and_fast_moves_a_slider_and_reuses_a_preset(setting
             await page.wait_for_selector("#status.failed")
             failure = await page.inner_text("#status")
             assert failure == "Option 'strength' is 3, outside its allowed range 0..1."
+            # ...and the last result stays only as a greyed "previous", without its buttons
+            assert "previous" in await page.get_attribute("#result-frame", "class")
+            assert await page.is_visible("#previous-label")
+            assert await page.is_hidden("#download") and await page.is_disabled("#reroll")
+            assert (await page.inner_text("#meta")).startswith("Previous result:")
 
             await page.fill("#command", "/stylize method:hub")
             await page.wait_for_function("document.querySelector('#method').value === 'hub'")
