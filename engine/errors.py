@@ -8,14 +8,29 @@ from __future__ import annotations
 
 
 class UserError(Exception):
-    """A problem the requester can fix or must be told about, worded for them."""
+    """A problem the requester can fix or must be told about, worded for them.
+
+    The message is one line whatever it quotes back: line breaks, other control characters
+    and text-direction overrides in what a user typed or named are shown escaped, so a
+    message can neither run onto new lines in a log or chat nor reorder what is shown.
+    """
+
+    multiline = False  # start-up checks list several problems, one per line
 
     def __init__(self, message: str) -> None:
+        message = str(message)
+        if not self.multiline:
+            message = message.translate(_VISIBLE)
         super().__init__(message)
         self.message = message
 
     def __str__(self) -> str:  # one clean line, whatever subclasses add
         return self.message
+
+
+# Control characters (C0, DEL, C1) and bidirectional overrides, written as escapes.
+_VISIBLE = {c: ascii(chr(c))[1:-1] for c in [*range(0x20), *range(0x7F, 0xA0),
+                                               *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
 
 
 class OptionError(UserError):

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 class SettingsError(UserError):
     """The configuration cannot work; the message says which setting and how to fix it."""
 
+    multiline = True  # several problems, one per line, for the operator at start
+
 
 def is_loopback(host: str) -> bool:
     if host.strip().lower() == "localhost":
