@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import OptionError, UserError
-from .images import decode_image, fit_within, resize_to_side
+from .errors import ImageError, OptionError, UserError
+from .images import decode_image, image_pixels, resize_to_side
+from .memory import release_memory
 from .methods import DEFAULT_METHOD, Method, get_method
 from .methods.base import MethodInput, RunContext, normalise_style_weights
 from .models import ModelCache
@@ -90,11 +91,17 @@ class StyleEngine:
         if requested_size is not None and requested_size > self.settings.max_side:
             raise OptionError(f"Option 'size' is {requested_size}, above this server's limit of "
                               f"{self.settings.max_side} pixels.")
-        content = self.decode(request.content, "content image")
-        content = (resize_to_side(content, requested_size) if requested_size
-                   else fit_within(content, self.settings.max_side))
+        uploads = [request.content, *request.styles] + ([request.mask] if request.mask is not None else [])
+        self.check_request_pixels(uploads)
+        # Each upload is decoded straight to its working size, one at a time.
+        side = requested_size or self.settings.max_side
+        content = self.decode(request.content, "content image", fit=side)
+        if requested_size:
+            content = resize_to_side(content, requested_size)  # enlarges a smaller one
         styles = self.decode_styles(request.styles, self.settings.max_side)
-        mask = self.decode(request.mask, "mask").convert("L") if request.mask is not None else None
+        mask = (self.decode(request.mask, "mask", fit=side).convert("L")
+                if request.mask is not None else None)
+        release_memory()  # the decoders' full-width buffers, freed in this (pool) thread
         weights = normalise_style_weights(request.style_weights, len(styles))
         seed = options.get("seed")
         if seed is None:
@@ -114,15 +121,26 @@ class StyleEngine:
     def _cpu_allowed(self, method: Method) -> bool:
         return method.name == "nada" and self.settings.allow_cpu_nada
 
-    def decode(self, upload: ImageUpload, what: str) -> "Image.Image":
-        """An upload as RGB, under this server's byte and pixel limits."""
+    def decode(self, upload: ImageUpload, what: str, fit: int | None = None) -> "Image.Image":
+        """An upload as RGB, under this server's byte and pixel limits; with ``fit``, decoded
+        straight to at most ``fit`` pixels on its longest side."""
         return decode_image(upload.data, what=what, max_bytes=self.settings.max_upload_bytes,
-                            max_pixels=self.settings.max_pixels)
+                            max_pixels=self.settings.max_pixels, fit=fit)
 
     def decode_styles(self, uploads: list[ImageUpload], max_side: int) -> list["Image.Image"]:
-        """Style uploads decoded and fit within ``max_side``; numbered in errors when several."""
-        return [fit_within(self.decode(u, f"style image {i + 1}" if len(uploads) > 1 else "style image"),
-                           max_side) for i, u in enumerate(uploads)]
+        """Style uploads decoded to fit within ``max_side``; numbered in errors when several."""
+        self.check_request_pixels(uploads)
+        return [self.decode(u, f"style image {i + 1}" if len(uploads) > 1 else "style image", fit=max_side)
+                for i, u in enumerate(uploads)]
+
+    def check_request_pixels(self, uploads: list[ImageUpload]) -> None:
+        """Refuse, from the headers alone, images that together take too long to decode."""
+        total = sum(image_pixels(u.data) for u in uploads)
+        limit = self.settings.max_request_pixels
+        if total > limit:
+            held = f"These {len(uploads)} images hold" if len(uploads) > 1 else "The image holds"
+            raise ImageError(f"{held} {total / 1e6:.3g} megapixels together; "
+                             f"the limit per request is {limit / 1e6:.3g} megapixels.")
 
     # -- in the worker thread --------------------------------------------------------
 
@@ -132,6 +150,12 @@ class StyleEngine:
 
     def execute(self, jobs: list[PreparedJob], ctx: RunContext) -> list["Image.Image"]:
         """Run jobs sharing one batch key (or a single job); retry smaller once on OOM."""
+        try:
+            return self._execute(jobs, ctx)
+        finally:
+            release_memory()  # what the method freed stays in this thread's arena otherwise
+
+    def _execute(self, jobs: list[PreparedJob], ctx: RunContext) -> list["Image.Image"]:
         from .device import free_cached_memory, is_out_of_memory
 
         method = jobs[0].method

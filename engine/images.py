@@ -12,8 +12,9 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from . import pngstream
 from .errors import ImageError
 
 if TYPE_CHECKING:
@@ -33,8 +34,18 @@ def check_upload_size(n_bytes: int, max_bytes: int, what: str = "image") -> None
         raise ImageError(f"The {what} is {megabytes(n_bytes)}; the limit is {megabytes(max_bytes)}.")
 
 
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, what: str = "image") -> Image.Image:
-    """Decode untrusted bytes into an RGB image, or raise ``ImageError`` saying why not."""
+REDUCING_GAP = 2.0  # as Image.thumbnail: box-reduce to at least twice the size, then Lanczos
+
+
+def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, what: str = "image",
+                 fit: int | None = None) -> Image.Image:
+    """Decode untrusted bytes into an RGB image, or raise ``ImageError`` saying why not.
+
+    With ``fit``, the image is shrunk (never enlarged) so its longest side is at most
+    ``fit``, as ``fit_within`` would, but decoded straight to about that size where the
+    format allows (JPEG's draft, PNG a stripe at a time): a 40-megapixel upload then never
+    sits in memory at full size.
+    """
     check_upload_size(len(data), max_bytes, what)
     if not data:
         raise ImageError(f"The {what} is empty.")
@@ -49,9 +60,12 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, what: str = "i
                 raise ImageError(
                     f"The {what} is {width}x{height} pixels; the limit is "
                     f"{max_pixels / 1e6:.3g} megapixels.")
-            if getattr(img, "is_animated", False):
-                img.seek(0)  # animated GIF/WebP/APNG: use the first frame
-            img.load()
+            target = fitted_size(img.size, fit) if fit is not None else None
+            if target is not None:
+                lay = pngstream.layout(data, img)
+                if lay is not None:
+                    return _decode_png_fitted(data, img, lay, target)
+            return _decode_whole(img, target)
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
@@ -60,7 +74,60 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, what: str = "i
         raise ImageError(f"The {what} decompresses to too many pixels to be safe to open.") from None
     except (OSError, SyntaxError, ValueError, EOFError):
         raise ImageError(f"The {what} is truncated or damaged and cannot be read.") from None
-    return to_rgb(ImageOps.exif_transpose(img))
+
+
+def image_pixels(data: bytes) -> int:
+    """Width x height from the header alone; 0 when unreadable (decoding says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            width, height = Image.open(io.BytesIO(data)).size
+    except Exception:  # noqa: BLE001 - any failure is reported by decode_image
+        return 0
+    return width * height
+
+
+def fitted_size(size: tuple[int, int], max_side: int) -> tuple[int, int] | None:
+    """The size ``fit_within`` shrinks to, or None when the image already fits."""
+    width, height = size
+    if max(width, height) <= max_side:
+        return None
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _decode_whole(img: Image.Image, target: tuple[int, int] | None) -> Image.Image:
+    """Any format: JPEG drafted (DCT-scaled) towards ``target``, others decoded whole, then
+    upright, RGB and resized; the full-size buffer is dropped as soon as it is resized."""
+    if getattr(img, "is_animated", False):
+        img.seek(0)  # animated GIF/WebP/APNG: use the first frame
+    if target is not None and img.format == "JPEG":
+        img.draft(None, (int(target[0] * REDUCING_GAP), int(target[1] * REDUCING_GAP)))
+    img.load()
+    if target is not None and img.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):
+        target = (target[1], target[0])  # rotated a quarter turn on display
+    img = to_rgb(ImageOps.exif_transpose(img))
+    if target is not None:
+        img = img.resize(target, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+    return img
+
+
+def _decode_png_fitted(data: bytes, img: Image.Image, lay: "pngstream.Layout",
+                       target: tuple[int, int]) -> Image.Image:
+    """A PNG fitted to ``target``: what ``_decode_whole`` gives, a stripe at a time."""
+    factor = (int(lay.width / target[0] / REDUCING_GAP) or 1, int(lay.height / target[1] / REDUCING_GAP) or 1)
+    reduced, exif = pngstream.decode_reduced(data, img, lay, factor, to_rgb)
+    box = (0, 0, lay.width / factor[0], lay.height / factor[1])
+    out = reduced.resize(target, Image.Resampling.LANCZOS, box=box)
+    del reduced
+    # EXIF rotation, read where Pillow reads it: an eXIf chunk (before or after the
+    # pixels) or XMP.
+    for key in ("exif", "xmp", "XML:com.adobe.xmp"):
+        if key in img.info:
+            out.info[key] = img.info[key]
+    if exif is not None:
+        out.info["exif"] = b"Exif\x00\x00" + exif
+    return ImageOps.exif_transpose(out)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -89,12 +156,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 def fit_within(img: Image.Image, max_side: int) -> Image.Image:
     """Shrink (never enlarge) so the longest side is at most ``max_side``, keeping aspect."""
-    width, height = img.size
-    if max(width, height) <= max_side:
-        return img
-    scale = max_side / max(width, height)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return img.resize(size, Image.Resampling.LANCZOS)
+    size = fitted_size(img.size, max_side)
+    return img if size is None else img.resize(size, Image.Resampling.LANCZOS)
 
 
 def resize_to_side(img: Image.Image, side: int) -> Image.Image:

@@ -45,6 +45,8 @@ class EngineSettings(BaseSettings):
     max_side: int = Field(1024, ge=64, le=8192, description="Longest output side, pixels.")
     max_upload_mb: float = Field(20.0, gt=0, description="Largest accepted upload.")
     max_pixels: int = Field(40_000_000, ge=10_000, description="Decoded pixels allowed (bomb guard).")
+    max_request_pixels: int = Field(200_000_000, ge=10_000,
+                                    description="Pixels of all a request's images together (decoding time).")
 
     # Queue.
     queue_size: int = Field(32, ge=1, description="Jobs waiting, all users together.")

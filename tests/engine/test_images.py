@@ -3,7 +3,7 @@
 import io
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops, ImageStat
 
 from engine.errors import ImageError
 from engine.images import decode_image, encode_within, fit_within, preserve_color, to_image, to_tensor
@@ -113,3 +113,76 @@ def test_encode_within_shrinks_instead_of_dropping():
     assert Image.open(io.BytesIO(encoded.data)).size == encoded.size and encoded.size[0] <= 600
     small = Image.new("RGB", (40, 40), (10, 20, 30))
     assert encode_within(small, 10_000).format == "png"
+
+
+# --- decoding straight to the working size (issue 11 #11) ------------------------------------
+
+def gradient(size=(1203, 901)) -> Image.Image:
+    """Smooth but not flat, so resampling differences show."""
+    w, h = size
+    return Image.merge("RGB", (Image.linear_gradient("L").resize((w, h)),
+                               Image.linear_gradient("L").rotate(90).resize((w, h)),
+                               Image.radial_gradient("L").resize((w, h))))
+
+
+@pytest.mark.parametrize("mode, fmt", [("RGB", "PNG"), ("RGBA", "PNG"), ("P", "PNG"), ("LA", "PNG"),
+                                       ("1", "PNG"), ("I;16", "PNG"), ("RGB", "JPEG"), ("RGB", "WEBP"),
+                                       ("CMYK", "JPEG"), ("RGB", "GIF")])
+def test_fit_decodes_to_at_most_the_working_size_as_fit_within_did(mode, fmt):
+    img = gradient().convert(mode) if mode != "I;16" else gradient().convert("I").convert("I;16")
+    data = encode(img, fmt)
+    old = fit_within(decode_image(data, **LIMITS), 300)
+    new = decode_image(data, **LIMITS, fit=300)
+    assert new.mode == "RGB" and new.size == old.size == (300, 225)
+    diff = ImageChops.difference(old, new)
+    mean = sum(ImageStat.Stat(diff).mean) / 3
+    assert mean < (6 if mode == "1" else 3)  # resampling differences only (0..255)
+
+
+def test_fit_never_enlarges():
+    assert decode_image(encode(gradient((120, 90))), **LIMITS, fit=300).size == (120, 90)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_fit_applies_exif_rotation(fmt):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = decode_image(encode(gradient((800, 400)), fmt, exif=exif), **LIMITS, fit=200)
+    assert out.size == (100, 200)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "1"])
+def test_png_stripes_equal_the_whole_image_reduced(mode, monkeypatch):
+    """Stripe by stripe (a few rows each here) gives exactly the whole-image result."""
+    from engine import pngstream
+    from engine.images import to_rgb
+
+    monkeypatch.setattr(pngstream, "STRIPE_BYTES", 20_000)
+    data = encode(gradient().convert(mode))
+    whole = to_rgb(Image.open(io.BytesIO(data))).resize((300, 225), Image.Resampling.LANCZOS,
+                                                         reducing_gap=2.0)
+    assert decode_image(data, **LIMITS, fit=300).tobytes() == whole.tobytes()
+
+
+def test_large_png_is_never_decoded_at_full_size(monkeypatch):
+    """A 6000x6000 PNG (144 MB in Pillow) is decoded a stripe at a time, never whole."""
+    from PIL import PngImagePlugin
+
+    data = encode(Image.new("RGB", (6000, 6000), (20, 90, 200)))
+
+    def whole_load(self):
+        raise AssertionError("the whole PNG was decoded")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", whole_load)
+    out = decode_image(data, max_bytes=LIMITS["max_bytes"], max_pixels=40_000_000, fit=1024)
+    assert out.size == (1024, 1024) and out.getpixel((500, 500)) == (20, 90, 200)
+
+
+def test_damaged_png_is_refused_when_fitted():
+    data = bytearray(encode(gradient()))
+    with pytest.raises(ImageError, match="truncated or damaged"):
+        decode_image(bytes(data[: len(data) // 2]), **LIMITS, fit=300)
+    idat = data.index(b"IDAT")
+    data[idat + 40] ^= 0xFF  # a flipped byte: the chunk's CRC no longer matches
+    with pytest.raises(ImageError, match="truncated or damaged"):
+        decode_image(bytes(data), **LIMITS, fit=300)
