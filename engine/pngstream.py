@@ -40,6 +40,8 @@ def layout(data: bytes, img: Image.Image) -> Layout | None:
     interlaced, animated, 16 bits per colour sample or a 16-bit grey mode."""
     if img.format != "PNG" or getattr(img, "is_animated", False) or img.mode in GLOBAL_MODES:
         return None
+    if img.mode == "P" and img.palette is None:
+        return None  # a palette image without PLTE: Pillow's whole decode decides what it is
     if len(img.tile) != 1 or img.tile[0][0] != "zip" or data[12:16] != b"IHDR":
         return None
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])

@@ -245,7 +245,7 @@ def _stylize(name: str, pairs: list[tuple[str, str]], words: list[str],
         if misplaced in values:
             raise CommandError(f"'{misplaced}:' belongs to /preset or /cancel, not to /{name}.")
     return ParsedCommand(name=STYLIZE, method=method.strip().lower() if method else None,
-                         options=values, prompt=prompt or None, preset=preset or None,
+                         options=values, prompt=(prompt or "").strip() or None, preset=preset or None,
                          style_weights=_weights(blend) if blend is not None else None)
 
 

@@ -186,3 +186,15 @@ def test_damaged_png_is_refused_when_fitted():
     data[idat + 40] ^= 0xFF  # a flipped byte: the chunk's CRC no longer matches
     with pytest.raises(ImageError, match="truncated or damaged"):
         decode_image(bytes(data), **LIMITS, fit=300)
+
+
+def test_a_palette_png_without_its_palette_is_decoded_or_refused_not_a_crash():
+    """Found by the fuzzer: streaming a P image with no PLTE chunk crashed (no palette)."""
+    data = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x11\x00\x00\x00\x01\x08\x03\x00\x00"
+            b"\x00\x0fe\xb5S\x00\x00\x00\x0cIDATx\x9cc` \x1d\x00\x00\x004\x00\x01v^\xae\xc3")
+    try:
+        image = decode_image(data, max_bytes=1 << 20, max_pixels=10**6, fit=16)
+    except ImageError as error:
+        assert "\n" not in error.message
+    else:
+        assert image.mode == "RGB" and max(image.size) <= 16

@@ -213,3 +213,10 @@ def test_one_reading_of_yes_and_no_for_every_front_end(value, expected):
 def test_a_flag_that_is_neither_yes_nor_no_is_refused():
     with pytest.raises(CommandError, match="'replace' takes yes or no, not 'maybe'"):
         parse_flag("replace", "maybe")
+
+
+def test_a_prompt_of_only_blanks_is_no_prompt():
+    """Found by the fuzzer: two empty quoted words made the prompt ' ', which read back as
+    a prompt with no value."""
+    parsed = parse_command('""""')
+    assert parsed.prompt is None and parse_command(parsed.to_text()) == parsed
