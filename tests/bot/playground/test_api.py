@@ -11,21 +11,6 @@ from PIL import Image
 from tests.bot.helpers import bot_settings, form, png_bytes, running_bot, sse_events
 
 
-@pytest.fixture
-def content_png(content_image):
-    return png_bytes(content_image.resize((64, 48)))
-
-
-@pytest.fixture
-def style_png(style_image):
-    return png_bytes(style_image.resize((64, 64)))
-
-
-@pytest.fixture
-def pg_settings(settings, shared_weights):
-    return bot_settings(settings)
-
-
 async def run_job(http, command, **files):
     async with http.post("/api/command", data=form(command, **files)) as response:
         body = await response.json()

@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from bot.playground.app import REQUESTER
-from tests.bot.helpers import bot_settings, form, png_bytes, running_bot, sse_events
+from tests.bot.helpers import bot_settings, form, running_bot, sse_events
 
 pytestmark = pytest.mark.security
 
@@ -39,21 +39,6 @@ ROUTES = [
     ("DELETE", "/api/presets/{name}"),
     ("GET", "/api/presets/{name}/styles/{index}"),
 ]
-
-
-@pytest.fixture
-def content_png(content_image):
-    return png_bytes(content_image.resize((64, 48)))
-
-
-@pytest.fixture
-def style_png(style_image):
-    return png_bytes(style_image.resize((64, 64)))
-
-
-@pytest.fixture
-def pg_settings(settings, shared_weights):
-    return bot_settings(settings)
 
 
 async def save_preset_with_style(http, style_png, name="mine"):
