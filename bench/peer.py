@@ -95,7 +95,8 @@ def contestants(case: str, home: Path, weights_dir: Path | None, threads: list[i
     out = {}
     for n in threads:
         ctx = context(home, weights_dir, "onnx", n)
-        out[f"stylebot-onnx-{n}t"] = lambda ctx=ctx: method.run(inp, ctx)
+        label = f"{n}t" if n else f"default {runtime.cpu_threads(ctx.settings, method_name == 'adain')}t"
+        out[f"stylebot-onnx-{label}"] = lambda ctx=ctx: method.run(inp, ctx)
     if with_torch:
         import torch
 
@@ -130,8 +131,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--threads", nargs="+", type=int,
-                        default=[runtime.default_threads(runtime.usable_cores())])
+    parser.add_argument("--threads", nargs="+", type=int, default=[0],
+                        help="Stylebot's thread counts to time (0: its default for the network)")
     parser.add_argument("--torch", action="store_true", help="also time Stylebot's torch path")
     parser.add_argument("--weights-dir", type=Path,
                         default=Path(os.environ.get("STYLEBOT_WEIGHTS_DIR", "")) or None)

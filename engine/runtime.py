@@ -48,20 +48,21 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_threads(cores: int) -> int:
-    """Half the usable cores, at least one.
+def default_threads(cores: int, heavy: bool = False) -> int:
+    """Half the usable cores (at least one) for the light networks, all of them for heavy ones.
 
     Measured on the 2-core development machine while it was shared (bench/peer.py,
-    bench/README.md): one intra-op thread beat two for every network, because a second
-    worker thread mostly waits for a core another process holds. Half the cores also
-    skips hyper-threaded siblings on larger machines.
+    bench/README.md): for hub and fast (0.1-1 s per picture) one intra-op thread beat two,
+    because the second worker mostly waits for a core another process holds; adain's VGG
+    (tens of GFLOP per picture) was 1.8x faster on two. Half the cores also skips
+    hyper-threaded siblings on larger machines.
     """
-    return max(1, cores // 2)
+    return cores if heavy else max(1, cores // 2)
 
 
-def cpu_threads(settings: "EngineSettings") -> int:
+def cpu_threads(settings: "EngineSettings", heavy: bool = False) -> int:
     """``settings.cpu_threads`` when set, else the measured default for this process's cores."""
-    return settings.cpu_threads or default_threads(usable_cores())
+    return settings.cpu_threads or default_threads(usable_cores(), heavy)
 
 
 class OnnxNet:
@@ -116,13 +117,14 @@ def graph_key(name: str, sources: Sequence[Path], module_type: type) -> str:
 
 def load(settings: "EngineSettings", name: str, sources: Sequence[Path], module_type: type,
          build: Callable[[], "torch.nn.Module"], example: Sequence["torch.Tensor"],
-         dynamic: Mapping[str, Mapping[int, str]]) -> OnnxNet:
+         dynamic: Mapping[str, Mapping[int, str]], heavy: bool = False) -> OnnxNet:
     """The ONNX Runtime session for ``build()``'s module, exported only on a cache miss.
 
     ``sources`` are the weight files the module is built from and ``module_type`` its
     class (whose file's source is part of the key); ``build`` is only called to export.
     ``example`` are inputs of the right rank; ``dynamic`` names each input's dynamic axes
     (an axis not named there is fixed at the example's size). The output is named ``out``.
+    ``heavy`` networks get all usable cores by default (``default_threads``).
     """
     key = graph_key(name, sources, module_type)
     folder = settings.cache_dir / "onnx"
@@ -133,7 +135,7 @@ def load(settings: "EngineSettings", name: str, sources: Sequence[Path], module_
             folder.mkdir(parents=True, exist_ok=True)
             export(build(), example, list(dynamic), dynamic, path)
             exported = True
-    return OnnxNet(path, cpu_threads(settings), exported)
+    return OnnxNet(path, cpu_threads(settings, heavy), exported)
 
 
 def export(module: "torch.nn.Module", example: Sequence["torch.Tensor"], input_names: list[str],

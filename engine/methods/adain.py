@@ -258,7 +258,7 @@ def onnx_networks(choice: DecoderChoice, ctx: RunContext):
     from .. import runtime
     from ..nets import adain as nets
 
-    tag = f"onnx:{runtime.cpu_threads(ctx.settings)}"
+    tag = f"onnx:{runtime.cpu_threads(ctx.settings, heavy=True)}"
     spatial = {"image": {0: "n", 2: "h", 3: "w"}}
     if choice.official:
         source = ctx.weights.path(ADAIN_DECODER)
@@ -278,7 +278,7 @@ def onnx_networks(choice: DecoderChoice, ctx: RunContext):
             def build():
                 return nets.load_decoder(payload["state_dict"], str(source), encoder_name=encoder_name)
         net = runtime.load(ctx.settings, f"adain-decoder-{choice.name}", [source], nets.Decoder,
-                           build, (torch.rand(1, 512, 8, 8),), spatial)
+                           build, (torch.rand(1, 512, 8, 8),), spatial, heavy=True)
         net.encoder_name = encoder_name
         return net
 
@@ -288,7 +288,7 @@ def onnx_networks(choice: DecoderChoice, ctx: RunContext):
         f"adain:encoder:{name}:{tag}",
         lambda: runtime.load(ctx.settings, f"adain-encoder-{name}", [ctx.weights.path(name)],
                              nets.Encoder, lambda: load_encoder(ctx.weights, name),
-                             (torch.rand(1, 3, 64, 64),), spatial))
+                             (torch.rand(1, 3, 64, 64),), spatial, heavy=True))
     return encoder, decoder
 
 

@@ -105,6 +105,7 @@ def test_height_width_and_batch_are_dynamic(home_settings, tmp_path):
 def test_threads_come_from_the_setting_or_the_usable_cores(home_settings, monkeypatch):
     assert runtime.default_threads(1) == 1 and runtime.default_threads(2) == 1
     assert runtime.default_threads(16) == 8
+    assert runtime.default_threads(2, heavy=True) == 2
     monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     assert runtime.cpu_threads(home_settings) == 2
     assert runtime.cpu_threads(home_settings.model_copy(update={"cpu_threads": 3})) == 3
