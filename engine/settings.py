@@ -8,9 +8,11 @@ this class; the engine never sees them.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict,
@@ -23,6 +25,11 @@ def default_home() -> Path:
     """Per-user data folder: $XDG_DATA_HOME/stylebot, else ~/.local/share/stylebot."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "stylebot"
+
+
+def default_cpu_runtime() -> str:
+    """ONNX Runtime where it is installed (it is a dependency), else torch."""
+    return "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torch"
 
 
 class EngineSettings(BaseSettings):
@@ -39,6 +46,12 @@ class EngineSettings(BaseSettings):
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'...")
     half_precision: bool = Field(True, description="fp16/bf16 on GPU where a method supports it.")
     model_memory_mb: int = Field(6000, ge=100, description="Budget for models kept loaded (LRU).")
+    cpu_runtime: Literal["onnx", "torch"] = Field(
+        default_factory=default_cpu_runtime,
+        description="What runs hub, fast and adain on CPU: 'onnx' (ONNX Runtime, exported "
+                    "once and cached) or 'torch'. GPUs always use torch.")
+    cpu_threads: int = Field(0, ge=0, description="Intra-op threads on CPU; 0 chooses from the "
+                             "cores this process may use (engine/runtime.py).")
     allow_cpu_nada: bool = Field(False, description="Let StyleGAN-NADA run on CPU (very slow).")
 
     # Images.

@@ -158,7 +158,7 @@ class AdainMethod(Method):
             check_mask(inp)
         mixes = [inp.style_mix() for inp in inputs]
         encoder, decoder, dtype = self.networks(choice, ctx)
-        device = next(decoder.parameters()).device
+        device = torch.device(str(ctx.device))
 
         progress(0.1, "encoding")
         width, height = inputs[0].content.size
@@ -214,8 +214,11 @@ class AdainMethod(Method):
         """
         import torch
 
+        from .. import runtime
         from ..nets import adain as nets
 
+        if runtime.use_runtime(ctx):
+            return *onnx_networks(choice, ctx), torch.float32
         device = torch.device(str(ctx.device))
         dtype = torch.float32
         if ctx.half:
@@ -245,6 +248,48 @@ class AdainMethod(Method):
         encoder = ctx.models.get(f"adain:encoder:{encoder_name}:{tag}",
                                  lambda: load_encoder(ctx.weights, encoder_name).to(device, dtype))
         return encoder, decoder, dtype
+
+
+def onnx_networks(choice: DecoderChoice, ctx: RunContext):
+    """Encoder and decoder for the CPU through ONNX Runtime (``engine.runtime``), exported
+    from the same torch modules and called the same way; cached like the torch ones."""
+    import torch
+
+    from .. import runtime
+    from ..nets import adain as nets
+
+    tag = f"onnx:{runtime.cpu_threads(ctx.settings, heavy=True)}"
+    spatial = {"image": {0: "n", 2: "h", 3: "w"}}
+    if choice.official:
+        source = ctx.weights.path(ADAIN_DECODER)
+        decoder_key = f"adain:decoder:{OFFICIAL}:{tag}"
+    else:
+        source = choice.path
+        assert source is not None
+        decoder_key = f"adain:decoder:{choice.name}:{source.stat().st_mtime_ns}:{tag}"
+
+    def load_decoder():
+        if choice.official:
+            encoder_name, build = ADAIN_VGG, lambda: nets.load_official_decoder(source)
+        else:
+            payload = nets.read_trained_decoder(source)
+            encoder_name = payload["encoder"]
+
+            def build():
+                return nets.load_decoder(payload["state_dict"], str(source), encoder_name=encoder_name)
+        net = runtime.load(ctx.settings, f"adain-decoder-{choice.name}", [source], nets.Decoder,
+                           build, (torch.rand(1, 512, 8, 8),), spatial, heavy=True)
+        net.encoder_name = encoder_name
+        return net
+
+    decoder = ctx.models.get(decoder_key, load_decoder)
+    name = decoder.encoder_name
+    encoder = ctx.models.get(
+        f"adain:encoder:{name}:{tag}",
+        lambda: runtime.load(ctx.settings, f"adain-encoder-{name}", [ctx.weights.path(name)],
+                             nets.Encoder, lambda: load_encoder(ctx.weights, name),
+                             (torch.rand(1, 3, 64, 64),), spatial, heavy=True))
+    return encoder, decoder
 
 
 def load_encoder(store: "WeightStore", name: str) -> "Encoder":

@@ -228,27 +228,58 @@ class FastMethod(Method):
         return [r for r in results if r is not None]
 
     def _network(self, spec: ModelSpec, ctx: RunContext) -> "torch.nn.Module":
-        """Load through the model cache, so the next job with this network skips loading."""
+        """Load through the model cache, so the next job with this network skips loading.
+
+        On the CPU the network runs through ONNX Runtime (``engine.runtime``), exported
+        from the same torch module; the call below stays the same.
+        """
+        from .. import runtime
+
         device = str(ctx.device)
+        onnx = runtime.use_runtime(ctx)
+        if onnx:
+            device = f"onnx:{runtime.cpu_threads(ctx.settings)}"
         if spec.kind == "multi":
-            from ..nets.multistyle import load_multistyle
+            from ..nets.multistyle import MultiStyleNet, StyleNet26, load_multistyle, load_style_net26
 
             path = ctx.weights.path(MULTISTYLE26)
-            return ctx.models.get(f"fast/multistyle26:{path}@{device}",
-                                  lambda: load_multistyle(path).to(ctx.device))
+            if onnx:
+                def load_multi():
+                    import torch
+
+                    graph = runtime.load(
+                        ctx.settings, "multistyle26", [path], StyleNet26,
+                        lambda: load_style_net26(path),
+                        (torch.rand(1, 3, 64, 64), torch.full((26,), 1 / 26)),
+                        {"image": {0: "n", 2: "h", 3: "w"}, "style_weights": {}})
+                    return MultiStyleNet(graph)
+            else:
+                def load_multi():
+                    return load_multistyle(path).to(ctx.device)
+            return ctx.models.get(f"fast/multistyle26:{path}@{device}", load_multi)
 
         from ..nets.transformer_net import load_transformer_net
 
+        def load(path: Path):
+            if not onnx:
+                return load_transformer_net(path).to(ctx.device)
+            import torch
+
+            from ..nets.transformer_net import TransformerNet
+
+            return runtime.load(ctx.settings, "transformer_net", [path], TransformerNet,
+                                lambda: load_transformer_net(path),
+                                (torch.rand(1, 3, 64, 64) * 255,), {"image": {0: "n", 2: "h", 3: "w"}})
+
         if spec.kind == "named":
             path = ctx.weights.path(fast_network(spec.name))
-            return ctx.models.get(f"fast/{spec.name}:{path}@{device}",
-                                  lambda: load_transformer_net(path).to(ctx.device))
+            return ctx.models.get(f"fast/{spec.name}:{path}@{device}", lambda: load(path))
         path = trained_path(ctx.settings, spec.name)
         stat = path.stat()  # retraining under the same name must not hit the stale entry
 
         def load_trained():
             try:
-                return load_transformer_net(path).to(ctx.device)
+                return load(path)
             except (RuntimeError, ValueError, OSError, KeyError) as exc:
                 log.warning("trained network %s does not load: %s", path, exc)
                 raise UserError(f"The trained network '{spec.name}' cannot be loaded (the file "

@@ -162,15 +162,40 @@ class HubMethod(Method):
 
 
 def load_magenta(ctx: RunContext) -> tuple[Any, Any]:
-    """The style predictor and transformer on ``ctx.device``, through the model cache."""
+    """The style predictor and transformer on ``ctx.device``, through the model cache.
+
+    On the CPU they run through ONNX Runtime (``engine.runtime``), exported from the same
+    torch modules and called the same way.
+    """
+    from .. import runtime
     from ..nets.magenta import load_predictor, load_transformer
 
     predictor_file = weight_file(ctx.weights, PREDICTOR_FILES, PREDICTOR_DOWNLOAD)
     transformer_file = weight_file(ctx.weights, TRANSFORMER_FILES, TRANSFORMER_DOWNLOAD)
-    predictor = ctx.models.get(f"hub:magenta-predictor={predictor_file}",
-                               lambda: load_predictor(predictor_file).to(ctx.device))
-    transformer = ctx.models.get(f"hub:magenta-transformer={transformer_file}",
-                                 lambda: load_transformer(transformer_file).to(ctx.device))
+    if not runtime.use_runtime(ctx):
+        predictor = ctx.models.get(f"hub:magenta-predictor={predictor_file}",
+                                   lambda: load_predictor(predictor_file).to(ctx.device))
+        transformer = ctx.models.get(f"hub:magenta-transformer={transformer_file}",
+                                     lambda: load_transformer(transformer_file).to(ctx.device))
+        return predictor, transformer
+
+    import torch
+
+    from ..nets.magenta import PREDICTOR_SIZE, STYLE_DIM, StylePredictor, StyleTransformer
+
+    tag = f"onnx:{runtime.cpu_threads(ctx.settings)}"
+    predictor = ctx.models.get(
+        f"hub:magenta-predictor@{tag}={predictor_file}",
+        lambda: runtime.load(ctx.settings, "magenta-predictor", [predictor_file], StylePredictor,
+                             lambda: load_predictor(predictor_file),
+                             (torch.rand(1, 3, PREDICTOR_SIZE, PREDICTOR_SIZE),),
+                             {"style": {0: "n"}}))
+    transformer = ctx.models.get(
+        f"hub:magenta-transformer@{tag}={transformer_file}",
+        lambda: runtime.load(ctx.settings, "magenta-transformer", [transformer_file],
+                             StyleTransformer, lambda: load_transformer(transformer_file),
+                             (torch.rand(1, 3, 64, 64), torch.rand(1, STYLE_DIM)),
+                             {"content": {0: "n", 2: "h", 3: "w"}, "style": {0: "n"}}))
     return predictor, transformer
 
 

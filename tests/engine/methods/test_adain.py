@@ -123,7 +123,8 @@ def direct_networks(official_dir: Path):
 # --- layout and loading -----------------------------------------------------------------
 
 def test_files_have_the_official_layout_and_load_strictly(official_dir, make_context, method,
-                                                          content, style_a):
+                                                          content, style_a, settings, monkeypatch):
+    monkeypatch.setattr(settings, "cpu_runtime", "torch")  # inspects the torch modules
     vgg_state = torch.load(official_dir / "adain" / "vgg_normalised.pth", weights_only=True)
     dec_state = torch.load(official_dir / "adain" / "decoder.pth", weights_only=True)
     assert sorted(vgg_state) == sorted(f"{i}.{p}" for i in OFFICIAL_VGG_CONVS for p in ("weight", "bias"))
@@ -398,7 +399,8 @@ def test_style_is_taken_at_the_content_scale(make_context, method, content):
 
 
 def test_batch_runs_one_forward_pass_and_matches_single_runs(make_context, method, content,
-                                                             style_a, style_b):
+                                                             style_a, style_b, settings, monkeypatch):
+    monkeypatch.setattr(settings, "cpu_runtime", "torch")  # torch's hooks count the passes
     ctx = make_context()
     other = ImageOps.flip(content)
     inputs = [make_input(method, content, [style_a], alpha=0.8),
