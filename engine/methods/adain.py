@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 OFFICIAL = "official"
 MIN_SIDE = 16  # relu4_1 is 1/8 of the input and its convs need 2 pixels to pad
+# The smallest side the networks take unpadded: relu4_1 has ceil(side / 8) cells (the pools
+# round up) and its reflection padding needs 2 of them, as in the reference.
+UNPADDED_MIN_SIDE = 9
 
 # The paper's alpha, under the name every method shares; ``alpha`` still works.
 ADAIN_STRENGTH = replace(STRENGTH, help="Content/style trade-off: 0 keeps the content, 1 applies the full "
@@ -164,8 +167,9 @@ class AdainMethod(Method):
         width, height = inputs[0].content.size
         with torch.inference_mode():
             contents = torch.cat([_image_tensor(inp.content) for inp in inputs]).to(device)
-            padded = pad_to_multiple(contents)
+            padded = pad_to_min_side(contents)
             content_feats = encoder(padded.to(dtype)).float()
+            valid = feature_extent((height, width))
             targets = []
             for j, (inp, mix) in enumerate(zip(inputs, mixes)):
                 ctx.check_cancelled()
@@ -173,10 +177,11 @@ class AdainMethod(Method):
                                for style in inp.styles]
                 regions = None
                 if inp.mask is not None:
-                    regions = mask_regions(inp.mask, (height, width), padded.shape[-2:],
-                                           content_feats.shape[-2:], device)
+                    regions = mask_regions(inp.mask, (height, width), content_feats.shape[-2:],
+                                           device)
                 targets.append(stylised_features(content_feats[j:j + 1], style_stats, mix,
-                                                 float(inp.options.get("strength", 1.0)), regions))
+                                                 float(inp.options.get("strength", 1.0)), regions,
+                                                 valid=valid))
                 progress(0.1 + 0.4 * (j + 1) / len(inputs), "encoding")
 
             progress(0.5, "decoding")
@@ -269,25 +274,37 @@ def _image_tensor(image: "Image.Image") -> "torch.Tensor":
     return to_tensor(image)
 
 
-def pad_to_multiple(x: "torch.Tensor", multiple: int = 8) -> "torch.Tensor":
-    """Pad bottom/right so each side is a multiple of 8 (and at least 16): the decoder's
-    output then has exactly the input's size, cropped back after decoding."""
+def feature_extent(hw: tuple[int, int]) -> tuple[int, int]:
+    """relu4_1 cells that see the image: ceil(side / 8), as the round-up pools give."""
+    return tuple(-(-side // 8) for side in hw)  # type: ignore[return-value]
+
+
+def pad_to_min_side(x: "torch.Tensor") -> "torch.Tensor":
+    """The content as the encoder takes it: unpadded, as in the reference, unless a side is
+    too small for relu4_1's reflection padding; then that side is edge-padded to 16.
+
+    The encoder's pools round up, so the decoder's output covers the input (8 x ceil(side/8)
+    pixels) and is cropped back. Padding only where the reference cannot run keeps AdaIN's
+    per-channel statistics those of the image itself; for the padded slivers they are taken
+    over the cells that see the image (``feature_extent``).
+    """
     import torch.nn.functional as F
 
     height, width = x.shape[-2:]
-    target_h = max(MIN_SIDE, -(-height // multiple) * multiple)
-    target_w = max(MIN_SIDE, -(-width // multiple) * multiple)
+    target_h = height if height >= UNPADDED_MIN_SIDE else MIN_SIDE
+    target_w = width if width >= UNPADDED_MIN_SIDE else MIN_SIDE
     if (target_h, target_w) == (height, width):
         return x
     return F.pad(x, (0, target_w - width, 0, target_h - height), mode="replicate")
 
 
-def mask_regions(mask: "Image.Image", content_hw: tuple[int, int], padded_hw, feature_hw,
+def mask_regions(mask: "Image.Image", content_hw: tuple[int, int], feature_hw,
                  device) -> list["torch.Tensor"]:
     """Foreground (white) and background (black) as boolean masks at feature resolution.
 
-    The mask is scaled to the content, padded like it, and area-averaged down to relu4_1's
-    grid, where a cell belongs to the foreground when it is mostly white.
+    The mask is scaled to the content, edge-padded to the 8-pixel cells of relu4_1's grid,
+    and area-averaged down to it, where a cell belongs to the foreground when it is mostly
+    white.
     """
     import torch.nn.functional as F
     from PIL import Image as PILImage
@@ -297,27 +314,38 @@ def mask_regions(mask: "Image.Image", content_hw: tuple[int, int], padded_hw, fe
     height, width = content_hw
     grey = mask.convert("L").resize((width, height), PILImage.Resampling.BILINEAR)
     t = to_tensor(grey.convert("RGB"))[:, :1].to(device)
-    t = pad_to_multiple(t)
-    assert tuple(t.shape[-2:]) == tuple(padded_hw)
-    coverage = F.adaptive_avg_pool2d(t, tuple(feature_hw))[0, 0]
+    cells_h, cells_w = (int(n) for n in feature_hw)
+    t = F.pad(t, (0, max(0, 8 * cells_w - width), 0, max(0, 8 * cells_h - height)),
+              mode="replicate")
+    coverage = F.adaptive_avg_pool2d(t, (cells_h, cells_w))[0, 0]
     foreground = coverage >= 0.5
     return [foreground, ~foreground]
 
 
 def stylised_features(content: "torch.Tensor", style_stats, mix: list[float], alpha: float,
-                      regions: list["torch.Tensor"] | None = None) -> "torch.Tensor":
+                      regions: list["torch.Tensor"] | None = None,
+                      valid: tuple[int, int] | None = None) -> "torch.Tensor":
     """The decoder's input for one image: AdaIN target blended with the content by alpha.
 
     Without a mask the styles are interpolated as in the paper: the weighted sum of the
     AdaIN outputs, which (AdaIN being affine in the style statistics) equals AdaIN with
     the weighted mean and std. With a mask, each region takes one style's statistics.
+    ``valid`` (rows, columns) limits the content statistics to the cells that see the
+    image when it was padded; padding cells are left out of every region.
     """
-    from ..nets.adain import adaptive_instance_norm, masked_adain
+    import torch
 
+    from ..nets.adain import adaptive_instance_norm, masked_adain, mean_std
+
+    rows, cols = valid if valid is not None else content.shape[-2:]
     if regions is not None:
-        target = masked_adain(content, regions, style_stats)
+        inside = torch.zeros_like(regions[0], dtype=torch.bool)
+        inside[:rows, :cols] = True
+        target = masked_adain(content, [r & inside for r in regions], style_stats)
     else:
         mean = sum(w * m for w, (m, _) in zip(mix, style_stats))
         std = sum(w * s for w, (_, s) in zip(mix, style_stats))
-        target = adaptive_instance_norm(content, mean.unsqueeze(0), std.unsqueeze(0))
+        content_stats = mean_std(content[..., :rows, :cols])
+        target = adaptive_instance_norm(content, mean.unsqueeze(0), std.unsqueeze(0),
+                                        content_stats=content_stats)
     return alpha * target + (1.0 - alpha) * content

@@ -145,9 +145,15 @@ def mean_std(feat: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.
 
 
 def adaptive_instance_norm(content: torch.Tensor, style_mean: torch.Tensor,
-                           style_std: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """AdaIN(x, y) = sigma(y) * (x - mu(x)) / sigma(x) + mu(y), per sample and channel."""
-    mean, std = mean_std(content, eps)
+                           style_std: torch.Tensor, eps: float = EPS,
+                           content_stats: tuple[torch.Tensor, torch.Tensor] | None = None
+                           ) -> torch.Tensor:
+    """AdaIN(x, y) = sigma(y) * (x - mu(x)) / sigma(x) + mu(y), per sample and channel.
+
+    ``content_stats`` replaces mu(x), sigma(x) when they must come from part of ``content``
+    (the cells of a padded image that see the image itself).
+    """
+    mean, std = content_stats if content_stats is not None else mean_std(content, eps)
     return (content - mean) / std * style_std + style_mean
 
 
