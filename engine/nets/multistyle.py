@@ -14,14 +14,16 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 
 class MultiStyleNet(nn.Module):
-    """The converted graph plus the input contract it needs: sizes padded to multiples of 4.
+    """The converted graph, run on the image at its own size and cropped back.
 
-    Input RGB 0..1 ``[B, 3, H, W]`` (any H, W) and ``style_weights`` ``[26]`` (non-negative,
-    summing to 1); output RGB 0..1, same size. One weight vector serves the whole batch.
+    Input RGB 0..1 ``[B, 3, H, W]`` (sides of 5 px or more) and ``style_weights`` ``[26]``
+    (non-negative, summing to 1); output RGB 0..1, same size. One weight vector serves the
+    whole batch. The graph's stride-2 convolutions round up, so its output (4 x ceil(side
+    / 4)) covers the input; padding the input instead would put padded rows into every
+    instance norm's statistics and change the whole image.
     """
 
     def __init__(self, graph: nn.Module) -> None:
@@ -30,8 +32,7 @@ class MultiStyleNet(nn.Module):
 
     def forward(self, images: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         height, width = images.shape[-2:]
-        pad_h, pad_w = (-height) % 4, (-width) % 4
-        x = F.pad(images, (0, pad_w, 0, pad_h), mode="reflect") if (pad_h or pad_w) else images
+        x = images
         with warnings.catch_warnings():
             # onnx2torch's Slice indexes with a list; torch warns about that on every call.
             warnings.filterwarnings("ignore", message="Using a non-tuple sequence",

@@ -134,13 +134,12 @@ def load_transformer_net(path: Path | str) -> TransformerNet:
 
 
 def stylize(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Run ``net`` on RGB 0..255 images of any size: reflect-pad to a multiple of 4, crop back.
+    """Run ``net`` on RGB 0..255 images of any size (sides of 5 px or more), cropped back.
 
-    Without padding, odd sizes come back a pixel or two off after the two stride-2
-    convolutions and the two x2 upsamplings.
+    The image goes in unpadded, as in pytorch/examples: the stride-2 convolutions round up
+    and the upsamplings double, so the output (4 x ceil(side / 4)) covers the input and is
+    cropped to it. Padding the input instead would put the padded rows into every instance
+    norm's statistics and move the whole image.
     """
     height, width = images.shape[-2:]
-    pad_h, pad_w = (-height) % 4, (-width) % 4
-    x = F.pad(images, (0, pad_w, 0, pad_h), mode="reflect") if (pad_h or pad_w) else images
-    out = net(x)
-    return out[..., :height, :width]
+    return net(images)[..., :height, :width]
