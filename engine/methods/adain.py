@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Hashable
 
 from ..catalogue import ADAIN_DECODER, ADAIN_ENCODERS, ADAIN_VGG, VGG19_CAFFE, VGG19_TORCHVISION
-from ..errors import OptionError
+from ..errors import OptionError, UserError
 from ..options import PRESERVE_COLOR, SIZE, STRENGTH, Option, OptionSet
 from .base import Method, MethodInput, RunContext
 
@@ -229,8 +229,7 @@ class AdainMethod(Method):
 
         if choice.official:
             def load_decoder():
-                path = ctx.weights.path(ADAIN_DECODER)
-                return nets.load_official_decoder(path).to(device, dtype)
+                return ctx.weights.load(ADAIN_DECODER, nets.load_official_decoder).to(device, dtype)
 
             decoder_key = f"adain:decoder:{OFFICIAL}:{tag}"
         else:
@@ -238,9 +237,18 @@ class AdainMethod(Method):
             assert path is not None
 
             def load_decoder():
-                payload = nets.read_trained_decoder(path)
-                return nets.load_decoder(payload["state_dict"], str(path),
-                                         encoder_name=payload["encoder"]).to(device, dtype)
+                from ..nets.checkpoint import WeightFormatError
+
+                try:
+                    payload = nets.read_trained_decoder(path)
+                    decoder = nets.load_decoder(payload["state_dict"], str(path),
+                                                encoder_name=payload["encoder"])
+                except WeightFormatError as exc:
+                    log.warning("trained decoder %s does not load: %s", path, exc)
+                    raise UserError(f"The trained decoder '{choice.name}' at {path} cannot be "
+                                    f"loaded ({exc}); train it again with `stylebot train "
+                                    f"adain`.") from exc
+                return decoder.to(device, dtype)
 
             # The file's mtime in the key: a retrained decoder of the same name is reloaded.
             decoder_key = f"adain:decoder:{choice.name}:{path.stat().st_mtime_ns}:{tag}"
@@ -258,12 +266,12 @@ def load_encoder(store: "WeightStore", name: str) -> "Encoder":
     from ..nets.vgg import load_vgg19
 
     if name == ADAIN_VGG:
-        return load_vgg_normalised(store.path(ADAIN_VGG))
+        return store.load(ADAIN_VGG, load_vgg_normalised)
     conventions = {VGG19_CAFFE: "caffe", VGG19_TORCHVISION: "torchvision"}
     if name not in conventions:
         raise KeyError(f"unknown AdaIN encoder {name!r}; known: {', '.join(ADAIN_ENCODERS)}")
-    return Encoder.from_vgg_features(load_vgg19(store.path(name), conventions[name],
-                                                up_to="relu4_1"), name)
+    vgg = store.load(name, lambda path: load_vgg19(path, conventions[name], up_to="relu4_1"))
+    return Encoder.from_vgg_features(vgg, name)
 
 
 # --- pieces the method is made of, kept as functions so tests can check each one ----------

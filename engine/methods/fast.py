@@ -235,14 +235,15 @@ class FastMethod(Method):
 
             path = ctx.weights.path(MULTISTYLE26)
             return ctx.models.get(f"fast/multistyle26:{path}@{device}",
-                                  lambda: load_multistyle(path).to(ctx.device))
+                                  lambda: ctx.weights.load(MULTISTYLE26, load_multistyle).to(ctx.device))
 
         from ..nets.transformer_net import load_transformer_net
 
         if spec.kind == "named":
-            path = ctx.weights.path(fast_network(spec.name))
+            name = fast_network(spec.name)
+            path = ctx.weights.path(name)
             return ctx.models.get(f"fast/{spec.name}:{path}@{device}",
-                                  lambda: load_transformer_net(path).to(ctx.device))
+                                  lambda: ctx.weights.load(name, load_transformer_net).to(ctx.device))
         path = trained_path(ctx.settings, spec.name)
         stat = path.stat()  # retraining under the same name must not hit the stale entry
 

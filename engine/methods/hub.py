@@ -165,17 +165,21 @@ def load_magenta(ctx: RunContext) -> tuple[Any, Any]:
     """The style predictor and transformer on ``ctx.device``, through the model cache."""
     from ..nets.magenta import load_predictor, load_transformer
 
-    predictor_file = weight_file(ctx.weights, PREDICTOR_FILES, PREDICTOR_DOWNLOAD)
-    transformer_file = weight_file(ctx.weights, TRANSFORMER_FILES, TRANSFORMER_DOWNLOAD)
-    predictor = ctx.models.get(f"hub:magenta-predictor={predictor_file}",
-                               lambda: load_predictor(predictor_file).to(ctx.device))
-    transformer = ctx.models.get(f"hub:magenta-transformer={transformer_file}",
-                                 lambda: load_transformer(transformer_file).to(ctx.device))
+    predictor_name = weight_name(ctx.weights, PREDICTOR_FILES, PREDICTOR_DOWNLOAD)
+    transformer_name = weight_name(ctx.weights, TRANSFORMER_FILES, TRANSFORMER_DOWNLOAD)
+    predictor_file = ctx.weights.path(predictor_name)
+    transformer_file = ctx.weights.path(transformer_name)
+    predictor = ctx.models.get(
+        f"hub:magenta-predictor={predictor_file}",
+        lambda: ctx.weights.load(predictor_name, load_predictor).to(ctx.device))
+    transformer = ctx.models.get(
+        f"hub:magenta-transformer={transformer_file}",
+        lambda: ctx.weights.load(transformer_name, load_transformer).to(ctx.device))
     return predictor, transformer
 
 
-def weight_file(store: "WeightStore", candidates: tuple[str, ...], download: str) -> Path:
-    """The best of ``candidates`` available now, else ``download`` fetched (when allowed).
+def weight_name(store: "WeightStore", candidates: tuple[str, ...], download: str) -> str:
+    """The best of ``candidates`` available now, else ``download`` (fetched when allowed).
 
     The wheel's ONNX is among the candidates and normally installed, so nothing is fetched.
     """
@@ -183,8 +187,13 @@ def weight_file(store: "WeightStore", candidates: tuple[str, ...], download: str
         where, path = store.locate(name)
         if path is not None:
             log.debug("hub weights: %s from %s (%s)", name, where, path)
-            return path
-    return store.path(download)
+            return name
+    return download
+
+
+def weight_file(store: "WeightStore", candidates: tuple[str, ...], download: str) -> Path:
+    """The file of ``weight_name``'s choice, fetched if needed."""
+    return store.path(weight_name(store, candidates, download))
 
 
 def load_entrypoint(name: str, spec: str, settings: "EngineSettings") -> Any:

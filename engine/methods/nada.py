@@ -157,11 +157,10 @@ class NadaMethod(Method):
 
     def _perceptual(self, ctx: RunContext, device):
         from ..nets.projector import PERCEPTUAL_LAYERS, PerceptualDistance
-        from ..nets.vgg import load_vgg19
-        from ..vgg_weights import vgg19_file
+        from ..vgg_weights import load_vgg
 
         def load():
-            vgg = load_vgg19(*vgg19_file(ctx.weights), up_to=PERCEPTUAL_LAYERS[-1])
+            vgg = load_vgg(ctx.weights, up_to=PERCEPTUAL_LAYERS[-1])
             return PerceptualDistance(vgg).to(device)
 
         return ctx.models.get(f"nada:perceptual:{device}", load)

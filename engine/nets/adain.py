@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..catalogue import ADAIN_ENCODERS, ADAIN_VGG
+from .checkpoint import WeightFormatError, load_strict, read_state_dict, read_torch
 
 # Output channels of each VGG19 conv, by block (blocks 1-2 have two convs, 3-5 four).
 _VGG_BLOCKS: list[list[int]] = [[64, 64], [128, 128], [256] * 4, [512] * 4, [512] * 4]
@@ -181,35 +182,24 @@ def masked_adain(content: torch.Tensor, regions: Sequence[torch.Tensor],
 
 # --- loading ------------------------------------------------------------------------------
 
-def _load_state(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 def load_vgg_normalised(path: Path) -> Encoder:
     """The official ``vgg_normalised.pth`` (all 53 modules' weights), kept up to relu4_1."""
-    vgg = build_vgg_normalised(up_to_relu4_1=True)
-    state = _load_state(path)
-    keep = {k: v for k, v in state.items() if int(k.split(".", 1)[0]) < len(vgg)}
-    try:
-        vgg.load_state_dict(keep, strict=True)
-    except RuntimeError as exc:
-        raise RuntimeError(f"{path} is not pytorch-AdaIN's vgg_normalised layout: {exc}") from None
-    return Encoder.from_vgg_normalised(vgg)
+    full = build_vgg_normalised(up_to_relu4_1=False)
+    state = read_state_dict(path)
+    load_strict(full, state, "pytorch-AdaIN's vgg_normalised layout")
+    return Encoder.from_vgg_normalised(full[: _OFFICIAL_RELU_X_1[-1] + 1])
 
 
 def load_decoder(state: dict[str, torch.Tensor], source: str = "decoder",
                  encoder_name: str = ADAIN_VGG) -> Decoder:
     decoder = Decoder(encoder_name)
-    try:
-        decoder.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise RuntimeError(f"{source} is not pytorch-AdaIN's decoder layout: {exc}") from None
+    load_strict(decoder, state, "pytorch-AdaIN's decoder layout")
     decoder.requires_grad_(False)
     return decoder.eval()
 
 
 def load_official_decoder(path: Path) -> Decoder:
-    return load_decoder(_load_state(path), str(path))
+    return load_decoder(read_state_dict(path), str(path))
 
 
 def save_trained_decoder(path: Path, decoder: Decoder, *, encoder: str,
@@ -227,11 +217,11 @@ def save_trained_decoder(path: Path, decoder: Decoder, *, encoder: str,
 
 def read_trained_decoder(path: Path) -> dict[str, Any]:
     """A trained decoder's payload; raises ``ValueError`` if the file is not one."""
-    payload = _load_state(path)
+    payload = read_torch(path)
     if not isinstance(payload, dict) or payload.get("format") != TRAINED_FORMAT:
-        raise ValueError(f"{path} is not a Stylebot AdaIN decoder")
+        raise WeightFormatError(f"{path} is not a Stylebot AdaIN decoder")
     if payload.get("encoder") not in ADAIN_ENCODERS:
-        raise ValueError(f"{path} names an unknown encoder {payload.get('encoder')!r}")
+        raise WeightFormatError(f"{path} names an unknown encoder {payload.get('encoder')!r}")
     return payload
 
 

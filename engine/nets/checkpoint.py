@@ -11,10 +11,11 @@ from __future__ import annotations
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch only when a file is read: graph_weights stays numpy-only
+    import torch
+    from torch import nn
 
 
 class WeightFormatError(ValueError):
@@ -23,6 +24,8 @@ class WeightFormatError(ValueError):
 
 def read_torch(path: Path | str, safe_globals: Iterable[Any] = ()) -> Any:
     """``torch.load`` on the CPU without running code; an unreadable file is a format error."""
+    import torch
+
     try:
         with torch.serialization.safe_globals(list(safe_globals)):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -34,6 +37,8 @@ def read_torch(path: Path | str, safe_globals: Iterable[Any] = ()) -> Any:
 
 def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     """A file that must hold a plain tensor dict (a ``state_dict``)."""
+    import torch
+
     state = read_torch(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightFormatError(f"holds a {type(state).__name__}, not a state dict of tensors")

@@ -46,7 +46,17 @@ def convert_onnx(path: Path | str) -> nn.Module:
     import onnx
     from onnx2torch import convert
 
-    graph = convert(onnx.load(str(path)))
+    from .checkpoint import WeightFormatError
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # protobuf's DecodeError and friends: not an ONNX file
+        raise WeightFormatError(f"not a readable ONNX file ({type(exc).__name__})") from None
+    inputs = sorted(i.name for i in model.graph.input)
+    if inputs != ["image", "style_weights"]:
+        raise WeightFormatError(f"an ONNX graph with inputs {inputs}, not the 26-style network's "
+                                "(image, style_weights)")
+    graph = convert(model)
     graph.requires_grad_(False)
     return graph.eval()
 

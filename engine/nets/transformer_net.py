@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .checkpoint import load_strict, read_state_dict
+
 # InstanceNorm2d in old torch versions tracked running statistics; files saved then carry
 # these buffers, which the current module does not have (pytorch/examples drops them too).
 _STALE_NORM_KEY = re.compile(r"(^|\.)in\d+\.(running_mean|running_var|num_batches_tracked)$")
@@ -124,11 +126,9 @@ def load_transformer_net(path: Path | str) -> TransformerNet:
     ``weights_only=True`` because trained networks may come from users: a plain tensor
     dict is all this format needs, and it cannot run code on load.
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state dict")
     net = TransformerNet()
-    net.load_state_dict(clean_state_dict(state), strict=True)
+    load_strict(net, clean_state_dict(read_state_dict(path)),
+                "a TransformerNet (pytorch/examples layout)")
     net.requires_grad_(False)
     return net.eval()
 
