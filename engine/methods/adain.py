@@ -45,6 +45,14 @@ DECODER = Option("decoder", "str", OFFICIAL,
                  "Which decoder: 'official' (pytorch-AdaIN's, with its VGG) or the name of "
                  "one trained with `stylebot train adain`.")
 
+LUMINANCE, CORAL = "luminance", "coral"
+COLOR = Option("color", "choice", LUMINANCE,
+               "How preserve_color keeps the photo's colours: 'luminance' takes only the "
+               "result's brightness (the photo's colours exactly), 'coral' recolours the style "
+               "to the photo's colour statistics before encoding (the paper's and "
+               "pytorch-AdaIN's way; the style's textures keep their own tones).",
+               choices=(LUMINANCE, CORAL))
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -100,7 +108,7 @@ class AdainMethod(Method):
     title = "AdaIN (any style, real time)"
     summary = ("Arbitrary style transfer in one forward pass (Huang & Belongie 2017): blends up "
                "to 4 style images, or paints foreground and background with two styles by mask.")
-    options = OptionSet([ADAIN_STRENGTH, PRESERVE_COLOR, DECODER, SIZE])
+    options = OptionSet([ADAIN_STRENGTH, PRESERVE_COLOR, COLOR, DECODER, SIZE])
     min_styles = 1
     max_styles = 4
     uses_mask = True
@@ -173,7 +181,9 @@ class AdainMethod(Method):
             targets = []
             for j, (inp, mix) in enumerate(zip(inputs, mixes)):
                 ctx.check_cancelled()
-                style_stats = [self._style_stats(encoder, style, max(width, height), dtype, device)
+                recolour = contents[j] if _color_mode(inp) == CORAL else None
+                style_stats = [self._style_stats(encoder, style, max(width, height), dtype, device,
+                                                 recolour)
                                for style in inp.styles]
                 regions = None
                 if inp.mask is not None:
@@ -190,23 +200,29 @@ class AdainMethod(Method):
         out = []
         for j, inp in enumerate(inputs):
             image = to_image(decoded[j])
-            if inp.options.get("preserve_color"):
+            if _color_mode(inp) == LUMINANCE:
                 image = preserve_color(inp.content, image)
             out.append(image)
         progress(1.0, "done")
         return out
 
     @staticmethod
-    def _style_stats(encoder, style: "Image.Image", side: int, dtype, device):
+    def _style_stats(encoder, style: "Image.Image", side: int, dtype, device,
+                     recolour: "torch.Tensor | None" = None):
+        """The style's relu4_1 mean and std; with ``recolour`` (a content image [3, H, W]),
+        the style is first given its colour statistics (``coral``)."""
         from ..images import resize_to_side
-        from ..nets.adain import mean_std
+        from ..nets.adain import coral, mean_std
 
         style = resize_to_side(style, side)
         if min(style.size) < MIN_SIDE:  # a sliver of a style: enlarge its short side
             scale = MIN_SIDE / min(style.size)
             style = style.resize((max(MIN_SIDE, round(style.width * scale)),
                                   max(MIN_SIDE, round(style.height * scale))))
-        feats = encoder(_image_tensor(style).to(device, dtype)).float()
+        pixels = _image_tensor(style).to(device)
+        if recolour is not None:
+            pixels = coral(pixels[0], recolour).unsqueeze(0)
+        feats = encoder(pixels.to(dtype)).float()
         mean, std = mean_std(feats)
         return mean[0], std[0]
 
@@ -258,6 +274,13 @@ class AdainMethod(Method):
         encoder = ctx.models.get(f"adain:encoder:{encoder_name}:{tag}",
                                  lambda: load_encoder(ctx.weights, encoder_name).to(device, dtype))
         return encoder, decoder, dtype
+
+
+def _color_mode(inp: MethodInput) -> str | None:
+    """None, or how colours are preserved ('luminance' after decoding, 'coral' before)."""
+    if not inp.options.get("preserve_color"):
+        return None
+    return str(inp.options.get("color") or LUMINANCE).lower()
 
 
 def load_encoder(store: "WeightStore", name: str) -> "Encoder":

@@ -160,3 +160,63 @@ def test_adain_equals_the_reference_on_the_same_pixels(reference_nets, tmp_path,
     diff = (ours - expected).abs()
     assert diff.max() < 1e-4, f"max {diff.max():.3g} mean {diff.mean():.3g}"
     assert np.abs(pixels(image) - pixels(to_image(expected))).max() <= 1
+
+
+# --- colour control: the reference recolours the style with CORAL before encoding --------
+
+def reference_coral(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """pytorch-AdaIN's ``coral(style, content)``, restated: standardise each image per
+    channel (unbiased std), take scatter + identity, whiten the source with the inverse
+    square root of its own (square roots through the SVD), colour it with the target's,
+    restore the target's std and mean."""
+    def stats(x):
+        flat = x.reshape(3, -1)
+        mean, std = flat.mean(-1, keepdim=True), flat.std(-1, keepdim=True)
+        norm = (flat - mean) / std
+        return norm, mean, std, norm @ norm.t() + torch.eye(3)
+
+    def mat_sqrt(m):
+        u, d, v = torch.svd(m)
+        return u @ d.pow(0.5).diag() @ v.t()
+
+    s_norm, _, _, s_cov = stats(source)
+    _, t_mean, t_std, t_cov = stats(target)
+    moved = mat_sqrt(t_cov) @ torch.inverse(mat_sqrt(s_cov)) @ s_norm
+    return (moved * t_std + t_mean).view(source.shape)
+
+
+def test_coral_equals_the_reference():
+    from engine.nets.adain import coral
+
+    torch.manual_seed(0)
+    source = torch.rand(3, 40, 30) * torch.tensor([1.0, 0.5, 0.2]).view(3, 1, 1)
+    target = torch.rand(3, 25, 33).pow(2)
+    expected = reference_coral(source, target)
+    torch.testing.assert_close(coral(source, target), expected, rtol=1e-4, atol=1e-4)
+    recoloured = coral(source, target).reshape(3, -1)
+    torch.testing.assert_close(recoloured.mean(1), target.reshape(3, -1).mean(1), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(64, 48), (61, 45)])
+def test_coral_colour_control_equals_the_reference(reference_nets, tmp_path, size):
+    vgg, decoder, root = reference_nets
+    content = sample_content(max(size)).resize(size, Image.Resampling.LANCZOS)
+    style = sample_style(max(size))
+    image, ours = run_project(root, tmp_path, content, style, preserve_color=True, color="coral")
+
+    width, height = size
+    c = to_tensor(content)
+    s = reference_coral(to_tensor(style)[0], c[0]).unsqueeze(0)
+    expected = reference_style_transfer(vgg, decoder, c, s)[..., :height, :width]
+    diff = (ours - expected).abs()
+    assert diff.max() < 1e-4, f"max {diff.max():.3g} mean {diff.mean():.3g}"
+    assert np.abs(pixels(image) - pixels(to_image(expected))).max() <= 1
+
+
+def test_preserve_color_alone_keeps_the_luminance_transfer(reference_nets, tmp_path):
+    from engine.images import preserve_color
+
+    vgg, decoder, root = reference_nets
+    content, style = sample_content(64).resize((64, 48)), sample_style(64)
+    image, ours = run_project(root, tmp_path, content, style, preserve_color=True)
+    assert np.abs(pixels(image) - pixels(preserve_color(content, to_image(ours)))).max() == 0
