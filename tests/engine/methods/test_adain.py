@@ -342,7 +342,7 @@ def test_preserve_color_keeps_the_content_colours(make_context, method, content,
     ({"size": 10}, "'size' is 10"),
     ({"strength": 1.5}, "'strength' is 1.5, outside its allowed range 0..1"),
     ({"strength": 0.5, "alpha": 0.5}, "'strength' and 'alpha' are two names for the same option"),
-    ({"alpha_": 1}, "its options are: strength, preserve_color, decoder, size"),
+    ({"alpha_": 1}, "its options are: strength, preserve_color, color, decoder, size"),
 ])
 def test_options_are_validated_with_a_clear_message(method, raw, words):
     with pytest.raises(OptionError) as info:
