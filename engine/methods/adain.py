@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Hashable
 
 from ..catalogue import ADAIN_DECODER, ADAIN_ENCODERS, ADAIN_VGG, VGG19_CAFFE, VGG19_TORCHVISION
-from ..errors import OptionError
+from ..errors import OptionError, UserError
 from ..options import PRESERVE_COLOR, SIZE, STRENGTH, Option, OptionSet
 from .base import Method, MethodInput, RunContext
 
@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 OFFICIAL = "official"
 MIN_SIDE = 16  # relu4_1 is 1/8 of the input and its convs need 2 pixels to pad
+# The smallest side the networks take unpadded: relu4_1 has ceil(side / 8) cells (the pools
+# round up) and its reflection padding needs 2 of them, as in the reference.
+UNPADDED_MIN_SIDE = 9
 
 # The paper's alpha, under the name every method shares; ``alpha`` still works.
 ADAIN_STRENGTH = replace(STRENGTH, help="Content/style trade-off: 0 keeps the content, 1 applies the full "
@@ -41,6 +44,14 @@ ADAIN_STRENGTH = replace(STRENGTH, help="Content/style trade-off: 0 keeps the co
 DECODER = Option("decoder", "str", OFFICIAL,
                  "Which decoder: 'official' (pytorch-AdaIN's, with its VGG) or the name of "
                  "one trained with `stylebot train adain`.")
+
+LUMINANCE, CORAL = "luminance", "coral"
+COLOR = Option("color", "choice", LUMINANCE,
+               "How preserve_color keeps the photo's colours: 'luminance' takes only the "
+               "result's brightness (the photo's colours exactly), 'coral' recolours the style "
+               "to the photo's colour statistics before encoding (the paper's and "
+               "pytorch-AdaIN's way; the style's textures keep their own tones).",
+               choices=(LUMINANCE, CORAL))
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -97,7 +108,7 @@ class AdainMethod(Method):
     title = "AdaIN (any style, real time)"
     summary = ("Arbitrary style transfer in one forward pass (Huang & Belongie 2017): blends up "
                "to 4 style images, or paints foreground and background with two styles by mask.")
-    options = OptionSet([ADAIN_STRENGTH, PRESERVE_COLOR, DECODER, SIZE])
+    options = OptionSet([ADAIN_STRENGTH, PRESERVE_COLOR, COLOR, DECODER, SIZE])
     min_styles = 1
     max_styles = 4
     uses_mask = True
@@ -164,19 +175,23 @@ class AdainMethod(Method):
         width, height = inputs[0].content.size
         with torch.inference_mode():
             contents = torch.cat([_image_tensor(inp.content) for inp in inputs]).to(device)
-            padded = pad_to_multiple(contents)
+            padded = pad_to_min_side(contents)
             content_feats = encoder(padded.to(dtype)).float()
+            valid = feature_extent((height, width))
             targets = []
             for j, (inp, mix) in enumerate(zip(inputs, mixes)):
                 ctx.check_cancelled()
-                style_stats = [self._style_stats(encoder, style, max(width, height), dtype, device)
+                recolour = contents[j] if _color_mode(inp) == CORAL else None
+                style_stats = [self._style_stats(encoder, style, max(width, height), dtype, device,
+                                                 recolour)
                                for style in inp.styles]
                 regions = None
                 if inp.mask is not None:
-                    regions = mask_regions(inp.mask, (height, width), padded.shape[-2:],
-                                           content_feats.shape[-2:], device)
+                    regions = mask_regions(inp.mask, (height, width), content_feats.shape[-2:],
+                                           device)
                 targets.append(stylised_features(content_feats[j:j + 1], style_stats, mix,
-                                                 float(inp.options.get("strength", 1.0)), regions))
+                                                 float(inp.options.get("strength", 1.0)), regions,
+                                                 valid=valid))
                 progress(0.1 + 0.4 * (j + 1) / len(inputs), "encoding")
 
             progress(0.5, "decoding")
@@ -185,23 +200,29 @@ class AdainMethod(Method):
         out = []
         for j, inp in enumerate(inputs):
             image = to_image(decoded[j])
-            if inp.options.get("preserve_color"):
+            if _color_mode(inp) == LUMINANCE:
                 image = preserve_color(inp.content, image)
             out.append(image)
         progress(1.0, "done")
         return out
 
     @staticmethod
-    def _style_stats(encoder, style: "Image.Image", side: int, dtype, device):
+    def _style_stats(encoder, style: "Image.Image", side: int, dtype, device,
+                     recolour: "torch.Tensor | None" = None):
+        """The style's relu4_1 mean and std; with ``recolour`` (a content image [3, H, W]),
+        the style is first given its colour statistics (``coral``)."""
         from ..images import resize_to_side
-        from ..nets.adain import mean_std
+        from ..nets.adain import coral, mean_std
 
         style = resize_to_side(style, side)
         if min(style.size) < MIN_SIDE:  # a sliver of a style: enlarge its short side
             scale = MIN_SIDE / min(style.size)
             style = style.resize((max(MIN_SIDE, round(style.width * scale)),
                                   max(MIN_SIDE, round(style.height * scale))))
-        feats = encoder(_image_tensor(style).to(device, dtype)).float()
+        pixels = _image_tensor(style).to(device)
+        if recolour is not None:
+            pixels = coral(pixels[0], recolour).unsqueeze(0)
+        feats = encoder(pixels.to(dtype)).float()
         mean, std = mean_std(feats)
         return mean[0], std[0]
 
@@ -227,8 +248,7 @@ class AdainMethod(Method):
 
         if choice.official:
             def load_decoder():
-                path = ctx.weights.path(ADAIN_DECODER)
-                return nets.load_official_decoder(path).to(device, dtype)
+                return ctx.weights.load(ADAIN_DECODER, nets.load_official_decoder).to(device, dtype)
 
             decoder_key = f"adain:decoder:{OFFICIAL}:{tag}"
         else:
@@ -236,9 +256,18 @@ class AdainMethod(Method):
             assert path is not None
 
             def load_decoder():
-                payload = nets.read_trained_decoder(path)
-                return nets.load_decoder(payload["state_dict"], str(path),
-                                         encoder_name=payload["encoder"]).to(device, dtype)
+                from ..nets.checkpoint import WeightFormatError
+
+                try:
+                    payload = nets.read_trained_decoder(path)
+                    decoder = nets.load_decoder(payload["state_dict"], str(path),
+                                                encoder_name=payload["encoder"])
+                except WeightFormatError as exc:
+                    log.warning("trained decoder %s does not load: %s", path, exc)
+                    raise UserError(f"The trained decoder '{choice.name}' at {path} cannot be "
+                                    f"loaded ({exc}); train it again with `stylebot train "
+                                    f"adain`.") from exc
+                return decoder.to(device, dtype)
 
             # The file's mtime in the key: a retrained decoder of the same name is reloaded.
             decoder_key = f"adain:decoder:{choice.name}:{path.stat().st_mtime_ns}:{tag}"
@@ -270,7 +299,7 @@ def onnx_networks(choice: DecoderChoice, ctx: RunContext):
 
     def load_decoder():
         if choice.official:
-            encoder_name, build = ADAIN_VGG, lambda: nets.load_official_decoder(source)
+            encoder_name, build = ADAIN_VGG, lambda: ctx.weights.load(ADAIN_DECODER, nets.load_official_decoder)
         else:
             payload = nets.read_trained_decoder(source)
             encoder_name = payload["encoder"]
@@ -292,18 +321,25 @@ def onnx_networks(choice: DecoderChoice, ctx: RunContext):
     return encoder, decoder
 
 
+def _color_mode(inp: MethodInput) -> str | None:
+    """None, or how colours are preserved ('luminance' after decoding, 'coral' before)."""
+    if not inp.options.get("preserve_color"):
+        return None
+    return str(inp.options.get("color") or LUMINANCE).lower()
+
+
 def load_encoder(store: "WeightStore", name: str) -> "Encoder":
     """Encoder ``name`` (one of ``ADAIN_ENCODERS``) from the store; the trainer uses it too."""
     from ..nets.adain import Encoder, load_vgg_normalised
     from ..nets.vgg import load_vgg19
 
     if name == ADAIN_VGG:
-        return load_vgg_normalised(store.path(ADAIN_VGG))
+        return store.load(ADAIN_VGG, load_vgg_normalised)
     conventions = {VGG19_CAFFE: "caffe", VGG19_TORCHVISION: "torchvision"}
     if name not in conventions:
         raise KeyError(f"unknown AdaIN encoder {name!r}; known: {', '.join(ADAIN_ENCODERS)}")
-    return Encoder.from_vgg_features(load_vgg19(store.path(name), conventions[name],
-                                                up_to="relu4_1"), name)
+    vgg = store.load(name, lambda path: load_vgg19(path, conventions[name], up_to="relu4_1"))
+    return Encoder.from_vgg_features(vgg, name)
 
 
 # --- pieces the method is made of, kept as functions so tests can check each one ----------
@@ -314,25 +350,37 @@ def _image_tensor(image: "Image.Image") -> "torch.Tensor":
     return to_tensor(image)
 
 
-def pad_to_multiple(x: "torch.Tensor", multiple: int = 8) -> "torch.Tensor":
-    """Pad bottom/right so each side is a multiple of 8 (and at least 16): the decoder's
-    output then has exactly the input's size, cropped back after decoding."""
+def feature_extent(hw: tuple[int, int]) -> tuple[int, int]:
+    """relu4_1 cells that see the image: ceil(side / 8), as the round-up pools give."""
+    return tuple(-(-side // 8) for side in hw)  # type: ignore[return-value]
+
+
+def pad_to_min_side(x: "torch.Tensor") -> "torch.Tensor":
+    """The content as the encoder takes it: unpadded, as in the reference, unless a side is
+    too small for relu4_1's reflection padding; then that side is edge-padded to 16.
+
+    The encoder's pools round up, so the decoder's output covers the input (8 x ceil(side/8)
+    pixels) and is cropped back. Padding only where the reference cannot run keeps AdaIN's
+    per-channel statistics those of the image itself; for the padded slivers they are taken
+    over the cells that see the image (``feature_extent``).
+    """
     import torch.nn.functional as F
 
     height, width = x.shape[-2:]
-    target_h = max(MIN_SIDE, -(-height // multiple) * multiple)
-    target_w = max(MIN_SIDE, -(-width // multiple) * multiple)
+    target_h = height if height >= UNPADDED_MIN_SIDE else MIN_SIDE
+    target_w = width if width >= UNPADDED_MIN_SIDE else MIN_SIDE
     if (target_h, target_w) == (height, width):
         return x
     return F.pad(x, (0, target_w - width, 0, target_h - height), mode="replicate")
 
 
-def mask_regions(mask: "Image.Image", content_hw: tuple[int, int], padded_hw, feature_hw,
+def mask_regions(mask: "Image.Image", content_hw: tuple[int, int], feature_hw,
                  device) -> list["torch.Tensor"]:
     """Foreground (white) and background (black) as boolean masks at feature resolution.
 
-    The mask is scaled to the content, padded like it, and area-averaged down to relu4_1's
-    grid, where a cell belongs to the foreground when it is mostly white.
+    The mask is scaled to the content, edge-padded to the 8-pixel cells of relu4_1's grid,
+    and area-averaged down to it, where a cell belongs to the foreground when it is mostly
+    white.
     """
     import torch.nn.functional as F
     from PIL import Image as PILImage
@@ -342,27 +390,38 @@ def mask_regions(mask: "Image.Image", content_hw: tuple[int, int], padded_hw, fe
     height, width = content_hw
     grey = mask.convert("L").resize((width, height), PILImage.Resampling.BILINEAR)
     t = to_tensor(grey.convert("RGB"))[:, :1].to(device)
-    t = pad_to_multiple(t)
-    assert tuple(t.shape[-2:]) == tuple(padded_hw)
-    coverage = F.adaptive_avg_pool2d(t, tuple(feature_hw))[0, 0]
+    cells_h, cells_w = (int(n) for n in feature_hw)
+    t = F.pad(t, (0, max(0, 8 * cells_w - width), 0, max(0, 8 * cells_h - height)),
+              mode="replicate")
+    coverage = F.adaptive_avg_pool2d(t, (cells_h, cells_w))[0, 0]
     foreground = coverage >= 0.5
     return [foreground, ~foreground]
 
 
 def stylised_features(content: "torch.Tensor", style_stats, mix: list[float], alpha: float,
-                      regions: list["torch.Tensor"] | None = None) -> "torch.Tensor":
+                      regions: list["torch.Tensor"] | None = None,
+                      valid: tuple[int, int] | None = None) -> "torch.Tensor":
     """The decoder's input for one image: AdaIN target blended with the content by alpha.
 
     Without a mask the styles are interpolated as in the paper: the weighted sum of the
     AdaIN outputs, which (AdaIN being affine in the style statistics) equals AdaIN with
     the weighted mean and std. With a mask, each region takes one style's statistics.
+    ``valid`` (rows, columns) limits the content statistics to the cells that see the
+    image when it was padded; padding cells are left out of every region.
     """
-    from ..nets.adain import adaptive_instance_norm, masked_adain
+    import torch
 
+    from ..nets.adain import adaptive_instance_norm, masked_adain, mean_std
+
+    rows, cols = valid if valid is not None else content.shape[-2:]
     if regions is not None:
-        target = masked_adain(content, regions, style_stats)
+        inside = torch.zeros_like(regions[0], dtype=torch.bool)
+        inside[:rows, :cols] = True
+        target = masked_adain(content, [r & inside for r in regions], style_stats)
     else:
         mean = sum(w * m for w, (m, _) in zip(mix, style_stats))
         std = sum(w * s for w, (_, s) in zip(mix, style_stats))
-        target = adaptive_instance_norm(content, mean.unsqueeze(0), std.unsqueeze(0))
+        content_stats = mean_std(content[..., :rows, :cols])
+        target = adaptive_instance_norm(content, mean.unsqueeze(0), std.unsqueeze(0),
+                                        content_stats=content_stats)
     return alpha * target + (1.0 - alpha) * content

@@ -249,31 +249,35 @@ class FastMethod(Method):
 
                     graph = runtime.load(
                         ctx.settings, "multistyle26", [path], StyleNet26,
-                        lambda: load_style_net26(path),
+                        lambda: ctx.weights.load(MULTISTYLE26, load_style_net26),
                         (torch.rand(1, 3, 64, 64), torch.full((26,), 1 / 26)),
                         {"image": {0: "n", 2: "h", 3: "w"}, "style_weights": {}})
                     return MultiStyleNet(graph)
             else:
                 def load_multi():
-                    return load_multistyle(path).to(ctx.device)
+                    return ctx.weights.load(MULTISTYLE26, load_multistyle).to(ctx.device)
             return ctx.models.get(f"fast/multistyle26:{path}@{device}", load_multi)
 
         from ..nets.transformer_net import load_transformer_net
 
-        def load(path: Path):
+        def load(path: Path, build=None):
+            """The network at ``path``; ``build`` reads it (a catalogue file through the store,
+            so a broken one is one line); a trained network is read directly."""
+            build = build or (lambda: load_transformer_net(path))
             if not onnx:
-                return load_transformer_net(path).to(ctx.device)
+                return build().to(ctx.device)
             import torch
 
             from ..nets.transformer_net import TransformerNet
 
-            return runtime.load(ctx.settings, "transformer_net", [path], TransformerNet,
-                                lambda: load_transformer_net(path),
+            return runtime.load(ctx.settings, "transformer_net", [path], TransformerNet, build,
                                 (torch.rand(1, 3, 64, 64) * 255,), {"image": {0: "n", 2: "h", 3: "w"}})
 
         if spec.kind == "named":
-            path = ctx.weights.path(fast_network(spec.name))
-            return ctx.models.get(f"fast/{spec.name}:{path}@{device}", lambda: load(path))
+            name = fast_network(spec.name)
+            path = ctx.weights.path(name)
+            return ctx.models.get(f"fast/{spec.name}:{path}@{device}",
+                                  lambda: load(path, lambda: ctx.weights.load(name, load_transformer_net)))
         path = trained_path(ctx.settings, spec.name)
         stat = path.stat()  # retraining under the same name must not hit the stale entry
 

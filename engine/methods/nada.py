@@ -134,11 +134,14 @@ class NadaMethod(Method):
         """The frozen source generator, its stored mean w (if any), and an identity for cache keys."""
         from ..nets.stylegan2 import load_generator
 
-        path = ctx.weights.path(NADA_GENERATORS[choice], progress=_download_progress(ctx, "generator"))
+        name = NADA_GENERATORS[choice]
+        path = ctx.weights.path(name, progress=_download_progress(ctx, "generator"))
         identity = _file_identity(path)
+        architecture = dict(ctx.weights.entry(name).architecture)
 
         def load():
-            generator, latent_avg = load_generator(path)
+            generator, latent_avg = ctx.weights.load(
+                name, lambda p: load_generator(p, architecture))
             return generator.to(device), latent_avg
 
         generator, latent_avg = ctx.models.get(f"nada:generator:{identity}:{device}", load)
@@ -154,11 +157,10 @@ class NadaMethod(Method):
 
     def _perceptual(self, ctx: RunContext, device):
         from ..nets.projector import PERCEPTUAL_LAYERS, PerceptualDistance
-        from ..nets.vgg import load_vgg19
-        from ..vgg_weights import vgg19_file
+        from ..vgg_weights import load_vgg
 
         def load():
-            vgg = load_vgg19(*vgg19_file(ctx.weights), up_to=PERCEPTUAL_LAYERS[-1])
+            vgg = load_vgg(ctx.weights, up_to=PERCEPTUAL_LAYERS[-1])
             return PerceptualDistance(vgg).to(device)
 
         return ctx.models.get(f"nada:perceptual:{device}", load)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..catalogue import ADAIN_ENCODERS, ADAIN_VGG
+from .checkpoint import WeightFormatError, load_strict, read_state_dict, read_torch
 
 # Output channels of each VGG19 conv, by block (blocks 1-2 have two convs, 3-5 four).
 _VGG_BLOCKS: list[list[int]] = [[64, 64], [128, 128], [256] * 4, [512] * 4, [512] * 4]
@@ -145,15 +146,46 @@ def mean_std(feat: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.
 
 
 def adaptive_instance_norm(content: torch.Tensor, style_mean: torch.Tensor,
-                           style_std: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """AdaIN(x, y) = sigma(y) * (x - mu(x)) / sigma(x) + mu(y), per sample and channel."""
-    mean, std = mean_std(content, eps)
+                           style_std: torch.Tensor, eps: float = EPS,
+                           content_stats: tuple[torch.Tensor, torch.Tensor] | None = None
+                           ) -> torch.Tensor:
+    """AdaIN(x, y) = sigma(y) * (x - mu(x)) / sigma(x) + mu(y), per sample and channel.
+
+    ``content_stats`` replaces mu(x), sigma(x) when they must come from part of ``content``
+    (the cells of a padded image that see the image itself).
+    """
+    mean, std = content_stats if content_stats is not None else mean_std(content, eps)
     return (content - mean) / std * style_std + style_mean
 
 
 def adain(content: torch.Tensor, style: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """AdaIN with the statistics taken from ``style`` features (same N and C)."""
     return adaptive_instance_norm(content, *mean_std(style, eps), eps=eps)
+
+
+def coral(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``source`` ([3, H, W]) recoloured to ``target``'s colour mean and covariance (CORAL).
+
+    The paper's colour control (section 7) as pytorch-AdaIN applies it to the style before
+    encoding: each image's pixels are standardised per channel, their 3x3 scatter plus the
+    identity is whitened for the source and coloured for the target (symmetric matrix
+    square roots), then the target's channel std and mean are put back. Unbiased stds and
+    the identity term follow the reference, so results agree with it.
+    """
+    def standardised(image: torch.Tensor):
+        flat = image.reshape(3, -1).double()
+        mean, std = flat.mean(1, keepdim=True), flat.std(1, keepdim=True)
+        norm = (flat - mean) / std
+        return norm, mean, std, norm @ norm.T + torch.eye(3, dtype=flat.dtype, device=flat.device)
+
+    def sqrtm(m: torch.Tensor) -> torch.Tensor:
+        values, vectors = torch.linalg.eigh(m)
+        return vectors @ torch.diag(values.clamp_min(0).sqrt()) @ vectors.T
+
+    s_norm, _, _, s_scatter = standardised(source)
+    _, t_mean, t_std, t_scatter = standardised(target)
+    moved = sqrtm(t_scatter) @ torch.linalg.inv(sqrtm(s_scatter)) @ s_norm
+    return (moved * t_std + t_mean).to(source.dtype).reshape(source.shape)
 
 
 def masked_adain(content: torch.Tensor, regions: Sequence[torch.Tensor],
@@ -175,35 +207,24 @@ def masked_adain(content: torch.Tensor, regions: Sequence[torch.Tensor],
 
 # --- loading ------------------------------------------------------------------------------
 
-def _load_state(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 def load_vgg_normalised(path: Path) -> Encoder:
     """The official ``vgg_normalised.pth`` (all 53 modules' weights), kept up to relu4_1."""
-    vgg = build_vgg_normalised(up_to_relu4_1=True)
-    state = _load_state(path)
-    keep = {k: v for k, v in state.items() if int(k.split(".", 1)[0]) < len(vgg)}
-    try:
-        vgg.load_state_dict(keep, strict=True)
-    except RuntimeError as exc:
-        raise RuntimeError(f"{path} is not pytorch-AdaIN's vgg_normalised layout: {exc}") from None
-    return Encoder.from_vgg_normalised(vgg)
+    full = build_vgg_normalised(up_to_relu4_1=False)
+    state = read_state_dict(path)
+    load_strict(full, state, "pytorch-AdaIN's vgg_normalised layout")
+    return Encoder.from_vgg_normalised(full[: _OFFICIAL_RELU_X_1[-1] + 1])
 
 
 def load_decoder(state: dict[str, torch.Tensor], source: str = "decoder",
                  encoder_name: str = ADAIN_VGG) -> Decoder:
     decoder = Decoder(encoder_name)
-    try:
-        decoder.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise RuntimeError(f"{source} is not pytorch-AdaIN's decoder layout: {exc}") from None
+    load_strict(decoder, state, "pytorch-AdaIN's decoder layout")
     decoder.requires_grad_(False)
     return decoder.eval()
 
 
 def load_official_decoder(path: Path) -> Decoder:
-    return load_decoder(_load_state(path), str(path))
+    return load_decoder(read_state_dict(path), str(path))
 
 
 def save_trained_decoder(path: Path, decoder: Decoder, *, encoder: str,
@@ -221,11 +242,11 @@ def save_trained_decoder(path: Path, decoder: Decoder, *, encoder: str,
 
 def read_trained_decoder(path: Path) -> dict[str, Any]:
     """A trained decoder's payload; raises ``ValueError`` if the file is not one."""
-    payload = _load_state(path)
+    payload = read_torch(path)
     if not isinstance(payload, dict) or payload.get("format") != TRAINED_FORMAT:
-        raise ValueError(f"{path} is not a Stylebot AdaIN decoder")
+        raise WeightFormatError(f"{path} is not a Stylebot AdaIN decoder")
     if payload.get("encoder") not in ADAIN_ENCODERS:
-        raise ValueError(f"{path} names an unknown encoder {payload.get('encoder')!r}")
+        raise WeightFormatError(f"{path} names an unknown encoder {payload.get('encoder')!r}")
     return payload
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import WeightFormatError
+
 
 @dataclass(frozen=True)
 class ConvParams:
@@ -28,18 +30,23 @@ class ConvParams:
     depthwise: bool
 
 
-class GraphFormatError(ValueError):
+class GraphFormatError(WeightFormatError):
     """The file is not a graph this reader understands (wrong format, damaged, other model)."""
 
 
 def read_conv_params(path: str | Path) -> dict[str, ConvParams]:
     """Every convolution of the graph at ``path`` (``.tflite`` or ``.onnx``) by layer name."""
     path = Path(path)
-    if path.suffix == ".tflite":
-        return read_tflite(path)
-    if path.suffix == ".onnx":
-        return read_onnx(path)
-    raise GraphFormatError(f"{path.name}: expected a .tflite or .onnx file")
+    readers = {".tflite": read_tflite, ".onnx": read_onnx}
+    if path.suffix not in readers:
+        raise GraphFormatError(f"{path.name}: expected a .tflite or .onnx file")
+    try:
+        return readers[path.suffix](path)
+    except GraphFormatError:
+        raise
+    except Exception as exc:  # the parsers of damaged bytes raise anything
+        raise GraphFormatError(f"{path.name} is not a readable {path.suffix[1:]} graph "
+                               f"({type(exc).__name__})") from None
 
 
 def layer_name(weight_name: str) -> str:

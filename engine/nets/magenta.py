@@ -200,11 +200,14 @@ class StyleTransformer(nn.Module):
 
 
 def stylize(transformer: StyleTransformer, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """Run T on content of any size: mirror-pad to a multiple of 4, then crop back."""
+    """Run T on content of any size (sides of 5 px or more), cropped back.
+
+    T's stride-2 convolutions round up and its upsamplings double, so the output
+    (``SIZE_MULTIPLE`` x ceil(side / 4)) covers the input, as when the original graph runs
+    an image at its own size. Padding the content instead would put the padded rows into
+    every conditional instance norm's statistics and move the whole image.
+    """
     height, width = content.shape[-2:]
-    pad_h, pad_w = -height % SIZE_MULTIPLE, -width % SIZE_MULTIPLE
-    if pad_h or pad_w:
-        content = F.pad(content, [0, pad_w, 0, pad_h], mode="reflect")
     return transformer(content, style)[..., :height, :width]
 
 

@@ -20,7 +20,6 @@ from torch.nn import functional as F
 
 N_STYLES = 26
 NORM_EPS = 1e-5  # as stored in the graph
-SIZE_MULTIPLE = 4  # two stride-2 convolutions
 
 
 class CondConv(nn.Module):
@@ -42,7 +41,7 @@ class CondConv(nn.Module):
 
 class StyleNet26(nn.Module):
     """Contract (9x9, two stride-2 3x3), six residual blocks, expand (two x2 nearest
-    upsamplings, 9x9), sigmoid. Sides must be multiples of 4; ``MultiStyleNet`` pads."""
+    upsamplings, 9x9), sigmoid. Any side of 5 px or more; the output is 4 x ceil(side / 4)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -64,12 +63,14 @@ class StyleNet26(nn.Module):
 
 
 class MultiStyleNet(nn.Module):
-    """The network plus the input contract it needs: sizes padded to multiples of 4.
+    """The network run on the image at its own size and cropped back.
 
-    Input RGB 0..1 ``[B, 3, H, W]`` (any H, W) and ``style_weights`` ``[26]`` (non-negative,
-    summing to 1); output RGB 0..1, same size. One weight vector serves the whole batch.
-    ``graph`` is a ``StyleNet26`` or anything called the same way (an ONNX Runtime session
-    from ``engine.runtime``).
+    Input RGB 0..1 ``[B, 3, H, W]`` (sides of 5 px or more) and ``style_weights`` ``[26]``
+    (non-negative, summing to 1); output RGB 0..1, same size. One weight vector serves the
+    whole batch. The stride-2 convolutions round up, so the output (4 x ceil(side / 4))
+    covers the input; padding the input instead would put padded rows into every instance
+    norm's statistics and change the whole image. ``graph`` is a ``StyleNet26`` or anything
+    called the same way (an ONNX Runtime session from ``engine.runtime``).
     """
 
     def __init__(self, graph) -> None:
@@ -78,9 +79,7 @@ class MultiStyleNet(nn.Module):
 
     def forward(self, images: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         height, width = images.shape[-2:]
-        pad_h, pad_w = (-height) % SIZE_MULTIPLE, (-width) % SIZE_MULTIPLE
-        x = F.pad(images, (0, pad_w, 0, pad_h), mode="reflect") if (pad_h or pad_w) else images
-        out = self.graph(x, style_weights.to(device=x.device, dtype=x.dtype))
+        out = self.graph(images, style_weights.to(device=images.device, dtype=images.dtype))
         return out[..., :height, :width].clamp(0.0, 1.0)
 
 
@@ -94,11 +93,21 @@ def graph_key(name: str) -> str:
 
 
 def load_style_net26(path: Path | str) -> StyleNet26:
-    """``StyleNet26`` with the tensors of ``multistyle26.onnx``; any mismatch is an error."""
+    """``StyleNet26`` with the tensors of ``multistyle26.onnx``; a file that is not that
+    network is a ``WeightFormatError`` saying why."""
     import onnx
     from onnx import numpy_helper
 
-    graph = onnx.load(str(path)).graph
+    from .checkpoint import WeightFormatError
+
+    try:
+        graph = onnx.load(str(path)).graph
+    except Exception as exc:  # protobuf's DecodeError and friends: not an ONNX file
+        raise WeightFormatError(f"not a readable ONNX file ({type(exc).__name__})") from None
+    inputs = sorted(i.name for i in graph.input)
+    if inputs != ["image", "style_weights"]:
+        raise WeightFormatError(f"an ONNX graph with inputs {inputs}, not the 26-style network's "
+                                "(image, style_weights)")
     tensors = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     net = StyleNet26()
     state, missing = {}, []
@@ -109,8 +118,8 @@ def load_style_net26(path: Path | str) -> StyleNet26:
             continue
         state[name] = torch.from_numpy(array.copy())
     if missing:
-        raise ValueError(f"{Path(path).name} is not the 26-style network: no matching tensor "
-                         f"for {missing[:3]}")
+        raise WeightFormatError(f"no matching tensor for {', '.join(missing[:3])}: not the "
+                                "26-style network")
     net.load_state_dict(state, strict=True)
     return net.eval().requires_grad_(False)
 

@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .checkpoint import WeightFormatError, load_strict, read_torch
+
 BLUR_KERNEL = (1, 3, 3, 1)
 LRELU_GAIN = math.sqrt(2.0)
 
@@ -315,31 +317,44 @@ def config_from_state_dict(state: dict[str, torch.Tensor]) -> dict[str, int]:
         channels = {4: int(state["input.input"].shape[1])}
         for j in range(n_rgbs):
             channels[2 ** (j + 3)] = int(state[f"convs.{2 * j}.conv.weight"].shape[1])
-    except KeyError as exc:
-        raise ValueError(f"not a StyleGAN2 (rosinality layout) generator: missing {exc}") from None
+    except (KeyError, IndexError, AttributeError) as exc:
+        raise WeightFormatError(f"not a StyleGAN2 (rosinality layout) generator: missing {exc}") from None
     channel_max = channels[4]
     for multiplier in (2, 1, 4):
         table = channel_table(multiplier, channel_max)
         if all(table[res] == ch for res, ch in channels.items()):
             return {"size": size, "style_dim": style_dim, "n_mlp": n_mlp,
                     "channel_multiplier": multiplier, "channel_max": channel_max}
-    raise ValueError(f"generator channels {channels} match no StyleGAN2 channel table")
+    raise WeightFormatError(f"generator channels {channels} match no StyleGAN2 channel table")
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Load a rosinality checkpoint safely; training checkpoints also pickle their argparse args."""
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        return torch.load(path, map_location="cpu", weights_only=True)
+    return read_torch(path, safe_globals=[argparse.Namespace])
 
 
-def load_generator(path: Path) -> tuple[Generator, torch.Tensor | None]:
-    """The ``g_ema`` generator of a rosinality checkpoint (strict), and its ``latent_avg`` if stored."""
+def load_generator(path: Path, architecture: dict[str, int] | None = None
+                   ) -> tuple[Generator, torch.Tensor | None]:
+    """The ``g_ema`` generator of a rosinality checkpoint (strict), and its ``latent_avg`` if stored.
+
+    ``architecture`` (constructor arguments, from the catalogue entry) is what the file must
+    hold: as in the reference, which builds ``Generator(size, 512, 8, 2)`` and loads into
+    it, a file with another mapping depth or size is refused rather than loaded as another
+    network.
+    """
     checkpoint = read_checkpoint(Path(path))
     state = checkpoint.get("g_ema") if isinstance(checkpoint, dict) else None
-    if state is None:
-        raise ValueError(f"{path} has no 'g_ema' entry; expected a rosinality StyleGAN2 checkpoint")
-    generator = Generator(**config_from_state_dict(state))
-    generator.load_state_dict(state, strict=True)
+    if not isinstance(state, dict):
+        raise WeightFormatError("no 'g_ema' entry; expected a rosinality StyleGAN2 checkpoint")
+    config = config_from_state_dict(state)
+    if architecture:
+        names = {"n_mlp": "mapping layers (n_mlp)"}
+        wrong = [f"{names.get(key, key)} {config.get(key)} (expected {value})"
+                 for key, value in architecture.items() if config.get(key) != value]
+        if wrong:
+            raise WeightFormatError("a StyleGAN2 generator of another architecture: "
+                                    + ", ".join(wrong))
+    generator = load_strict(Generator(**config), state, "a StyleGAN2 (rosinality layout) generator")
     generator.requires_grad_(False).eval()
     latent_avg = checkpoint.get("latent_avg")
     if latent_avg is not None:

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .checkpoint import load_strict, read_state_dict
+
 # InstanceNorm2d in old torch versions tracked running statistics; files saved then carry
 # these buffers, which the current module does not have (pytorch/examples drops them too).
 _STALE_NORM_KEY = re.compile(r"(^|\.)in\d+\.(running_mean|running_var|num_batches_tracked)$")
@@ -124,23 +126,20 @@ def load_transformer_net(path: Path | str) -> TransformerNet:
     ``weights_only=True`` because trained networks may come from users: a plain tensor
     dict is all this format needs, and it cannot run code on load.
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state dict")
     net = TransformerNet()
-    net.load_state_dict(clean_state_dict(state), strict=True)
+    load_strict(net, clean_state_dict(read_state_dict(path)),
+                "a TransformerNet (pytorch/examples layout)")
     net.requires_grad_(False)
     return net.eval()
 
 
 def stylize(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Run ``net`` on RGB 0..255 images of any size: reflect-pad to a multiple of 4, crop back.
+    """Run ``net`` on RGB 0..255 images of any size (sides of 5 px or more), cropped back.
 
-    Without padding, odd sizes come back a pixel or two off after the two stride-2
-    convolutions and the two x2 upsamplings.
+    The image goes in unpadded, as in pytorch/examples: the stride-2 convolutions round up
+    and the upsamplings double, so the output (4 x ceil(side / 4)) covers the input and is
+    cropped to it. Padding the input instead would put the padded rows into every instance
+    norm's statistics and move the whole image.
     """
     height, width = images.shape[-2:]
-    pad_h, pad_w = (-height) % 4, (-width) % 4
-    x = F.pad(images, (0, pad_w, 0, pad_h), mode="reflect") if (pad_h or pad_w) else images
-    out = net(x)
-    return out[..., :height, :width]
+    return net(images)[..., :height, :width]

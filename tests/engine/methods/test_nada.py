@@ -22,7 +22,7 @@ from engine.settings import EngineSettings
 from engine.weights import WeightStore
 
 from .nada_tiny import (catalogue_path, make_weights_dir, save_rosinality_checkpoint, tiny_clip,
-                        tiny_generator)
+                        tiny_generator, tiny_store)
 
 # Tiny networks: on a shared 2-core machine a second torch thread only spins.
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -48,7 +48,7 @@ def nada_context(nada_settings):
     def factory(models: ModelCache | None = None, settings: EngineSettings | None = None) -> RunContext:
         settings = settings or nada_settings
         calls: list[tuple[float, str]] = []
-        ctx = RunContext(device="cpu", settings=settings, weights=WeightStore.from_settings(settings),
+        ctx = RunContext(device="cpu", settings=settings, weights=tiny_store(settings),
                          models=models or ModelCache(2_000_000_000),
                          on_progress=lambda f, stage, preview: calls.append((f, stage)))
         ctx.progress_calls = calls  # type: ignore[attr-defined]
@@ -105,14 +105,61 @@ def test_rosinality_checkpoints_load_strictly_with_their_architecture(tmp_path, 
         torch.testing.assert_close(loaded(w), original(w))
 
 
-def test_generator_checkpoint_with_a_missing_tensor_is_rejected(tmp_path):
-    from engine.nets.stylegan2 import load_generator
-
+def _break(kind: str, path: Path) -> str:
+    """Write a broken or foreign generator file of ``kind``; return what the refusal must say."""
     state = tiny_generator().state_dict()
-    del state["convs.1.conv.modulation.weight"]
-    torch.save({"g_ema": state}, tmp_path / "broken.pt")
-    with pytest.raises(RuntimeError, match="Missing key"):
-        load_generator(tmp_path / "broken.pt")
+    if kind == "missing":
+        del state["convs.1.conv.modulation.weight"]
+        expect = "missing convs.1.conv.modulation.weight"
+    elif kind == "extra":
+        state["to_rgbs.0.extra"] = torch.zeros(3)
+        expect = "unexpected to_rgbs.0.extra"
+    elif kind == "misshaped":
+        state["convs.1.activate.bias"] = torch.zeros(5)
+        expect = "convs.1.activate.bias is [5], expected [16]"
+    elif kind == "extra mapping layer":  # one layer deeper than the catalogue's generator
+        state["style.3.weight"] = torch.randn(32, 32)
+        state["style.3.bias"] = torch.zeros(32)
+        expect = "mapping layers (n_mlp) 3 (expected 2)"
+    elif kind == "foreign":  # a torch file of another network
+        torch.save({"state_dict": {"0.weight": torch.zeros(3, 3, 1, 1)}}, path)
+        return "no 'g_ema' entry"
+    else:  # truncated download
+        path.write_bytes(b"PK\x03\x04 not really a zip")
+        return "not a readable PyTorch file"
+    torch.save({"g_ema": state}, path)
+    return expect
+
+
+@pytest.mark.parametrize("kind", ["missing", "extra", "misshaped", "extra mapping layer",
+                                  "foreign", "truncated"])
+def test_broken_generator_is_refused_in_one_line_with_the_fix(method, portrait, nada_context,
+                                                                nada_settings, tiny_weights,
+                                                                tmp_path, kind):
+    import shutil
+
+    from engine.errors import WeightsBroken
+
+    folder = shutil.copytree(tiny_weights, tmp_path / "weights")
+    broken = folder / catalogue_path("nada-stylegan2-ffhq-1024")
+    expect = _break(kind, broken)
+    settings = nada_settings.model_copy(update={"weights_dir": folder})
+    with pytest.raises(WeightsBroken) as caught:
+        method.run(make_input(method, portrait), nada_context(settings=settings))
+    message = caught.value.message
+    assert "\n" not in message
+    for part in (str(broken), "nada-stylegan2-ffhq-1024", expect, "stylebot weights fetch nada"):
+        assert part in message, (part, message)
+
+
+def test_catalogue_generators_are_config_f_with_eight_mapping_layers():
+    from engine.catalogue import CATALOGUE, NADA_GENERATORS
+
+    for option, name in NADA_GENERATORS.items():
+        entry = next(w for w in CATALOGUE if w.name == name)
+        arch = dict(entry.architecture)
+        assert arch["n_mlp"] == 8 and arch["style_dim"] == 512 and arch["channel_multiplier"] == 2
+        assert arch["size"] == int(option.split("-")[1])
 
 
 def test_generator_sizes_follow_the_w_plus_layout():

@@ -202,3 +202,20 @@ def test_same_padding_follows_tensorflow_for_stride_two():
     assert out.shape[-2:] == (2, 2)
     # Windows start at rows/cols 0 and 2 (no padding before), so the top-left taps are x[0,0], x[2,2].
     assert out[0, 0, 0, 0].item() == 0.0 and out[0, 0, 1, 1].item() == 10.0
+
+
+@pytest.mark.parametrize("hw", [(37, 50), (45, 61), (21, 16)])
+def test_odd_sizes_keep_the_instance_norm_statistics_of_the_image(hw):
+    """Magenta's graph runs an image at its own size (reflection-padded convs, nearest x2
+    upsampling): ``stylize`` must give that result on the image's pixels, with no padded
+    rows in any conditional instance norm's statistics."""
+    torch.manual_seed(1)
+    transformer = StyleTransformer(width=4).eval()
+    for p in transformer.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    content, style = torch.rand(2, 3, *hw), torch.randn(2, 100)
+    with torch.inference_mode():
+        ours = stylize(transformer, content, style)
+        whole = transformer(content, style)  # 4 * ceil(side / 4): covers the image
+    assert ours.shape == content.shape
+    torch.testing.assert_close(ours, whole[..., :hw[0], :hw[1]], rtol=0, atol=1e-6)

@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 from engine.errors import UserError, WeightsMissing
 from engine.images import to_image, to_tensor
 from engine.methods import get_method
-from engine.methods.adain import load_encoder, pad_to_multiple, trained_decoders
+from engine.methods.adain import load_encoder, pad_to_min_side, trained_decoders
 from engine.methods.base import MethodInput
 from engine.nets import adain as nets
 from engine.samples import sample_content, sample_style
@@ -101,7 +101,7 @@ def test_loss_falls_and_the_decoder_loads_into_the_method(settings, shared_weigh
     decoder = nets.load_decoder(payload["state_dict"], encoder_name="vgg19-caffe")
     with torch.no_grad():
         x = to_tensor(content)
-        expected = to_image(decoder(encoder(pad_to_multiple(x)))[..., :40, :48])
+        expected = to_image(decoder(encoder(pad_to_min_side(x)))[..., :40, :48])
     assert out.size == (48, 40)
     assert np.abs(np.asarray(out, np.int16) - np.asarray(expected, np.int16)).max() <= 1
 
