@@ -370,7 +370,7 @@ class JobQueue:
             else:
                 meta = ResultMeta(method=job.method, options=dict(job.prepared.options),
                                   seconds=round(seconds, 3), device=device, seed=job.prepared.input.seed,
-                                  size=results[i].size)
+                                  size=results[i].size, prompt=job.prepared.request.prompt)
                 self._finish(job, Done(job.id, results[i], meta), state="done")
 
     def _failure(self, job: Job, error: BaseException) -> Failed:

@@ -135,7 +135,7 @@ class InteractionFlow:
             watch.cancel()
 
     async def _deliver(self, handle: "JobHandle", event: Done, reply: Reply) -> None:
-        data, filename, note = await asyncio.to_thread(render.encode_for_upload, event.image,
+        data, filename, note = await asyncio.to_thread(render.encode_for_upload, event.image, event.meta,
                                                        reply.upload_limit, f"stylebot-{handle.id}")
         shown = changed_options(get_method(event.meta.method).options, event.meta.options)
         embed = render.result_embed(handle.id, event.meta, shown, filename, prompt=handle.prompt,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from engine.images import encode_within
+from engine.images import encode_result
 
 from stylebot.results import format_options, progress_bar, value_text
 
@@ -84,9 +84,10 @@ def result_embed(job_id: str, meta: "ResultMeta", shown_options: dict[str, Any],
     return embed
 
 
-def encode_for_upload(image: "Image.Image", limit: int, stem: str) -> tuple[bytes, str, str]:
-    """The result fit to Discord's upload limit: (bytes, filename, note about any change)."""
-    encoded = encode_within(image, limit)
+def encode_for_upload(image: "Image.Image", meta: "ResultMeta", limit: int,
+                      stem: str) -> tuple[bytes, str, str]:
+    """The result fit to Discord's upload limit, its settings inside: (bytes, filename, note)."""
+    encoded = encode_result(image, meta, max_bytes=limit)
     if encoded.format == "png":
         note = ""
     elif encoded.resized:

@@ -287,9 +287,9 @@ class Playground:
                                           + (" yet." if final is None else "."))
         data = self._results.get(job_id)
         if data is None:
-            from engine.images import encode_png
+            from engine.images import encode_result
 
-            data = await asyncio.to_thread(encode_png, final.image)
+            data = (await asyncio.to_thread(encode_result, final.image, final.meta)).data
             self._results[job_id] = data
             while len(self._results) > RESULT_CACHE:
                 self._results.popitem(last=False)
