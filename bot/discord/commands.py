@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from engine.queue import JobHandle
 
 MESSAGE_COMMAND = "Stylize with preset…"
+INFO_COMMAND = "Stylebot info"
 
 DESCRIBE_OPTIONS = dict(
     strength="How much style, 0..1 (every method but nada; gatys: its style_weight slider)",
@@ -111,6 +112,11 @@ async def nada(interaction: discord.Interaction, image: discord.Attachment, prom
 @app_commands.context_menu(name=MESSAGE_COMMAND)
 async def stylize_message(interaction: discord.Interaction, message: discord.Message) -> None:
     await interaction.client.flow.offer_presets(interaction, message)
+
+
+@app_commands.context_menu(name=INFO_COMMAND)
+async def info_message(interaction: discord.Interaction, message: discord.Message) -> None:
+    await interaction.client.flow.show_settings(interaction, message)
 
 
 async def _stylize(interaction: discord.Interaction, *, method: str | None, preset: str | None,
@@ -256,7 +262,8 @@ class StylebotTree(app_commands.CommandTree):
         choices = [app_commands.Choice(name=name, value=name) for name in method_names()]
         for command in (stylize, presets.save):
             app_commands.choices(method=choices)(command)
-        for command in (stylize, sd, nada, presets, methods, queue, cancel, stylize_message):
+        for command in (stylize, sd, nada, presets, methods, queue, cancel, stylize_message,
+                        info_message):
             self.add_command(command)
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:

@@ -13,7 +13,7 @@ import discord
 
 from engine.images import encode_result
 
-from stylebot.results import format_options, progress_bar, value_text
+from stylebot.results import format_options, progress_bar, settings_lines, value_text
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -82,6 +82,13 @@ def result_embed(job_id: str, meta: "ResultMeta", shown_options: dict[str, Any],
     footer = f"job {job_id} · for {requester}"
     embed.set_footer(text=f"{footer} · {note}" if note else footer)
     return embed
+
+
+def settings_text(settings: dict[str, Any], command: str) -> str:
+    """Apps → Stylebot info: the settings read back from an image, and how to reuse them."""
+    lines = _clip("\n".join(settings_lines(settings)), 1000)
+    command = _clip(command.replace("`", "'"), 900)  # inside a code block, which must close
+    return f"**Stylebot settings**\n{lines}\nUse these settings on a new photo:\n```\n{command}\n```"
 
 
 def encode_for_upload(image: "Image.Image", meta: "ResultMeta", limit: int,
