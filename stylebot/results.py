@@ -246,3 +246,44 @@ def settings_lines(settings: dict[str, Any]) -> list[str]:
     if settings.get("size"):
         lines.append(f"Size: {settings['size'][0]}x{settings['size'][1]}")
     return lines
+
+
+# -- /queue and /stats, the same text pieces on every front end --------------------------------
+
+def duration_text(seconds: float) -> str:
+    """'8 s', '3 min', '1 h 5 min': how long, as people round it."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def queue_where(job: Any) -> str:
+    """Where a ``QueuedJob`` is: 'running now' or 'position 2'."""
+    return "running now" if job.position == 0 else f"position {job.position}"
+
+
+def queue_eta(job: Any) -> str:
+    """Its ETA as a phrase, or '' when there is no history to estimate from."""
+    if job.eta_s is None:
+        return ""
+    return f"about {duration_text(job.eta_s)} left"
+
+
+def queue_line(job: Any) -> str:
+    """One job of /queue, plain: 'a1b2c3d4 hub: position 2, about 40 s left'."""
+    eta = queue_eta(job)
+    return f"{job.job_id} {job.method}: {queue_where(job)}" + (f", {eta}" if eta else "")
+
+
+def stats_lines(stats: Iterable[Any]) -> list[str]:
+    """/stats, one line per method (``storage.jobs.MethodStats``), then its failure reasons."""
+    lines = []
+    for s in stats:
+        counts = ", ".join(f"{n} {status}" for status, n in s.by_status.items())
+        times = (f"median {duration_text(s.median)}, p95 {duration_text(s.p95)}"
+                 if s.median is not None else "no finished runs")
+        lines.append(f"{s.method}: {s.jobs} jobs ({counts}); {times}")
+        lines += [f"  failed {n}x: {visible(error)[:200]}" for error, n in s.failures]
+    return lines or ["No jobs in the log yet."]

@@ -235,8 +235,8 @@ async def methods(interaction: discord.Interaction) -> None:
 
 @app_commands.command()
 async def queue(interaction: discord.Interaction) -> None:
-    """Your jobs and their places in the queue."""
-    jobs = interaction.client.service.jobs_of(requester_of(interaction.user))
+    """Your jobs, their places in the queue and when they should be done."""
+    jobs = await interaction.client.service.queue_status(requester_of(interaction.user))
     await interaction.response.send_message(render.queue_text(jobs), ephemeral=True)
 
 

@@ -13,7 +13,8 @@ import discord
 
 from engine.images import encode_result
 
-from stylebot.results import format_options, progress_bar, settings_lines, value_text
+from stylebot.results import (format_options, progress_bar, queue_eta, queue_where, settings_lines,
+                              value_text)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -164,8 +165,8 @@ def queue_text(jobs: list["QueuedJob"]) -> str:
         return "You have no jobs queued or running."
     lines = []
     for job in jobs:
-        where = "running now" if job.position == 0 else f"position {job.position}"
-        lines.append(f"`{job.job_id}` {job.method}: {where}")
+        eta = queue_eta(job)
+        lines.append(f"`{job.job_id}` {job.method}: {queue_where(job)}" + (f", {eta}" if eta else ""))
     return "Your jobs:\n" + "\n".join(lines) + "\nCancel one with /cancel job:<id>."
 
 

@@ -22,7 +22,7 @@ from engine.methods import DEFAULT_METHOD, get_method, method_names
 from engine.request import Requester
 from stylebot.commands import (STYLIZE, STYLIZE_ALIASES, CommandError, ParsedCommand, build_request,
                                method_commands, parse_command, parse_flag)
-from stylebot.results import format_options, value_text
+from stylebot.results import format_options, queue_eta, queue_where, value_text
 
 from . import render as blocks
 from .flow import JobFlow, Place
@@ -294,12 +294,11 @@ class Listeners:
         return blocks.presets_list(await self.service.list_presets(me))
 
     async def queue_answer(self, parsed: ParsedCommand, me: Requester) -> str:
-        jobs = self.service.jobs_of(me)
+        jobs = await self.service.queue_status(me)
         if not jobs:
             return "You have no jobs queued or running."
-        return "\n".join(f"• `{j.job_id}` {j.method}: "
-                         + ("running" if j.position == 0 else f"number {j.position} in the queue")
-                         for j in jobs)
+        return "\n".join(f"• `{j.job_id}` {j.method}: {queue_where(j)}"
+                         + (f", {queue_eta(j)}" if j.eta_s is not None else "") for j in jobs)
 
     async def cancel_answer(self, parsed: ParsedCommand, me: Requester) -> str:
         return f"Cancelling job `{self.service.cancel(me, parsed.target)}`."

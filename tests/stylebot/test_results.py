@@ -123,3 +123,18 @@ def test_info_an_image_without_settings_reads_none():
     buffer = io.BytesIO()
     _image().save(buffer, format="PNG")
     assert read_settings(buffer.getvalue()) is None
+
+
+def test_queue_and_stats_text_pieces():
+    from stylebot.results import duration_text, queue_line, stats_lines
+    from stylebot.service import QueuedJob
+    from storage.jobs import MethodStats
+
+    assert [duration_text(s) for s in (0.2, 42, 89.4, 600, 3900)] == ["1 s", "42 s", "89 s", "10 min",
+                                                                      "1 h 5 min"]
+    assert queue_line(QueuedJob("ab12", "hub", 0, "running", 12.0)) == "ab12 hub: running now, about 12 s left"
+    assert queue_line(QueuedJob("cd34", "sd", 2, "queued")) == "cd34 sd: position 2"
+    stats = [MethodStats("hub", 4, {"done": 3, "failed": 1}, [1.0, 2.0, 30.0], [("timeout\nx", 1)])]
+    assert stats_lines(stats) == ["hub: 4 jobs (3 done, 1 failed); median 2 s, p95 30 s",
+                                  "  failed 1x: timeout\\nx"]
+    assert stats_lines([]) == ["No jobs in the log yet."]
