@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from engine.errors import UserError
 from engine.methods import DEFAULT_METHOD, method_names
 from engine.request import StyleRequest
 
@@ -241,6 +242,18 @@ async def queue(interaction: discord.Interaction) -> None:
 
 
 @app_commands.command()
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+@app_commands.describe(days="Only jobs of the last this many days (default: the whole log)")
+async def stats(interaction: discord.Interaction, days: app_commands.Range[int, 1, 3650] | None = None) -> None:
+    """Jobs per method, run times and failures, from the job log (Manage Server only)."""
+    if interaction.permissions is None or not interaction.permissions.manage_guild:
+        raise UserError("Only members with the Manage Server permission can see /stats.")
+    report = await interaction.client.service.stats(since_days=days)
+    await interaction.response.send_message(render.stats_text(report, days), ephemeral=True)
+
+
+@app_commands.command()
 @app_commands.describe(job="The job id (default: your newest job)")
 @app_commands.autocomplete(job=job_ids)
 async def cancel(interaction: discord.Interaction, job: str | None = None) -> None:
@@ -262,7 +275,7 @@ class StylebotTree(app_commands.CommandTree):
         choices = [app_commands.Choice(name=name, value=name) for name in method_names()]
         for command in (stylize, presets.save):
             app_commands.choices(method=choices)(command)
-        for command in (stylize, sd, nada, presets, methods, queue, cancel, stylize_message,
+        for command in (stylize, sd, nada, presets, methods, queue, stats, cancel, stylize_message,
                         info_message):
             self.add_command(command)
 

@@ -14,7 +14,7 @@ import discord
 from engine.images import encode_result
 
 from stylebot.results import (format_options, progress_bar, queue_eta, queue_where, settings_lines,
-                              value_text)
+                              stats_lines, value_text)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -168,6 +168,13 @@ def queue_text(jobs: list["QueuedJob"]) -> str:
         eta = queue_eta(job)
         lines.append(f"`{job.job_id}` {job.method}: {queue_where(job)}" + (f", {eta}" if eta else ""))
     return "Your jobs:\n" + "\n".join(lines) + "\nCancel one with /cancel job:<id>."
+
+
+def stats_text(stats: list, days: int | None) -> str:
+    """/stats: the job log per method, in a code block so the columns stay put."""
+    period = f"the last {days} day(s)" if days else "the whole job log"
+    body = _clip("\n".join(stats_lines(stats)).replace("`", "'"), 1900)
+    return f"**Stylebot stats** ({period})\n```\n{body}\n```"
 
 
 def presets_text(presets: list["PresetSummary"]) -> str:

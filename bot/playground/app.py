@@ -30,7 +30,7 @@ from engine.errors import UserError
 from engine.events import Cancelled, Done, Failed, JobEvent, Progress, Queued, Started
 from engine.request import Requester
 from stylebot.checks import guards_host, is_own_host
-from stylebot.results import queue_line
+from stylebot.results import queue_line, stats_lines
 from stylebot.service import jsonable_options, preset_data
 
 if TYPE_CHECKING:
@@ -174,6 +174,9 @@ class Playground:
             lines = [queue_line(j) for j in queued]
             return web.json_response({"kind": "jobs", "jobs": [_job_dict(j) for j in queued],
                                       "message": "\n".join(lines) or "You have no jobs queued or running."})
+        if parsed.name == "stats":  # the playground is the operator's own: no admin check
+            lines = stats_lines(await self.service.stats())
+            return web.json_response({"kind": "message", "message": "\n".join(lines)})
         if parsed.name == "methods":
             info = await asyncio.to_thread(self.service.methods_info)
             lines = [f"{m['name']}: {m['summary']}" for m in info]

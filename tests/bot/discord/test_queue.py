@@ -94,3 +94,24 @@ async def test_queue_gives_an_eta_from_the_methods_recent_median(bot, fake, bot_
                        f"`{mine_id}` toy: position 2, about 30 min left\n"
                        "Cancel one with /cancel job:<id>.")
     bot_methods.GATE.set()
+
+
+async def test_stats_for_members_with_manage_server(bot, fake, bot_methods, service):
+    from storage import jobs as job_log
+
+    await seed_runs(service, "toy", [2.0, 4.0, 60.0])
+    await job_log.record_queued(service.db, "bad", "discord", "9", "toy", {})
+    await job_log.record_finished(service.db, "bad", "failed", None, error="ImageError")
+    admin = fake.slash("stats")
+    admin["member"]["permissions"] = str(int(admin["member"]["permissions"]) | 0x20)  # Manage Server
+    text = await answer_of(fake, send(bot, admin))
+    assert text == ("**Stylebot stats** (the whole job log)\n```\n"
+                    "toy: 4 jobs (3 done, 1 failed); median 4 s, p95 60 s\n"
+                    "  failed 1x: ImageError\n```")
+    assert bot.tree.get_command("stats").default_permissions.manage_guild
+
+
+async def test_stats_refuses_a_member_without_manage_server_in_one_line(bot, fake):
+    refused = send(bot, fake.slash("stats"))  # the fake's members lack Manage Server
+    assert await ephemeral_refusal(fake, refused) == (
+        "⚠️ Only members with the Manage Server permission can see /stats.")
