@@ -33,6 +33,11 @@ _VISIBLE = {c: ascii(chr(c))[1:-1] for c in [*range(0x20), *range(0x7F, 0xA0),
                                                *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
 
 
+def visible(text: str) -> str:
+    """``text`` on one line, as a ``UserError`` would quote it."""
+    return str(text).translate(_VISIBLE)
+
+
 class OptionError(UserError):
     """An option was unknown, of the wrong type or out of range."""
 

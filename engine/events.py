@@ -37,6 +37,7 @@ class ResultMeta:
     device: str
     seed: int | None = None
     size: tuple[int, int] = (0, 0)
+    prompt: str | None = None  # the request's text prompt, for methods that take one
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from . import pngstream
+from . import pngstream, resultinfo
 from .errors import ImageError
 
 if TYPE_CHECKING:
     import torch
+
+    from .events import ResultMeta
 
 FORMATS_HINT = "PNG, JPEG, WebP, GIF, BMP or TIFF"
 
@@ -200,10 +202,31 @@ def preserve_color(content: Image.Image, styled: Image.Image) -> Image.Image:
     return Image.merge("YCbCr", (y, cb, cr)).convert("RGB")
 
 
-def encode_png(img: Image.Image) -> bytes:
+def encode_png(img: Image.Image, settings: dict | None = None) -> bytes:
     buffer = io.BytesIO()
-    img.save(buffer, format="PNG", optimize=False)
+    img.save(buffer, format="PNG", optimize=False, **resultinfo.save_params("PNG", settings))
     return buffer.getvalue()
+
+
+RESULT_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF"}
+
+
+def encode_result(img: Image.Image, meta: "ResultMeta", *, fmt: str = "png",
+                  max_bytes: int | None = None) -> Encoded:
+    """The one way a result is encoded, on every front end: its settings go inside the file
+    (``engine.resultinfo``). ``fmt`` is a file extension; with ``max_bytes`` the result may
+    turn into a smaller JPEG as ``encode_within`` decides."""
+    settings = resultinfo.settings_of(meta)
+    if max_bytes is not None:
+        return encode_within(img, max_bytes, settings)
+    pil_format = RESULT_FORMATS.get(fmt.lower().lstrip("."), "PNG")
+    if pil_format == "JPEG":
+        img = img.convert("RGB")
+    buffer = io.BytesIO()  # not optimised: speed over a few percent of bytes, as encode_png
+    img.save(buffer, format=pil_format, **resultinfo.save_params(pil_format, settings))
+    data = buffer.getvalue()
+    name = {"JPEG": "jpg"}.get(pil_format, pil_format.lower())
+    return Encoded(data, name, img.size)
 
 
 @dataclass(frozen=True)
@@ -211,30 +234,32 @@ class Encoded:
     """An image encoded to fit a byte limit, and what it took."""
 
     data: bytes
-    format: str  # "png" or "jpg"
+    format: str  # the file extension: "png" or "jpg" (or "webp", "gif")
     size: tuple[int, int]
     quality: int | None = None  # JPEG quality, when JPEG
     resized: bool = False
 
 
-def encode_within(img: Image.Image, max_bytes: int) -> Encoded:
+def encode_within(img: Image.Image, max_bytes: int, settings: dict | None = None) -> Encoded:
     """PNG if it fits, else JPEG at falling quality, then smaller sizes: never dropped.
 
     Chat platforms refuse files over their upload limit; a result is worth more slightly
     compressed than not delivered. Below 16 px the smallest attempt is returned as is.
+    ``settings`` are embedded in whichever file comes out (``resultinfo``).
     """
-    png = _save(img, "PNG")
+    png = _save(img, "PNG", **resultinfo.save_params("PNG", settings))
     if len(png) <= max_bytes:
         return Encoded(png, "png", img.size)
     rgb = img.convert("RGB")
+    jpeg_info = resultinfo.save_params("JPEG", settings)
     for quality in (92, 85, 75):
-        data = _save(rgb, "JPEG", quality=quality)
+        data = _save(rgb, "JPEG", quality=quality, **jpeg_info)
         if len(data) <= max_bytes:
             return Encoded(data, "jpg", rgb.size, quality)
     scaled = rgb
     while max(scaled.size) > 16:
         scaled = scaled.resize((max(1, int(scaled.width * 0.75)), max(1, int(scaled.height * 0.75))))
-        data = _save(scaled, "JPEG", quality=85)
+        data = _save(scaled, "JPEG", quality=85, **jpeg_info)
         if len(data) <= max_bytes:
             break
     return Encoded(data, "jpg", scaled.size, 85 if scaled is not rgb else 75, resized=scaled is not rgb)

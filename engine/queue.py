@@ -233,6 +233,11 @@ class JobQueue:
     def _active(self) -> list[Job]:
         return list(self._running) + list(self._waiting)
 
+    def active_jobs(self) -> list[tuple[Job, int]]:
+        """Every job running or waiting, in the order they will finish, with positions."""
+        return ([(job, 0) for job in self._running]
+                + [(job, i + 1) for i, job in enumerate(self._waiting)])
+
     def jobs_of(self, requester: Requester) -> list[tuple[Job, int]]:
         """The requester's active jobs with their positions (0 = running)."""
         out = [(job, 0) for job in self._running if job.requester.key == requester.key]
@@ -370,7 +375,7 @@ class JobQueue:
             else:
                 meta = ResultMeta(method=job.method, options=dict(job.prepared.options),
                                   seconds=round(seconds, 3), device=device, seed=job.prepared.input.seed,
-                                  size=results[i].size)
+                                  size=results[i].size, prompt=job.prepared.request.prompt)
                 self._finish(job, Done(job.id, results[i], meta), state="done")
 
     def _failure(self, job: Job, error: BaseException) -> Failed:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from storage.db import Database
 from storage.models import Job, utcnow
@@ -98,6 +98,84 @@ async def get_job(db: Database, job_id: str) -> JobRecord | None:
     async with db.session() as session:
         job = await session.get(Job, job_id)
     return _record(job) if job is not None else None
+
+
+async def recent_seconds(db: Database, methods: list[str] | None = None, *,
+                         limit: int = 20) -> dict[str, list[float]]:
+    """How long the last ``limit`` finished runs of each method took, newest first.
+
+    Only jobs that ended ``done`` count: a failure or a cancellation says nothing about how
+    long the method takes. What the ETAs of /queue are made from.
+    """
+    done = (Job.status == "done", Job.seconds.is_not(None))
+    out: dict[str, list[float]] = {}
+    async with db.session() as session:
+        if methods is None:
+            methods = list((await session.scalars(select(Job.method).where(*done).distinct())).all())
+        for method in dict.fromkeys(methods):  # one small query per method: each gets its own limit
+            seconds = (await session.scalars(
+                select(Job.seconds).where(Job.method == method, *done)
+                .order_by(Job.finished_at.desc()).limit(limit))).all()
+            if seconds:
+                out[method] = [float(s) for s in seconds]
+    return out
+
+
+@dataclass(frozen=True)
+class MethodStats:
+    """One method's jobs over a period, from the job log (what /stats shows)."""
+
+    method: str
+    jobs: int
+    by_status: dict[str, int]
+    seconds: list[float]  # run times of the jobs that ended done, sorted
+    failures: list[tuple[str, int]]  # (error, how many), most frequent first
+
+    @property
+    def median(self) -> float | None:
+        return percentile(self.seconds, 50)
+
+    @property
+    def p95(self) -> float | None:
+        return percentile(self.seconds, 95)
+
+
+def percentile(values: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile of sorted ``values``; None for none."""
+    if not values:
+        return None
+    rank = max(1, -(-len(values) * pct // 100))  # ceil
+    return values[int(rank) - 1]
+
+
+async def job_stats(db: Database, *, since: timedelta | None = None,
+                    top_failures: int = 5) -> list[MethodStats]:
+    """Per method: jobs by status, run times of those done, and the commonest failures."""
+    since_at = utcnow() - since if since is not None else None
+
+    def recent(query):
+        return query if since_at is None else query.where(Job.queued_at >= since_at)
+
+    async with db.session() as session:
+        counts = (await session.execute(recent(
+            select(Job.method, Job.status, func.count()).group_by(Job.method, Job.status)))).all()
+        times = (await session.execute(recent(
+            select(Job.method, Job.seconds).where(Job.status == "done", Job.seconds.is_not(None))))).all()
+        errors = (await session.execute(recent(
+            select(Job.method, Job.error, func.count()).where(Job.status == "failed")
+            .group_by(Job.method, Job.error)))).all()
+    by_method: dict[str, dict[str, int]] = {}
+    for method, status, n in counts:
+        by_method.setdefault(method, {})[status] = n
+    out = []
+    for method in sorted(by_method):
+        failures = sorted(((error or "no reason recorded", n) for m, error, n in errors if m == method),
+                          key=lambda pair: (-pair[1], pair[0]))
+        out.append(MethodStats(method=method, jobs=sum(by_method[method].values()),
+                               by_status=dict(sorted(by_method[method].items())),
+                               seconds=sorted(float(s) for m, s in times if m == method),
+                               failures=failures[:top_failures]))
+    return out
 
 
 def _record(job: Job) -> JobRecord:

@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="playground port (default 8080)")
     _add_stylize(sub)
     _add_presets(sub)
+    info = sub.add_parser("info", help="print the settings a Stylebot result carries in its file")
+    info.add_argument("file", help="a PNG, JPEG, WebP or GIF that Stylebot made")
+    info.add_argument("--json", action="store_true")
     me = sub.add_parser("methods", help="each method, its options, and whether its weights are here")
     me.add_argument("--json", action="store_true")
     _add_weights(sub)
@@ -205,7 +208,7 @@ async def _stylize(request, output: Path, *, as_json: bool, quiet: bool) -> int:
                 bar.set_postfix_str(event.stage, refresh=False)
                 bar.refresh()
             elif isinstance(event, Done):
-                _save_atomically(event.image, output)
+                _save_atomically(event.image, event.meta, output)
                 meta = {"job": event.job_id, "output": str(output), "method": event.meta.method,
                         "options": event.meta.options, "seconds": event.meta.seconds,
                         "device": event.meta.device, "seed": event.meta.seed,
@@ -231,12 +234,32 @@ async def _stylize(request, output: Path, *, as_json: bool, quiet: bool) -> int:
     return EXIT_BUG  # pragma: no cover - the event stream always ends with a final event
 
 
-def _save_atomically(image, output: Path) -> None:
+def _save_atomically(image, meta, output: Path) -> None:
+    """The result in the format its suffix names (PNG otherwise), with its settings inside."""
     from engine.files import atomic_write
+    from engine.images import encode_result
 
-    suffix = output.suffix.lower() or ".png"
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".png": "PNG"}.get(suffix, "PNG")
-    atomic_write(output, lambda tmp: image.save(tmp, format=fmt))
+    data = encode_result(image, meta, fmt=output.suffix or "png").data
+    atomic_write(output, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """The settings inside a result file, and the command that reuses them."""
+    from stylebot.results import read_settings, reuse_command, settings_lines
+
+    file = Path(args.file)
+    if not file.is_file():
+        raise CliError(f"The file '{args.file}' does not exist.")
+    settings = read_settings(file.read_bytes())
+    if settings is None:
+        raise CliError(f"'{file.name}' carries no Stylebot settings (only results Stylebot "
+                       "wrote as PNG, JPEG, WebP or GIF do).")
+    if args.json:
+        print(json.dumps({**settings, "command": reuse_command(settings)}))
+    else:
+        print("\n".join(settings_lines(settings)))
+        print(f"Use these settings: {reuse_command(settings)}")
+    return EXIT_OK
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -388,7 +411,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return int(run_bot(Settings(**overrides)) or 0)
 
 
-COMMANDS = {"stylize": cmd_stylize, "presets": cmd_presets, "methods": cmd_methods,
+COMMANDS = {"stylize": cmd_stylize, "info": cmd_info, "presets": cmd_presets, "methods": cmd_methods,
             "weights": cmd_weights, "train": cmd_train, "samples": cmd_samples, "run": cmd_run}
 
 

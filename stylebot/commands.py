@@ -19,7 +19,7 @@ from engine.request import ImageUpload, Requester, StyleRequest
 STYLIZE = "stylize"
 STYLIZE_ALIASES = {"stylize", "stylise", "style", "restyle"}
 PRESET_ACTIONS = ("save", "use", "show", "delete", "list")
-OTHER_COMMANDS = {"presets", "cancel", "queue", "methods", "help"}
+OTHER_COMMANDS = {"presets", "cancel", "queue", "stats", "methods", "help"}
 
 # A key is a word right before ':' or '='; "10:30" or "http://x" inside a prompt is not.
 _KEY = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)[:=]")
@@ -122,7 +122,7 @@ def parse_command(text: str, *, command: str | None = None) -> ParsedCommand:
     if name in OTHER_COMMANDS:
         return _other(name, pairs, words)
     known = ["/stylize"] + [f"/{m}" for m in methods] + ["/preset", "/presets", "/cancel", "/queue",
-                                                          "/methods", "/help"]
+                                                          "/stats", "/methods", "/help"]
     raise CommandError(f"Unknown command '/{name}'. Commands: {', '.join(known)}.")
 
 

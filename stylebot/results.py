@@ -11,10 +11,11 @@ each adapter adds its own markup.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
-from engine.errors import UserError
+from engine.errors import UserError, visible
 from engine.methods import get_method
 from engine.request import ImageUpload
 
@@ -155,3 +156,134 @@ def variant(result: Result, action: str, requester: "Requester") -> "StyleReques
         raise UserError("That button is not one of mine any more; run the command again.")
     return dataclasses.replace(result.request, requester=requester, method=method.name,
                                options=options, preset=None)
+
+
+# -- the settings a result carries in its file (engine.resultinfo writes them) ---------------
+
+SETTINGS_DAMAGED = "The Stylebot settings in this image are damaged ({}); they cannot be read."
+_MAX_OPTIONS = 64
+
+
+def read_settings(data: bytes) -> dict[str, Any] | None:
+    """The settings a Stylebot result carries, checked; None when the image has none.
+
+    ``UserError`` with one line for bytes that are not an image or settings that are
+    malformed: the file came from anyone, so nothing in it is trusted.
+    """
+    from engine import resultinfo
+    from engine.methods import method_names
+
+    try:
+        text = resultinfo.embedded_text(data)
+    except ValueError:
+        raise UserError("That file is not an image Stylebot can read.") from None
+    if text is None:
+        return None
+    if len(text) > resultinfo.MAX_TEXT:
+        raise UserError(SETTINGS_DAMAGED.format("too long"))
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise UserError(SETTINGS_DAMAGED.format("not JSON")) from None
+    if not isinstance(raw, dict):
+        raise UserError(SETTINGS_DAMAGED.format("not an object"))
+    method, options = raw.get("method"), raw.get("options", {})
+    if not isinstance(method, str) or not method:
+        raise UserError(SETTINGS_DAMAGED.format("no method"))
+    if method not in method_names():
+        raise UserError(f"This image was made with method '{method[:40]}', which this Stylebot "
+                        "does not have.")
+    if (not isinstance(options, dict) or len(options) > _MAX_OPTIONS
+            or not all(isinstance(k, str) and isinstance(v, (str, int, float, bool))
+                       for k, v in options.items())):
+        raise UserError(SETTINGS_DAMAGED.format("bad options"))
+    seed, prompt, size = raw.get("seed"), raw.get("prompt"), raw.get("size")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise UserError(SETTINGS_DAMAGED.format("bad seed"))
+    if prompt is not None and not isinstance(prompt, str):
+        raise UserError(SETTINGS_DAMAGED.format("bad prompt"))
+    if size is not None and not (isinstance(size, list) and len(size) == 2
+                                 and all(isinstance(n, int) for n in size)):
+        raise UserError(SETTINGS_DAMAGED.format("bad size"))
+    options = {k: v for k, v in options.items() if not resultinfo.is_path(v)}
+    return {"stylebot": str(raw.get("stylebot", "unknown"))[:40], "method": method,
+            "options": options, "seed": seed, "prompt": prompt, "size": size}
+
+
+def _typed(value: Any) -> str:
+    """A value as typed in a command (unquoted; ``ParsedCommand.to_text`` quotes)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def reuse_command(settings: dict[str, Any]) -> str:
+    """"Use these settings": the /stylize command that restyles a new photo the same way
+    (options that differ from the defaults, and the seed where the method takes one)."""
+    from .commands import STYLIZE, ParsedCommand
+
+    method = get_method(settings["method"])
+    known = {o.name for o in method.options}
+    options = {k: _typed(v) for k, v in
+               changed_options(method.options, {k: v for k, v in settings["options"].items()
+                                                if k in known}).items()}
+    if settings.get("seed") is not None and "seed" in known:
+        options["seed"] = str(settings["seed"])
+    return ParsedCommand(name=STYLIZE, method=method.name, options=options,
+                         prompt=settings.get("prompt")).to_text()
+
+
+def settings_lines(settings: dict[str, Any]) -> list[str]:
+    """The settings as plain lines, the same on every front end (each adds its markup); the
+    options shown are those that differ from the method's defaults, as under a result."""
+    chosen = changed_options(get_method(settings["method"]).options, settings["options"])
+    lines = [f"Made with Stylebot {settings['stylebot']}, method {settings['method']}",
+             f"Options: {visible(format_options(chosen))}"]
+    if settings.get("prompt"):
+        lines.append(f"Prompt: {visible(settings['prompt'])}")
+    if settings.get("seed") is not None:
+        lines.append(f"Seed: {settings['seed']}")
+    if settings.get("size"):
+        lines.append(f"Size: {settings['size'][0]}x{settings['size'][1]}")
+    return lines
+
+
+# -- /queue and /stats, the same text pieces on every front end --------------------------------
+
+def duration_text(seconds: float) -> str:
+    """'8 s', '3 min', '1 h 5 min': how long, as people round it."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def queue_where(job: Any) -> str:
+    """Where a ``QueuedJob`` is: 'running now' or 'position 2'."""
+    return "running now" if job.position == 0 else f"position {job.position}"
+
+
+def queue_eta(job: Any) -> str:
+    """Its ETA as a phrase, or '' when there is no history to estimate from."""
+    if job.eta_s is None:
+        return ""
+    return f"about {duration_text(job.eta_s)} left"
+
+
+def queue_line(job: Any) -> str:
+    """One job of /queue, plain: 'a1b2c3d4 hub: position 2, about 40 s left'."""
+    eta = queue_eta(job)
+    return f"{job.job_id} {job.method}: {queue_where(job)}" + (f", {eta}" if eta else "")
+
+
+def stats_lines(stats: Iterable[Any]) -> list[str]:
+    """/stats, one line per method (``storage.jobs.MethodStats``), then its failure reasons."""
+    lines = []
+    for s in stats:
+        counts = ", ".join(f"{n} {status}" for status, n in s.by_status.items())
+        times = (f"median {duration_text(s.median)}, p95 {duration_text(s.p95)}"
+                 if s.median is not None else "no finished runs")
+        lines.append(f"{s.method}: {s.jobs} jobs ({counts}); {times}")
+        lines += [f"  failed {n}x: {visible(error)[:200]}" for error, n in s.failures]
+    return lines or ["No jobs in the log yet."]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from engine.engine import StyleEngine
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 PRESET_STYLE_SIDE = 1024  # stored style images are capped: presets must not bloat the database
 LOCAL_PLATFORMS = frozenset({"cli", "playground"})  # the operator's own: no chat rate limit
+ETA_SAMPLES = 20  # /queue's ETA: the median of each method's last this many finished runs
 RATE_WINDOW_S = 60.0  # settings.chat_rate_limit jobs per chat user per this many seconds
 
 
@@ -44,6 +47,7 @@ class QueuedJob:
     method: str
     position: int  # 0 = running now
     state: str
+    eta_s: float | None = None  # until it is done, from recent run times; None: no history yet
 
 
 class InputError(OptionError):
@@ -163,6 +167,37 @@ class StyleService:
     def jobs_of(self, requester: Requester) -> list[QueuedJob]:
         return [QueuedJob(job.id, job.method, position, job.state)
                 for job, position in self.queue.jobs_of(requester)]
+
+    async def queue_status(self, requester: Requester) -> list[QueuedJob]:
+        """/queue: the requester's jobs with positions and an ETA each.
+
+        A job's ETA is what is left of every job before it and of itself: each method's
+        median over its last ``ETA_SAMPLES`` finished runs (the job log), less the time a
+        running job has already run. Without history for one of those methods, no ETA.
+        """
+        mine = self.queue.jobs_of(requester)
+        if not mine:
+            return []
+        active = self.queue.active_jobs()
+        recent = await job_log.recent_seconds(self.db, sorted({job.method for job, _ in active}),
+                                              limit=ETA_SAMPLES)
+        now, total, etas = time.monotonic(), 0.0, {}
+        for job, _ in active:
+            median = job_log.percentile(sorted(recent.get(job.method, [])), 50)
+            if median is None:
+                total = float("nan")  # unknown from here on
+            else:
+                ran = now - job.started if job.started is not None else 0.0
+                total += max(0.0, median - ran)
+            etas[job.id] = None if total != total else total
+        return [QueuedJob(job.id, job.method, position, job.state, etas.get(job.id))
+                for job, position in mine]
+
+    async def stats(self, *, since_days: float | None = None) -> list[job_log.MethodStats]:
+        """/stats for admins: per method, jobs, run times and failure reasons (the job log).
+        Who counts as an admin is each platform's rule, checked by its front end."""
+        since = timedelta(days=since_days) if since_days is not None else None
+        return await job_log.job_stats(self.db, since=since)
 
     def cancel(self, requester: Requester, job_id: str | None = None) -> str:
         """Cancel one of the requester's jobs (the newest when no id is given); say what happened."""

@@ -32,6 +32,9 @@ class Settings(EngineSettings):
     slack_mode: Literal["socket", "http"] = "socket"
     slack_image_window_s: int = Field(600, ge=0, description="How recent a shared image may be.")
     slack_http_port: int = Field(3000, ge=0, le=65535, description="Port for Slack's HTTP mode.")
+    slack_admin_group: str | None = Field(
+        None, description="Slack user group id (S...) whose members may use /stats, besides "
+                          "workspace admins and owners.")
     chat_rate_limit: int = Field(5, ge=1, description="Jobs one chat user may start per minute.")
 
     # The HTTP server (playground and /healthz).

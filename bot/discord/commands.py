@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from engine.errors import UserError
 from engine.methods import DEFAULT_METHOD, method_names
 from engine.request import StyleRequest
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from engine.queue import JobHandle
 
 MESSAGE_COMMAND = "Stylize with preset…"
+INFO_COMMAND = "Stylebot info"
 
 DESCRIBE_OPTIONS = dict(
     strength="How much style, 0..1 (every method but nada; gatys: its style_weight slider)",
@@ -111,6 +113,11 @@ async def nada(interaction: discord.Interaction, image: discord.Attachment, prom
 @app_commands.context_menu(name=MESSAGE_COMMAND)
 async def stylize_message(interaction: discord.Interaction, message: discord.Message) -> None:
     await interaction.client.flow.offer_presets(interaction, message)
+
+
+@app_commands.context_menu(name=INFO_COMMAND)
+async def info_message(interaction: discord.Interaction, message: discord.Message) -> None:
+    await interaction.client.flow.show_settings(interaction, message)
 
 
 async def _stylize(interaction: discord.Interaction, *, method: str | None, preset: str | None,
@@ -229,9 +236,21 @@ async def methods(interaction: discord.Interaction) -> None:
 
 @app_commands.command()
 async def queue(interaction: discord.Interaction) -> None:
-    """Your jobs and their places in the queue."""
-    jobs = interaction.client.service.jobs_of(requester_of(interaction.user))
+    """Your jobs, their places in the queue and when they should be done."""
+    jobs = await interaction.client.service.queue_status(requester_of(interaction.user))
     await interaction.response.send_message(render.queue_text(jobs), ephemeral=True)
+
+
+@app_commands.command()
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+@app_commands.describe(days="Only jobs of the last this many days (default: the whole log)")
+async def stats(interaction: discord.Interaction, days: app_commands.Range[int, 1, 3650] | None = None) -> None:
+    """Jobs per method, run times and failures, from the job log (Manage Server only)."""
+    if interaction.permissions is None or not interaction.permissions.manage_guild:
+        raise UserError("Only members with the Manage Server permission can see /stats.")
+    report = await interaction.client.service.stats(since_days=days)
+    await interaction.response.send_message(render.stats_text(report, days), ephemeral=True)
 
 
 @app_commands.command()
@@ -256,7 +275,8 @@ class StylebotTree(app_commands.CommandTree):
         choices = [app_commands.Choice(name=name, value=name) for name in method_names()]
         for command in (stylize, presets.save):
             app_commands.choices(method=choices)(command)
-        for command in (stylize, sd, nada, presets, methods, queue, cancel, stylize_message):
+        for command in (stylize, sd, nada, presets, methods, queue, stats, cancel, stylize_message,
+                        info_message):
             self.add_command(command)
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:

@@ -22,7 +22,7 @@ from engine.events import Cancelled, Done, Failed, Progress, Queued, Started
 from engine.methods import get_method
 from engine.request import StyleRequest
 
-from stylebot.results import changed_options, format_options
+from stylebot.results import changed_options, format_options, read_settings, reuse_command
 
 from . import render
 from .inputs import check_attachment, download, requester_of
@@ -135,7 +135,7 @@ class InteractionFlow:
             watch.cancel()
 
     async def _deliver(self, handle: "JobHandle", event: Done, reply: Reply) -> None:
-        data, filename, note = await asyncio.to_thread(render.encode_for_upload, event.image,
+        data, filename, note = await asyncio.to_thread(render.encode_for_upload, event.image, event.meta,
                                                        reply.upload_limit, f"stylebot-{handle.id}")
         shown = changed_options(get_method(event.meta.method).options, event.meta.options)
         embed = render.result_embed(handle.id, event.meta, shown, filename, prompt=handle.prompt,
@@ -197,6 +197,25 @@ class InteractionFlow:
         await interaction.response.send_message(
             f"Restyle **{images[0].filename}** with which of your presets?{more}",
             view=picker_view(key, _recent_first(presets)), ephemeral=True)
+
+    async def show_settings(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """Apps → Stylebot info: the settings inside the message's image, privately."""
+        images = [a for a in message.attachments if (a.content_type or "").startswith("image/")]
+        if not images:
+            raise UserError("That message has no image attached; use Stylebot info on a message "
+                            "with a Stylebot result.")
+        for attachment in images:
+            self.check(attachment, "image")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        for attachment in images:
+            upload = await download(attachment, what="image")
+            settings = await asyncio.to_thread(read_settings, upload.data)
+            if settings is not None:
+                await interaction.edit_original_response(
+                    content=render.settings_text(settings, reuse_command(settings)))
+                return
+        raise UserError("That image carries no Stylebot settings: only results Stylebot posted "
+                        "(as PNG, or JPEG when shrunk to fit) do.")
 
     async def on_pick(self, interaction: discord.Interaction, key: int, preset: str) -> None:
         attachment = self._picks.pop(key, None)

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from engine.images import encode_within
+from engine.images import encode_result
 
-from stylebot.results import format_options, progress_bar, value_text
+from stylebot.results import (format_options, progress_bar, queue_eta, queue_where, settings_lines,
+                              stats_lines, value_text)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -84,9 +85,17 @@ def result_embed(job_id: str, meta: "ResultMeta", shown_options: dict[str, Any],
     return embed
 
 
-def encode_for_upload(image: "Image.Image", limit: int, stem: str) -> tuple[bytes, str, str]:
-    """The result fit to Discord's upload limit: (bytes, filename, note about any change)."""
-    encoded = encode_within(image, limit)
+def settings_text(settings: dict[str, Any], command: str) -> str:
+    """Apps → Stylebot info: the settings read back from an image, and how to reuse them."""
+    lines = _clip("\n".join(settings_lines(settings)), 1000)
+    command = _clip(command.replace("`", "'"), 900)  # inside a code block, which must close
+    return f"**Stylebot settings**\n{lines}\nUse these settings on a new photo:\n```\n{command}\n```"
+
+
+def encode_for_upload(image: "Image.Image", meta: "ResultMeta", limit: int,
+                      stem: str) -> tuple[bytes, str, str]:
+    """The result fit to Discord's upload limit, its settings inside: (bytes, filename, note)."""
+    encoded = encode_result(image, meta, max_bytes=limit)
     if encoded.format == "png":
         note = ""
     elif encoded.resized:
@@ -156,9 +165,16 @@ def queue_text(jobs: list["QueuedJob"]) -> str:
         return "You have no jobs queued or running."
     lines = []
     for job in jobs:
-        where = "running now" if job.position == 0 else f"position {job.position}"
-        lines.append(f"`{job.job_id}` {job.method}: {where}")
+        eta = queue_eta(job)
+        lines.append(f"`{job.job_id}` {job.method}: {queue_where(job)}" + (f", {eta}" if eta else ""))
     return "Your jobs:\n" + "\n".join(lines) + "\nCancel one with /cancel job:<id>."
+
+
+def stats_text(stats: list, days: int | None) -> str:
+    """/stats: the job log per method, in a code block so the columns stay put."""
+    period = f"the last {days} day(s)" if days else "the whole job log"
+    body = _clip("\n".join(stats_lines(stats)).replace("`", "'"), 1900)
+    return f"**Stylebot stats** ({period})\n```\n{body}\n```"
 
 
 def presets_text(presets: list["PresetSummary"]) -> str:

@@ -30,6 +30,7 @@ from engine.errors import UserError
 from engine.events import Cancelled, Done, Failed, JobEvent, Progress, Queued, Started
 from engine.request import Requester
 from stylebot.checks import guards_host, is_own_host
+from stylebot.results import queue_line, stats_lines
 from stylebot.service import jsonable_options, preset_data
 
 if TYPE_CHECKING:
@@ -169,12 +170,13 @@ class Playground:
             return web.json_response({"kind": "cancelled", "job": job_id,
                                       "message": f"Cancelling job {job_id}."})
         if parsed.name == "queue":
-            jobs = [_job_dict(j) for j in self.service.jobs_of(REQUESTER)]
-            lines = [f"{j['job']} {j['method']}: " + ("running" if j["position"] == 0
-                                                      else f"queued, position {j['position']}")
-                     for j in jobs]
-            return web.json_response({"kind": "jobs", "jobs": jobs,
+            queued = await self.service.queue_status(REQUESTER)
+            lines = [queue_line(j) for j in queued]
+            return web.json_response({"kind": "jobs", "jobs": [_job_dict(j) for j in queued],
                                       "message": "\n".join(lines) or "You have no jobs queued or running."})
+        if parsed.name == "stats":  # the playground is the operator's own: no admin check
+            lines = stats_lines(await self.service.stats())
+            return web.json_response({"kind": "message", "message": "\n".join(lines)})
         if parsed.name == "methods":
             info = await asyncio.to_thread(self.service.methods_info)
             lines = [f"{m['name']}: {m['summary']}" for m in info]
@@ -287,9 +289,9 @@ class Playground:
                                           + (" yet." if final is None else "."))
         data = self._results.get(job_id)
         if data is None:
-            from engine.images import encode_png
+            from engine.images import encode_result
 
-            data = await asyncio.to_thread(encode_png, final.image)
+            data = (await asyncio.to_thread(encode_result, final.image, final.meta)).data
             self._results[job_id] = data
             while len(self._results) > RESULT_CACHE:
                 self._results.popitem(last=False)
@@ -353,7 +355,8 @@ def _parsed_dict(parsed: ParsedCommand) -> dict[str, Any]:
 
 
 def _job_dict(job) -> dict[str, Any]:
-    return {"job": job.job_id, "method": job.method, "position": job.position, "state": job.state}
+    return {"job": job.job_id, "method": job.method, "position": job.position, "state": job.state,
+            "eta_s": None if job.eta_s is None else round(job.eta_s, 1)}
 
 
 def _preset_dict(record) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from engine.methods import DEFAULT_METHOD, get_method, method_names
 from engine.request import Requester
 from stylebot.commands import (STYLIZE, STYLIZE_ALIASES, CommandError, ParsedCommand, build_request,
                                method_commands, parse_command, parse_flag)
-from stylebot.results import format_options, value_text
+from stylebot.results import format_options, queue_eta, queue_where, stats_lines, value_text
 
 from . import render as blocks
 from .flow import JobFlow, Place
@@ -88,6 +88,7 @@ class Listeners:
         app.command("/preset")(self.on_preset)
         app.command("/presets")(self.on_presets)
         app.command("/queue")(self.on_queue)
+        app.command("/stats")(self.on_stats)
         app.command("/cancel")(self.on_cancel)
         app.command("/methods")(self.on_help)
         app.command("/help")(self.on_help)
@@ -236,6 +237,9 @@ class Listeners:
     async def on_queue(self, ack, command: dict[str, Any]) -> None:
         await self.quick(ack, command, self.queue_answer)
 
+    async def on_stats(self, ack, command: dict[str, Any]) -> None:
+        await self.quick(ack, command, self.stats_answer)
+
     async def on_cancel(self, ack, command: dict[str, Any]) -> None:
         await self.quick(ack, command, self.cancel_answer)
 
@@ -294,12 +298,36 @@ class Listeners:
         return blocks.presets_list(await self.service.list_presets(me))
 
     async def queue_answer(self, parsed: ParsedCommand, me: Requester) -> str:
-        jobs = self.service.jobs_of(me)
+        jobs = await self.service.queue_status(me)
         if not jobs:
             return "You have no jobs queued or running."
-        return "\n".join(f"• `{j.job_id}` {j.method}: "
-                         + ("running" if j.position == 0 else f"number {j.position} in the queue")
-                         for j in jobs)
+        return "\n".join(f"• `{j.job_id}` {j.method}: {queue_where(j)}"
+                         + (f", {queue_eta(j)}" if j.eta_s is not None else "") for j in jobs)
+
+    async def stats_answer(self, parsed: ParsedCommand, me: Requester) -> str:
+        if not await self.is_admin(me.user_id):
+            raise UserError("Only workspace admins" + (" and members of the Stylebot admin group"
+                                                       if self.settings.slack_admin_group else "")
+                            + " can see /stats.")
+        lines = blocks.esc("\n".join(stats_lines(await self.service.stats())).replace("`", "'"))
+        return f"*Stylebot stats* (the whole job log)\n```{lines}```"
+
+    async def is_admin(self, user_id: str) -> bool:
+        """Slack's rule for /stats: a workspace admin or owner, or a member of the user group
+        named by STYLEBOT_SLACK_ADMIN_GROUP."""
+        try:
+            user = (await self.client.users_info(user=user_id)).get("user") or {}
+            if user.get("is_admin") or user.get("is_owner"):
+                return True
+            group = self.settings.slack_admin_group
+            if not group:
+                return False
+            members = await self.client.usergroups_users_list(usergroup=group)
+        except SlackApiError as exc:
+            raise UserError(f"I could not check who may see /stats (Slack said "
+                            f"{exc.response.get('error')}); the app needs the users:read and "
+                            "usergroups:read scopes.") from None
+        return user_id in (members.get("users") or [])
 
     async def cancel_answer(self, parsed: ParsedCommand, me: Requester) -> str:
         return f"Cancelling job `{self.service.cancel(me, parsed.target)}`."

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import logging
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from engine.errors import UserError
 from engine.events import Cancelled, Done, Failed, Progress, Queued, Started
+from engine.images import encode_result
 from engine.methods import get_method
 
 from . import render as blocks
@@ -232,10 +232,9 @@ class JobFlow:
     async def deliver(self, handle: "JobHandle", done: Done, place: Place,
                       message: ProgressMessage) -> None:
         """Upload the result where the request came from, summarise it, then drop the progress."""
-        buffer = io.BytesIO()
-        done.image.save(buffer, format="PNG")
+        encoded = await asyncio.to_thread(encode_result, done.image, done.meta)
         await self.client.files_upload_v2(
-            channel=message.place.channel, thread_ts=place.thread_ts, file=buffer.getvalue(),
+            channel=message.place.channel, thread_ts=place.thread_ts, file=encoded.data,
             filename=f"stylebot-{done.job_id}.png", title=f"{done.meta.method} · job {done.job_id}",
             alt_txt=(handle.prompt or f"Image restyled with {done.meta.method}")[:1000])
         shown = changed_options(get_method(done.meta.method).options, done.meta.options)

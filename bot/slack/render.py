@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Iterable
 
-from stylebot.results import format_options, progress_bar
+from stylebot.results import format_options, progress_bar, settings_lines
 from bot.slack.inputs import IMAGE_FILETYPES, SlackFile
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ REROLL, STRONGER, WEAKER, SAVE, CANCEL = (ACTION_PREFIX + a for a in
                                           ("reroll", "stronger", "weaker", "save", "cancel"))
 RUN_VIEW, SHORTCUT_VIEW, SAVE_VIEW = "stylebot_run", "stylebot_shortcut", "stylebot_save_preset"
 SHORTCUT_ID = "stylebot_restyle"
+INFO_SHORTCUT_ID = "stylebot_info"
 
 
 def esc(text: Any) -> str:
@@ -45,6 +46,13 @@ def option_hint(method: "Method") -> str:
         allowed = option.describe_range()
         parts.append(option.name if allowed.startswith("any ") else f"{option.name} ({allowed})")
     return f"{method.name}: " + (", ".join(parts) or "no options")
+
+
+def settings_text(settings: dict[str, Any], command: str) -> str:
+    """*Stylebot info*: the settings read back from an image, and how to reuse them."""
+    lines = "\n".join(esc(line) for line in settings_lines(settings))
+    command = esc(command.replace("`", "'"))  # inside a code block
+    return f"*Stylebot settings*\n{lines}\nUse these settings on a new photo:\n```{command}```"
 
 
 # -- the progress message --------------------------------------------------------------------

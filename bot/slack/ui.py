@@ -6,6 +6,7 @@ open; everything else is ``ack()``-ed at once and carried out like a slash comma
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from engine.methods import DEFAULT_METHOD, get_method
 
 from . import render as blocks
 from .inputs import require_images
-from stylebot.results import changed_options
+from stylebot.results import changed_options, read_settings, reuse_command
 from .flow import Place
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class Forms:
 
     def register(self, app) -> None:
         app.shortcut(blocks.SHORTCUT_ID)(self.on_shortcut)
+        app.shortcut(blocks.INFO_SHORTCUT_ID)(self.on_info_shortcut)
         app.view(blocks.RUN_VIEW)(self.on_run_view)
         app.view(blocks.SHORTCUT_VIEW)(self.on_shortcut_view)
         app.view(blocks.SAVE_VIEW)(self.on_save_view)
@@ -100,16 +102,42 @@ class Forms:
 
         await self.core.safely(place, work())
 
+    @staticmethod
+    def shortcut_place(shortcut: dict[str, Any]) -> Place:
+        message = shortcut.get("message") or {}
+        user = shortcut.get("user") or {}
+        return Place(channel=(shortcut.get("channel") or {}).get("id", ""), user=user.get("id", ""),
+                     thread_ts=message.get("thread_ts") or message.get("ts"),
+                     response_url=shortcut.get("response_url"),
+                     user_name=user.get("username") or user.get("name", ""))
+
+    async def on_info_shortcut(self, ack, shortcut: dict[str, Any]) -> None:
+        """*Stylebot info*: the settings inside the message's image, told privately."""
+        self.core.requests += 1
+        await ack()
+        message = shortcut.get("message") or {}
+        place = self.shortcut_place(shortcut)
+
+        async def work() -> None:
+            images = require_images(await self.core.finder.resolve(message.get("files") or []),
+                                    "That message")
+            if not images:
+                raise UserError("That message has no image; use *Stylebot info* on a Stylebot result.")
+            for image in images[:10]:
+                upload = await self.core.downloader.fetch(image)
+                settings = await asyncio.to_thread(read_settings, upload.data)
+                if settings is not None:
+                    await self.core.flow.tell(place, blocks.settings_text(settings, reuse_command(settings)))
+                    return
+            raise UserError("That image carries no Stylebot settings: only results Stylebot posted do.")
+
+        await self.core.safely(place, work())
+
     async def on_shortcut(self, ack, shortcut: dict[str, Any]) -> None:
         self.core.requests += 1
         await ack()
         message = shortcut.get("message") or {}
-        place = Place(channel=(shortcut.get("channel") or {}).get("id", ""),
-                      user=(shortcut.get("user") or {}).get("id", ""),
-                      thread_ts=message.get("thread_ts") or message.get("ts"),
-                      response_url=shortcut.get("response_url"),
-                      user_name=(shortcut.get("user") or {}).get("username")
-                      or (shortcut.get("user") or {}).get("name", ""))
+        place = self.shortcut_place(shortcut)
 
         async def work() -> None:
             files = await self.core.finder.resolve(message.get("files") or [])

@@ -88,3 +88,42 @@ async def test_concurrent_job_updates(db):
     await asyncio.gather(*(record_started(db, j, "cpu") for j in ids))
     await asyncio.gather(*(record_finished(db, j, "done", 1.0) for j in ids))
     assert [(await get_job(db, j)).status for j in ids] == ["done"] * 20
+
+
+# -- what /queue and /stats read (issue 16) ------------------------------------------------
+
+async def _finished(db, job_id, method, status, seconds, error=None, who=ALICE):
+    await record_queued(db, job_id, *who, method, {}, None)
+    await record_started(db, job_id, "cpu")
+    await record_finished(db, job_id, status, seconds, error=error)
+
+
+async def test_queue_recent_seconds_are_per_method_newest_first_and_done_only(db):
+    from storage.jobs import recent_seconds
+
+    for i, s in enumerate([5.0, 7.0, 9.0, 11.0]):
+        await _finished(db, f"h{i}", "hub", "done", s)
+    await _finished(db, "hf", "hub", "failed", 99.0, error="OptionError")
+    await _finished(db, "hc", "hub", "cancelled", 0.5)
+    await _finished(db, "g1", "gatys", "done", 60.0)
+    assert await recent_seconds(db, ["hub", "gatys", "sd"], limit=3) == {"hub": [11.0, 9.0, 7.0],
+                                                                          "gatys": [60.0]}
+    assert set(await recent_seconds(db)) == {"hub", "gatys"}
+
+
+async def test_stats_count_jobs_times_and_failure_reasons_per_method(db):
+    from storage.jobs import job_stats, percentile
+
+    for i in range(20):
+        await _finished(db, f"h{i}", "hub", "done", float(i + 1))
+    await _finished(db, "f1", "hub", "failed", 1.0, error="ImageError")
+    await _finished(db, "f2", "hub", "failed", 1.0, error="ImageError", who=BOB)
+    await _finished(db, "f3", "hub", "failed", None, error="timeout")
+    await _finished(db, "c1", "sd", "cancelled", None, error="cancelled by the requester")
+    [hub, sd] = await job_stats(db)
+    assert (hub.method, hub.jobs, hub.by_status) == ("hub", 23, {"done": 20, "failed": 3})
+    assert (hub.median, hub.p95) == (10.0, 19.0)
+    assert hub.failures == [("ImageError", 2), ("timeout", 1)]
+    assert (sd.jobs, sd.by_status, sd.median, sd.failures) == (1, {"cancelled": 1}, None, [])
+    assert percentile([], 50) is None and percentile([3.0], 95) == 3.0
+    assert await job_stats(db, since=__import__("datetime").timedelta(seconds=-1)) == []

@@ -270,3 +270,28 @@ def test_methods_listing_names_the_other_names(home, capsys):
         blocks[name] = blocks.get(name, "") + line + "\n"
     assert "--strength" in blocks["adain"] and "also --alpha (0..1)" in blocks["adain"]
     assert "also --strength (0..1)" in blocks["gatys"] and "also" not in blocks["hub"]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".jpg", ".gif"])
+def test_info_prints_the_settings_a_result_carries(home, capsys, suffix):
+    out = home / f"out{suffix}"
+    code, _, err = run(capsys, "stylize", home / "content.png", "--method", "toy", "--steps", "3",
+                       "--seed", "7", "-o", out, "--quiet")
+    assert code == 0, err
+    code, stdout, err = run(capsys, "info", out)
+    assert code == 0, err
+    assert stdout.splitlines() == ["Made with Stylebot " + stdout.split()[3].rstrip(",") + ", method toy",
+                                   "Options: steps=3",
+                                   "Seed: 7", "Size: 40x30",
+                                   "Use these settings: /stylize method:toy steps:3 seed:7"]
+    code, stdout, _ = run(capsys, "info", out, "--json")
+    assert json.loads(stdout)["command"] == "/stylize method:toy steps:3 seed:7"
+
+
+def test_info_on_a_file_without_settings_is_one_line_and_exit_2(home, capsys):
+    code, stdout, err = run(capsys, "info", home / "content.png")
+    assert code == 2 and stdout == ""
+    assert err == ("stylebot: 'content.png' carries no Stylebot settings (only results Stylebot "
+                   "wrote as PNG, JPEG, WebP or GIF do).\n")
+    code, _, err = run(capsys, "info", home / "notes.txt")
+    assert (code, err) == (2, "stylebot: That file is not an image Stylebot can read.\n")

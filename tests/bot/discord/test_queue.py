@@ -66,3 +66,52 @@ async def test_methods_describes_each_method_from_its_declarations(bot, fake, bo
     fast = by_name["fast"]  # ready offline on its built-in styles, listing the models it has
     assert fast["title"].endswith("(ready)")
     assert "26:<0..25>" in next(f["value"] for f in fast["fields"] if f["name"] == "Models here")
+
+
+async def seed_runs(service, method: str, seconds: list[float]) -> None:
+    """Earlier runs of ``method`` in the job log, as the service itself records them."""
+    from storage import jobs as job_log
+
+    for i, s in enumerate(seconds):
+        await job_log.record_queued(service.db, f"old-{method}-{i}", "discord", "9", method, {})
+        await job_log.record_started(service.db, f"old-{method}-{i}", "cpu")
+        await job_log.record_finished(service.db, f"old-{method}-{i}", "done", s)
+
+
+async def test_queue_gives_an_eta_from_the_methods_recent_median(bot, fake, bot_methods, service):
+    await seed_runs(service, "toy", [300.0, 600.0, 900.0])  # median 10 min
+    bot_methods.GATE.clear()
+    content = fake.attachment(png_bytes(), "a.png")
+    running = send(bot, fake.slash("stylize", {"content": content, "method": "toy", "options": "wait=true"}))
+    running_id = job_in(await last_edit(fake, running, "⏳"))
+    waiting = send(bot, fake.slash("stylize", {"content": content, "method": "toy"}, who=BOB))
+    await last_edit(fake, waiting, "⏳ Queued: next in line")
+    mine = send(bot, fake.slash("stylize", {"content": content, "method": "toy"}))
+    mine_id = job_in(await last_edit(fake, mine, "⏳ Queued: position 2"))
+
+    listing = await answer_of(fake, send(bot, fake.slash("queue")))
+    assert listing == (f"Your jobs:\n`{running_id}` toy: running now, about 10 min left\n"
+                       f"`{mine_id}` toy: position 2, about 30 min left\n"
+                       "Cancel one with /cancel job:<id>.")
+    bot_methods.GATE.set()
+
+
+async def test_stats_for_members_with_manage_server(bot, fake, bot_methods, service):
+    from storage import jobs as job_log
+
+    await seed_runs(service, "toy", [2.0, 4.0, 60.0])
+    await job_log.record_queued(service.db, "bad", "discord", "9", "toy", {})
+    await job_log.record_finished(service.db, "bad", "failed", None, error="ImageError")
+    admin = fake.slash("stats")
+    admin["member"]["permissions"] = str(int(admin["member"]["permissions"]) | 0x20)  # Manage Server
+    text = await answer_of(fake, send(bot, admin))
+    assert text == ("**Stylebot stats** (the whole job log)\n```\n"
+                    "toy: 4 jobs (3 done, 1 failed); median 4 s, p95 60 s\n"
+                    "  failed 1x: ImageError\n```")
+    assert bot.tree.get_command("stats").default_permissions.manage_guild
+
+
+async def test_stats_refuses_a_member_without_manage_server_in_one_line(bot, fake):
+    refused = send(bot, fake.slash("stats"))  # the fake's members lack Manage Server
+    assert await ephemeral_refusal(fake, refused) == (
+        "⚠️ Only members with the Manage Server permission can see /stats.")

@@ -87,10 +87,11 @@ class SlackDriver:
                      "private_metadata": view.get("private_metadata", ""),
                      "state": {"values": form_values(view, filled)}}})
 
-    async def shortcut(self, message: dict[str, Any], *, user: str = "U1", channel: str = "C1"):
+    async def shortcut(self, message: dict[str, Any], *, user: str = "U1", channel: str = "C1",
+                       callback_id: str = "stylebot_restyle"):
         n = next(self._n)
         return await self.interaction({
-            "type": "message_action", "callback_id": "stylebot_restyle", "trigger_id": f"trigger-{n}",
+            "type": "message_action", "callback_id": callback_id, "trigger_id": f"trigger-{n}",
             "response_url": f"{self.fake.base}/response/{n}", "message_ts": message["ts"],
             "channel": {"id": channel, "name": "general"},
             "user": {"id": user, "username": user.lower(), "team_id": TEAM}, "message": message})

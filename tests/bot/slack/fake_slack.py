@@ -44,6 +44,8 @@ class FakeSlack:
     downloads: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Authorization)
     fail: dict[str, str] = field(default_factory=dict)  # API method -> error to answer with
     socket_acks: list[dict] = field(default_factory=list)
+    users: dict[str, dict] = field(default_factory=dict)  # user id -> users.info's user (admins)
+    usergroups: dict[str, list[str]] = field(default_factory=dict)  # group id -> member ids
     base: str = ""
 
     def __post_init__(self) -> None:
@@ -262,6 +264,17 @@ class FakeSlack:
                         thread_ts=args.get("thread_ts"))
             shared.append(info)
         return {"ok": True, "files": shared}
+
+    def _m_users_info(self, args):
+        user = args.get("user", "")
+        return {"ok": True, "user": {"id": user, "name": user.lower(), "is_admin": False,
+                                     "is_owner": False, **self.users.get(user, {})}}
+
+    def _m_usergroups_users_list(self, args):
+        group = args.get("usergroup", "")
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": self.usergroups[group]}
 
     def _m_views_open(self, args):
         return {"ok": True, "view": {"id": f"V{next(self._ids):04d}", **args["view"]}}

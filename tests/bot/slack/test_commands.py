@@ -215,3 +215,45 @@ async def test_a_linked_file_from_a_conversation_the_user_cannot_see_is_refused(
     fake.share("C1", "U1", [secret])
     await slack.command("/stylize", f"method=tint <{secret['permalink']}> steps=1", user="U2")
     await result_of(fake)
+
+
+async def test_queue_lists_your_jobs_with_an_eta(slack, fake, photo, slack_toys, service):
+    from tests.bot.discord.test_queue import seed_runs
+
+    await seed_runs(service, "toy", [480.0, 600.0, 720.0])  # median 10 min
+    status, body = await slack.command("/queue")
+    assert (status, body["text"]) == (200, "You have no jobs queued or running.")
+    slack_toys.GATE.clear()
+    fake.share("C1", "U1", [fake.add_file(photo)])
+    await slack.command("/stylize", "method=toy wait=true")
+    await fake.wait_for(lambda: service.queue.running_count == 1, what="the job running")
+    await slack.command("/stylize", "method=toy")
+    await fake.wait_for(lambda: service.queue.waiting_count == 1, what="one waiting")
+    status, body = await slack.command("/queue")
+    lines = body["text"].splitlines()
+    assert body["response_type"] == "ephemeral" and len(lines) == 2
+    assert lines[0].startswith("• `") and lines[0].endswith("` toy: running now, about 10 min left")
+    assert lines[1].endswith("` toy: position 1, about 20 min left")
+    slack_toys.GATE.set()
+    await fake.delivered(2)
+
+
+async def test_stats_for_workspace_admins_and_the_admin_group_only(slack, fake, service):
+    from tests.bot.discord.test_queue import seed_runs
+
+    await seed_runs(service, "tint", [3.0, 5.0])
+    status, body = await slack.command("/stats", user="U1")
+    assert body == {"text": "⚠️ Only workspace admins can see /stats.", "response_type": "ephemeral"}
+
+    fake.users["U1"] = {"is_admin": True}
+    status, body = await slack.command("/stats", user="U1")
+    assert body["response_type"] == "ephemeral"
+    assert body["text"] == ("*Stylebot stats* (the whole job log)\n"
+                            "```tint: 2 jobs (2 done); median 3 s, p95 5 s```")
+
+    slack.bot.listeners.settings = service.settings.model_copy(update={"slack_admin_group": "S1"})
+    fake.usergroups["S1"] = ["U5"]
+    _, body = await slack.command("/stats", user="U5")
+    assert body["text"].startswith("*Stylebot stats*")
+    _, body = await slack.command("/stats", user="U6")
+    assert body["text"] == "⚠️ Only workspace admins and members of the Stylebot admin group can see /stats."
