@@ -208,6 +208,19 @@ def encode_png(img: Image.Image, settings: dict | None = None) -> bytes:
     return buffer.getvalue()
 
 
+PREVIEW_SIDE = 256  # chat shows progress thumbnails small; 256 px keeps a JPEG near 10-20 kB
+PREVIEW_QUALITY = 70
+
+
+def encode_preview(img: Image.Image, *, max_side: int = PREVIEW_SIDE,
+                   quality: int = PREVIEW_QUALITY) -> bytes:
+    """A small JPEG of a job's intermediate image, for progress messages (no settings inside:
+    a preview is not a result)."""
+    buffer = io.BytesIO()
+    fit_within(to_rgb(img), max_side).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
 RESULT_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF"}
 
 

@@ -92,6 +92,7 @@ def toy_methods(monkeypatch):
     monkeypatch.setitem(methods.METHOD_PATHS, "toy", "tests.engine.toy_methods:ToyInvert")
     monkeypatch.setitem(methods.METHOD_PATHS, "toystyle", "tests.engine.toy_methods:ToyStyled")
     monkeypatch.setitem(methods.METHOD_PATHS, "toyfade", "tests.engine.toy_methods:ToyFade")
+    monkeypatch.setitem(methods.METHOD_PATHS, "toypreview", "tests.engine.toy_methods:ToyPreview")
     methods.get_method.cache_clear()
     methods.loadable_methods.cache_clear()
     toys.BATCHES.clear()

@@ -2,7 +2,8 @@
 
 ``ToyInvert`` inverts colours, optionally slowly, and can be told to fail in the ways real
 methods fail (a bug, a user error, out of GPU memory), so queue behaviour can be observed.
-``ToyFade`` has a strength (for Stronger/Weaker) and a seed (for Re-roll).
+``ToyFade`` has a strength (for Stronger/Weaker) and a seed (for Re-roll). ``ToyPreview``
+reports a preview image with each step, as gatys does.
 """
 
 from __future__ import annotations
@@ -88,3 +89,25 @@ class ToyFade(Method):
         out.putpixel((0, 0), tuple(rng.randrange(256) for _ in range(3)))
         ctx.progress(1.0, "fading")
         return out
+
+
+class ToyPreview(ToyInvert):
+    """Inverts step by step and reports each step's image as a preview, like gatys does; its
+    ``fail`` modes strike after the last preview, so a failure follows previews."""
+
+    name = "toypreview"
+    title = "Toy previewer"
+    summary = "Inverts colours a step at a time, with a preview per step."
+    batchable = False
+
+    def run(self, inp: MethodInput, ctx: RunContext) -> Image.Image:
+        steps, result = inp.options["steps"], ImageOps.invert(inp.content)
+        for i in range(steps):
+            time.sleep(inp.options["delay"])
+            ctx.progress((i + 1) / steps, "inverting",
+                         preview=Image.blend(inp.content, result, (i + 1) / steps))
+        if inp.options["fail"] == "bug":
+            raise RuntimeError("toy bug")
+        if inp.options["fail"] == "user":
+            raise UserError("toy says no")
+        return result
