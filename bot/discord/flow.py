@@ -22,6 +22,7 @@ from engine.events import Cancelled, Done, Failed, Progress, Queued, Started
 from engine.methods import get_method
 from engine.request import StyleRequest
 
+from stylebot.previews import PREVIEW_INTERVAL_S, preview_jpeg
 from stylebot.results import changed_options, format_options, read_settings, reuse_command
 
 from . import render
@@ -43,10 +44,11 @@ class InteractionFlow:
     """Submits jobs for Discord users and follows them to a delivered result."""
 
     def __init__(self, service: "StyleService", settings: "Settings", *, edit_interval_s: float,
-                 token_margin_s: float) -> None:
+                 token_margin_s: float, preview_interval_s: float = PREVIEW_INTERVAL_S) -> None:
         self.service = service
         self.settings = settings
         self.edit_interval_s = edit_interval_s
+        self.preview_interval_s = preview_interval_s
         self.token_margin_s = token_margin_s
         self._picks: OrderedDict[int, discord.Attachment] = OrderedDict()
         self._tasks: set[asyncio.Task] = set()
@@ -96,7 +98,7 @@ class InteractionFlow:
         """
         await interaction.response.defer(ephemeral=True, thinking=True)
         reply = Reply(interaction, ref_of(interaction), interval_s=self.edit_interval_s,
-                      margin_s=self.token_margin_s)
+                      margin_s=self.token_margin_s, preview_interval_s=self.preview_interval_s)
         try:
             handle = await submit()
         except UserError as exc:
@@ -119,7 +121,11 @@ class InteractionFlow:
                 elif isinstance(event, Started):
                     await reply.status(render.started(job_id, method, event.device))
                 elif isinstance(event, Progress):
-                    await reply.status(render.progress(job_id, method, event.fraction, event.stage))
+                    preview = None
+                    if event.preview is not None and reply.wants_preview():
+                        preview = await preview_jpeg(event.preview)
+                    await reply.status(render.progress(job_id, method, event.fraction, event.stage),
+                                       preview)
                 elif isinstance(event, Done):
                     await self._deliver(handle, event, reply)
                 elif isinstance(event, Failed):

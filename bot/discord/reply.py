@@ -5,6 +5,9 @@ edited at most every few seconds so a long job does not hammer Discord's rate li
 result is a public follow-up. Interaction tokens die 15 minutes after the command, so a
 job that outlives its token (gatys, nada, a long queue) is delivered as a channel message
 that mentions the user instead, and so is anything sent after Discord says the token is gone.
+
+Long jobs' previews ride on the progress edits as a small JPEG attachment, at most one every
+``preview_interval_s`` (``stylebot.previews``); the final edit removes it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import logging
 import time
 
 import discord
+
+from stylebot.previews import PREVIEW_FILENAME, PREVIEW_INTERVAL_S
 
 from . import render
 
@@ -36,7 +41,7 @@ class Reply:
     """The messages about one job, sent through the interaction while its token lives."""
 
     def __init__(self, interaction: discord.Interaction, job_ref: str, *, interval_s: float,
-                 margin_s: float) -> None:
+                 margin_s: float, preview_interval_s: float = PREVIEW_INTERVAL_S) -> None:
         self.interaction = interaction
         self.user = interaction.user
         self.job_ref = job_ref
@@ -51,14 +56,29 @@ class Reply:
         self._flush: asyncio.Task | None = None  # a delayed edit, while it is still waiting
         self._closed = False  # the final word was said; late progress must not overwrite it
         self.in_channel = False
+        self._preview_interval = preview_interval_s
+        self._preview: bytes | None = None  # a JPEG waiting for the next edit
+        self._last_preview = float("-inf")  # when the last preview edit went out
+        self._preview_shown = False  # the response carries a preview attachment now
 
     # -- progress, throttled ---------------------------------------------------------------
 
-    async def status(self, text: str) -> None:
-        """Show ``text`` now, or within the edit interval if the last edit was recent."""
+    def wants_preview(self) -> bool:
+        """Whether a preview handed over now would go out: none waiting, the last one long enough ago.
+
+        Asked before encoding, so previews that would be dropped cost nothing.
+        """
+        return (not self.in_channel and not self._closed and self._preview is None
+                and time.monotonic() - self._last_preview >= self._preview_interval)
+
+    async def status(self, text: str, preview: bytes | None = None) -> None:
+        """Show ``text`` (and ``preview``, a JPEG) now, or within the edit interval if the last
+        edit was recent."""
         self._latest = text
         if self.in_channel:
             return
+        if preview is not None:
+            self._preview = preview
         wait = self._last_edit + self._interval - time.monotonic()
         if wait <= 0 and not self._lock.locked():
             await self._show_latest()
@@ -82,13 +102,20 @@ class Reply:
             await self._show_latest_locked()
 
     async def _show_latest_locked(self) -> None:
-        if not self._closed and self._latest is not None and self._latest != self._shown:
-            text = self._latest
-            if await self._edit(text):
-                self._shown = text
+        preview = self._preview
+        if self._closed or self._latest is None or (self._latest == self._shown and preview is None):
+            return
+        text = self._latest
+        if await self._edit(text, preview=preview):
+            self._shown = text
+            if preview is not None:
+                if self._preview is preview:
+                    self._preview = None
+                self._last_preview = time.monotonic()
 
     def _close(self) -> None:
         self._closed = True
+        self._preview = None
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
@@ -141,19 +168,32 @@ class Reply:
     def token_usable(self) -> bool:
         return not self.in_channel and discord.utils.utcnow() < self._deadline
 
-    async def _edit(self, text: str) -> bool:
-        """Edit the response; False (and channel mode from now on) once the token is unusable."""
+    async def _edit(self, text: str, *, preview: bytes | None = None) -> bool:
+        """Edit the response; False (and channel mode from now on) once the token is unusable.
+
+        With ``preview`` the edit replaces the attachment with it; a final edit (after
+        ``_close``) removes the preview shown, as Discord drops attachments left out of
+        ``attachments``.
+        """
         if not self.token_usable():
             await self._move_to_channel()
             return False
+        fields = {}
+        if preview is not None:
+            fields["attachments"] = [discord.File(io.BytesIO(preview), PREVIEW_FILENAME,
+                                                  description="preview of the image so far")]
+        elif self._closed and self._preview_shown:
+            fields["attachments"] = []
         try:
-            await self.interaction.edit_original_response(content=text)
+            await self.interaction.edit_original_response(content=text, **fields)
         except discord.HTTPException as exc:
             if not token_gone(exc):
                 raise
             self._token_died(exc)
             return False
         self._last_edit = time.monotonic()
+        if "attachments" in fields:
+            self._preview_shown = preview is not None
         return True
 
     def _token_died(self, exc: discord.HTTPException) -> None:
@@ -168,8 +208,11 @@ class Reply:
         self.in_channel = True
         log.info("job %s: interaction token about to expire; delivering in the channel", self.job_ref)
         if discord.utils.utcnow() < self._expires:
+            fields = {"attachments": []} if self._preview_shown else {}
             with contextlib.suppress(discord.HTTPException):
-                await self.interaction.edit_original_response(content=render.moved_to_channel(self.job_ref))
+                await self.interaction.edit_original_response(
+                    content=render.moved_to_channel(self.job_ref), **fields)
+                self._preview_shown = False
 
     async def _to_channel(self, content: str, upload: tuple[bytes, str] | None = None,
                           **fields) -> discord.Message:

@@ -370,11 +370,23 @@ class FakeDiscord:
         for key in ("content", "embeds", "components", "flags"):
             if key in body and body[key] is not None:
                 message[key] = body[key]
-        if files:
-            message["attachments"] = []
-            for upload in files:
-                stored = self.attachment(upload.data, upload.filename, upload.content_type)
-                message["attachments"].append(stored)
+        uploads = {upload.field: upload for upload in files}
+        if body.get("attachments") is not None:
+            # As Discord: the message keeps the listed attachments (by id) and gains the new
+            # files listed by index (multipart part ``files[n]``); everything else is removed.
+            kept = {a["id"]: a for a in message["attachments"]}
+            listed = []
+            for item in body["attachments"]:
+                if isinstance(item["id"], int):
+                    upload = uploads[f"files[{item['id']}]"]
+                    listed.append(self.attachment(upload.data, item.get("filename") or upload.filename,
+                                                  upload.content_type))
+                elif str(item["id"]) in kept:
+                    listed.append(kept[str(item["id"])])
+            message["attachments"] = listed
+        elif files:
+            message["attachments"] = [*message["attachments"], *(
+                self.attachment(u.data, u.filename, u.content_type) for u in files)]
         message["edited_timestamp"] = _iso(discord.utils.utcnow())
         return message
 
