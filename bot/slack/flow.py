@@ -4,6 +4,11 @@ Every way of starting a job (slash commands, modals, the shortcut, mentions, but
 in ``JobFlow.submit``. One message per job shows the queue position and then progress
 (edited with chat.update, at most every ``edit_interval_s``); the result is uploaded to the
 same channel or thread with a Block Kit summary and buttons under it.
+
+Previews (``stylebot.previews``) are uploaded privately, shared in no conversation, and shown
+in the progress message through an image block that names the file (``slack_file``); each
+new one replaces the last, which is then deleted, and the last is deleted when the job ends.
+So the conversation never gets a file message per preview, and no preview outlives its job.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from engine.images import encode_result
 from engine.methods import get_method
 
 from . import render as blocks
+from stylebot.previews import PREVIEW_INTERVAL_S, preview_jpeg
 from stylebot.results import changed_options
 
 if TYPE_CHECKING:
@@ -56,10 +62,16 @@ class ProgressMessage:
     close the message first, under the same lock the delayed edit needs.
     """
 
-    def __init__(self, client: "AsyncWebClient", place: Place, interval_s: float) -> None:
+    def __init__(self, client: "AsyncWebClient", place: Place, interval_s: float,
+                 preview_interval_s: float = PREVIEW_INTERVAL_S) -> None:
         self.client = client
         self.place = place
         self.interval_s = interval_s
+        self.preview_interval_s = preview_interval_s
+        self._preview: str | None = None  # the newest uploaded preview's file id
+        self._shown_preview: str | None = None  # the one the message shows now
+        self._last_preview = float("-inf")  # when an edit last showed a new preview
+        self._uploading = False
         self.ts: str | None = None
         self.closed = False
         self.edits = 0
@@ -94,6 +106,71 @@ class ProgressMessage:
             except SlackApiError as exc:  # a missed progress edit is not worth failing over
                 log.info("progress edit failed: %s", exc.response.get("error"))
 
+    # -- previews --------------------------------------------------------------------------
+
+    def wants_preview(self) -> bool:
+        """Whether a preview handed over now would be shown: the message exists, no preview is
+        on its way, and the last one was shown ``preview_interval_s`` ago. Asked before encoding."""
+        return (self.ts is not None and not self.closed and not self._uploading
+                and self._preview == self._shown_preview
+                and time.monotonic() - self._last_preview >= self.preview_interval_s)
+
+    async def add_preview(self, jpeg: bytes, job_id: str) -> None:
+        """Upload ``jpeg`` privately for the next edit to show; a failed upload is only logged."""
+        self._uploading = True
+        try:
+            response = await self.client.files_upload_v2(
+                file=jpeg, filename=f"stylebot-preview-{job_id}.jpg", title=f"preview · job {job_id}")
+        except SlackApiError as exc:
+            log.info("job %s: preview upload failed: %s", job_id, exc.response.get("error"))
+            return
+        finally:
+            self._uploading = False
+        file_id = response["file"]["id"]
+        async with self._lock:
+            if self.closed:
+                await self._delete_file(file_id)
+                return
+            stale, self._preview = self._preview, file_id
+            if stale is not None and stale != self._shown_preview:
+                await self._delete_file(stale)
+
+    async def _delete_file(self, file_id: str) -> None:
+        try:
+            await self.client.files_delete(file=file_id)
+        except SlackApiError as exc:
+            log.info("could not delete preview %s: %s", file_id, exc.response.get("error"))
+
+    async def _drop_previews(self) -> None:
+        """After the last edit: delete the preview files, shown or waiting."""
+        for file_id in {self._preview, self._shown_preview} - {None}:
+            await self._delete_file(file_id)
+        self._preview = self._shown_preview = None
+
+    async def _update(self, text: str, blocks_: list | None) -> None:
+        preview = None if self.closed else self._preview
+        if preview is None:
+            await self.client.chat_update(channel=self.place.channel, ts=self.ts, text=text,
+                                          blocks=blocks_ or [])
+            return
+        try:
+            await self.client.chat_update(channel=self.place.channel, ts=self.ts, text=text,
+                                          blocks=[*(blocks_ or []), blocks.preview_block(preview)])
+        except SlackApiError as exc:
+            if exc.response.get("error") != "invalid_blocks":
+                raise
+            # Slack may need a moment before a fresh upload can be shown: text only this time,
+            # the preview waits for the next edit.
+            log.info("preview %s not shown yet: %s", preview, exc.response.get("errors"))
+            await self.client.chat_update(channel=self.place.channel, ts=self.ts, text=text,
+                                          blocks=blocks_ or [])
+            preview = None
+        shown, self._shown_preview = self._shown_preview, preview
+        if preview is not None and preview != shown:
+            self._last_preview = time.monotonic()
+        if shown is not None and shown != preview:
+            await self._delete_file(shown)
+
     async def _send(self, text: str, blocks_: list | None) -> None:
         if self.ts is None:
             response = await self.client.chat_postMessage(
@@ -103,8 +180,7 @@ class ProgressMessage:
             channel = response.get("channel") or self.place.channel  # a user id becomes a DM id
             self.place = dataclasses.replace(self.place, channel=channel)
         else:
-            await self.client.chat_update(channel=self.place.channel, ts=self.ts, text=text,
-                                          blocks=blocks_ or [])
+            await self._update(text, blocks_)
             self.edits += 1
         self._last = time.monotonic()
 
@@ -118,7 +194,10 @@ class ProgressMessage:
         """The final text, at once, whatever the rate limit."""
         async with self._lock:
             self._close()
-            await self._send(text, None)
+            try:
+                await self._send(text, None)
+            finally:
+                await self._drop_previews()
 
     async def delete(self) -> None:
         async with self._lock:
@@ -128,16 +207,18 @@ class ProgressMessage:
                     await self.client.chat_delete(channel=self.place.channel, ts=self.ts)
                 except SlackApiError as exc:
                     log.info("could not delete progress message: %s", exc.response.get("error"))
+            await self._drop_previews()
 
 
 class JobFlow:
     """Submits jobs for Slack users and follows each one to a delivered result."""
 
     def __init__(self, service: "StyleService", client: "AsyncWebClient", *,
-                 edit_interval_s: float) -> None:
+                 edit_interval_s: float, preview_interval_s: float = PREVIEW_INTERVAL_S) -> None:
         self.service = service
         self.client = client
         self.edit_interval_s = edit_interval_s
+        self.preview_interval_s = preview_interval_s
         self.tasks: set[asyncio.Task] = set()
         self.failures = 0
 
@@ -183,7 +264,7 @@ class JobFlow:
         return handle
 
     async def follow(self, handle: "JobHandle", place: Place) -> None:
-        message = ProgressMessage(self.client, place, self.edit_interval_s)
+        message = ProgressMessage(self.client, place, self.edit_interval_s, self.preview_interval_s)
         method = handle.method
         user = place.user
         try:
@@ -195,6 +276,8 @@ class JobFlow:
                     await message.show(*self._cancellable(
                         blocks.started(event.job_id, method, user, event.device), event.job_id))
                 elif isinstance(event, Progress):
+                    if event.preview is not None and message.wants_preview():
+                        await message.add_preview(await preview_jpeg(event.preview), event.job_id)
                     await message.show(*self._cancellable(
                         blocks.progress(event.job_id, method, user, event.fraction, event.stage),
                         event.job_id))

@@ -94,6 +94,12 @@ def with_cancel(text: str, job_id: str) -> list[dict[str, Any]]:
                 {"type": "button", "action_id": CANCEL, "value": job_id, "text": _plain("Cancel")}]}]
 
 
+def preview_block(file_id: str) -> dict[str, Any]:
+    """The progress message's preview: an image block showing the bot's private upload."""
+    return {"type": "image", "block_id": f"preview_{file_id}", "slack_file": {"id": file_id},
+            "alt_text": "Preview of the image so far"}
+
+
 # -- the result ----------------------------------------------------------------------------------
 
 def result_blocks(job_id: str, meta: "ResultMeta", shown: dict[str, Any], user: str, *,

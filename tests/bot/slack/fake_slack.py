@@ -3,8 +3,10 @@ the Socket Mode websocket, recording every call the adapter makes.
 
 It behaves like Slack where the adapter depends on it: GET and POST for API methods,
 form or JSON arguments, ``invalid_auth`` for a wrong token, the three-step
-``files_upload_v2`` upload, and a sign-in HTML page (status 200) for a file download
-without the bot token.
+``files_upload_v2`` upload (with no channel the file stays private, shared nowhere),
+``files.delete``, image blocks that show an uploaded file (``slack_file``: ``invalid_blocks``
+for a file that is unknown, deleted or not an image), and a sign-in HTML page (status 200)
+for a file download without the bot token.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Call:
     args: dict[str, Any]
     http_method: str
     token: str | None
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -40,6 +43,7 @@ class FakeSlack:
     files: dict[str, dict] = field(default_factory=dict)
     file_bytes: dict[str, bytes] = field(default_factory=dict)
     uploads: dict[str, bytes] = field(default_factory=dict)
+    deleted_files: list[str] = field(default_factory=list)
     responses: list[dict] = field(default_factory=list)  # posts to response_url
     downloads: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Authorization)
     fail: dict[str, str] = field(default_factory=dict)  # API method -> error to answer with
@@ -127,7 +131,8 @@ class FakeSlack:
 
         from PIL import Image
 
-        file_id = self.called("files.completeUploadExternal")[n].args["files"][0]["id"]
+        shared = [c for c in self.called("files.completeUploadExternal") if c.args.get("channel_id")]
+        file_id = shared[n].args["files"][0]["id"]
         return Image.open(io.BytesIO(self.uploads[file_id]))
 
     async def delivered(self, count: int = 1, timeout: float = 15.0) -> list[dict]:
@@ -210,7 +215,22 @@ class FakeSlack:
     def _m_apps_connections_open(self, args):
         return {"ok": True, "url": self.base.replace("http", "ws") + "/socket"}
 
+    def _bad_slack_file(self, blocks) -> dict | None:
+        """What Slack answers for an image block whose file cannot be shown, else None."""
+        for i, block in enumerate(blocks or []):
+            file_id = (block.get("slack_file") or {}).get("id") if block.get("type") == "image" else None
+            if file_id is None:
+                continue
+            info = self.files.get(file_id)
+            if (info is None or file_id not in self.uploads
+                    or not info["name"].lower().endswith((".png", ".jpg", ".jpeg", ".gif"))):
+                return {"ok": False, "error": "invalid_blocks",
+                        "errors": [f"invalid slack file [json-pointer:/blocks/{i}/slack_file]"]}
+        return None
+
     def _m_chat_postMessage(self, args):
+        if bad := self._bad_slack_file(args.get("blocks")):
+            return bad
         ts = f"{1700000000 + next(self._ts)}.000100"
         self.posted[ts] = {**args, "ts": ts, "edits": [], "deleted": False}
         return {"ok": True, "channel": args["channel"], "ts": ts, "message": {"text": args.get("text")}}
@@ -219,6 +239,8 @@ class FakeSlack:
         message = self.posted.get(args.get("ts"))
         if message is None or message["deleted"]:
             return {"ok": False, "error": "message_not_found"}
+        if bad := self._bad_slack_file(args.get("blocks")):
+            return bad
         message["edits"].append({"text": args.get("text"), "blocks": args.get("blocks")})
         message.update(text=args.get("text"), blocks=args.get("blocks"))
         return {"ok": True, "channel": args["channel"], "ts": args["ts"]}
@@ -250,6 +272,14 @@ class FakeSlack:
     def _m_files_info(self, args):
         info = self.files.get(args.get("file"))
         return {"ok": True, "file": info} if info else {"ok": False, "error": "file_not_found"}
+
+    def _m_files_delete(self, args):
+        file_id = args.get("file")
+        if self.files.pop(file_id, None) is None:
+            return {"ok": False, "error": "file_not_found"}
+        self.file_bytes.pop(file_id, None)  # its uploaded bytes stay in ``uploads`` for tests
+        self.deleted_files.append(file_id)
+        return {"ok": True}
 
     def _m_files_getUploadURLExternal(self, args):
         file_id = f"FUP{next(self._ids):04d}"
