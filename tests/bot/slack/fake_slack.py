@@ -44,6 +44,10 @@ class FakeSlack:
     file_bytes: dict[str, bytes] = field(default_factory=dict)
     uploads: dict[str, bytes] = field(default_factory=dict)
     deleted_files: list[str] = field(default_factory=list)
+    # Slack may refuse to show a file it is still processing: with this set, each fresh
+    # upload is refused (invalid_blocks) the first time a block names it.
+    uploads_need_processing: bool = False
+    processing: set[str] = field(default_factory=set)
     responses: list[dict] = field(default_factory=list)  # posts to response_url
     downloads: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Authorization)
     fail: dict[str, str] = field(default_factory=dict)  # API method -> error to answer with
@@ -222,6 +226,10 @@ class FakeSlack:
             if file_id is None:
                 continue
             info = self.files.get(file_id)
+            if file_id in self.processing:
+                self.processing.discard(file_id)
+                return {"ok": False, "error": "invalid_blocks",
+                        "errors": [f"file not ready [json-pointer:/blocks/{i}/slack_file]"]}
             if (info is None or file_id not in self.uploads
                     or not info["name"].lower().endswith((".png", ".jpg", ".jpeg", ".gif"))):
                 return {"ok": False, "error": "invalid_blocks",
@@ -292,6 +300,8 @@ class FakeSlack:
             info = self.files[item["id"]]
             info.update(title=item.get("title"), channel=args.get("channel_id"),
                         thread_ts=args.get("thread_ts"))
+            if self.uploads_need_processing:
+                self.processing.add(item["id"])
             shared.append(info)
         return {"ok": True, "files": shared}
 

@@ -73,3 +73,17 @@ async def test_a_failed_job_after_previews_ends_with_the_failure_text_and_no_pre
     await fake.wait_for(lambda: sorted(fake.deleted_files) == sorted(preview_uploads(fake)),
                         what="every preview deleted")
     assert not fake.results()
+
+
+async def test_a_preview_slack_is_still_processing_is_shown_with_the_next_edit(slack, fake):
+    fake.uploads_need_processing = True
+    await start_preview_job(slack, fake, "steps=12 delay=0.1")
+    await fake.delivered()
+    refused = [c for c in fake.called("chat.update")
+               if any(b.get("type") == "image" for b in c.args.get("blocks") or [])]
+    shown = preview_updates(fake)
+    assert shown and len(refused) > len(shown)  # each preview refused once, then sent again
+    [progress] = [m for m in fake.posted.values() if m not in fake.results()]
+    accepted = [e for e in progress["edits"] if any(b.get("type") == "image" for b in e["blocks"] or [])]
+    assert accepted  # and then shown: the edits Slack accepted carry it
+    assert sorted(fake.deleted_files) == sorted(preview_uploads(fake))
