@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import io
 import json
 import logging
 import mimetypes
@@ -45,7 +44,6 @@ STATIC_FILES = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
 REQUESTER = Requester("playground", "local", "you")
 RESULT_CACHE = 24  # encoded results kept for the page's <img> and download link
 PREVIEW_MIN_INTERVAL_S = 0.4
-PREVIEW_SIDE = 256
 SSE_KEEPALIVE_S = 15.0
 BUG_MESSAGE = "Something went wrong on our side; it has been logged."
 
@@ -381,11 +379,10 @@ def _page_file(path: Path) -> web.Response:
 
 
 def _preview_url(image) -> str:
-    from engine.images import fit_within
+    """The preview every front end shows (``engine.images.encode_preview``), as a data URL."""
+    from engine.images import encode_preview
 
-    buffer = io.BytesIO()
-    fit_within(image.convert("RGB"), PREVIEW_SIDE).save(buffer, format="JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return "data:image/jpeg;base64," + base64.b64encode(encode_preview(image)).decode()
 
 
 def add_playground(app: web.Application, service: "StyleService", settings: "Settings") -> Playground:
