@@ -243,8 +243,13 @@ class StableDiffusionMethod(Method):
         class_name, overrides = SCHEDULERS.get(plan.scheduler, (config["_class_name"], {}))
         pipe.scheduler = diffusion.make_scheduler(class_name, overrides, config)
 
+        # Previews only where no safety checker judges the result: a preview would show what
+        # the checker may then refuse.
+        previews = loaded.safety is None
+
         def on_step_end(pipeline, step: int, timestep, tensors: dict) -> dict:
-            ctx.progress((step + 1) / max(pipeline.num_timesteps, 1), "denoising")
+            preview = latent_preview(tensors["latents"]) if previews else None
+            ctx.progress((step + 1) / max(pipeline.num_timesteps, 1), "denoising", preview)
             return {}
 
         generator = torch.Generator(device=device).manual_seed(inp.seed)
@@ -302,3 +307,24 @@ class StableDiffusionMethod(Method):
             log.warning("sd safety checker is off (STYLEBOT_SD_SAFETY_CHECKER=false): "
                         "results of %s are posted unfiltered", entry)
         return diffusion.LoadedModel(pipe, dict(pipe.scheduler.config), safety)
+
+
+# A linear map from Stable Diffusion's four latent channels to RGB (the well-known
+# approximation that previews use): a picture of where denoising is going, for the cost of
+# a matrix product instead of a VAE decode. SDXL's latents map a little differently; the
+# preview is a preview.
+LATENT_RGB = ((0.298, 0.207, 0.208), (0.187, 0.286, 0.173),
+              (-0.158, 0.189, 0.264), (-0.184, -0.271, -0.473))
+
+
+def latent_preview(latents: "torch.Tensor") -> "Image.Image | None":
+    """The first image's latents as a small RGB picture (one pixel per latent cell)."""
+    import torch
+
+    from ..images import to_image
+
+    if latents.ndim != 4 or latents.shape[1] != len(LATENT_RGB):
+        return None
+    factors = torch.tensor(LATENT_RGB, dtype=torch.float32, device=latents.device)
+    rgb = torch.einsum("chw,cr->rhw", latents[0].float(), factors)
+    return to_image(((rgb + 1) / 2).clamp(0, 1))

@@ -67,9 +67,12 @@ def sd_settings(tmp_path, sd_weights):
 
 def context(settings, *, models=None, cancel_event=None, on_progress=None):
     calls: list[tuple[float, str]] = []
+    previews: list = []
 
     def record(fraction, stage, preview):
         calls.append((fraction, stage))
+        if preview is not None:
+            previews.append(preview)
         if on_progress is not None:
             on_progress(fraction, stage)
 
@@ -77,6 +80,7 @@ def context(settings, *, models=None, cancel_event=None, on_progress=None):
                      models=models or ModelCache(2_000_000_000), on_progress=record,
                      cancel_event=cancel_event)
     ctx.progress_calls = calls
+    ctx.previews = previews
     return ctx
 
 
@@ -422,3 +426,15 @@ def test_the_pipeline_loads_in_the_dtype_asked_for(sd_weights):
                          device="cpu")
     assert pipe.unet.dtype == torch.bfloat16 and pipe.text_encoder.dtype == torch.bfloat16
     assert type(pipe).__name__ == "StableDiffusionImg2ImgPipeline"
+
+
+def test_previews_of_the_denoising_come_only_without_the_safety_checker(sd_settings):
+    """A preview would show what the safety checker may then refuse: with the checker on
+    (the default) sd shows none; turned off by the operator, each step shows a cheap preview."""
+    checked = context(sd_settings())
+    StableDiffusionMethod().run(method_input(steps=4, strength=1.0), checked)
+    assert checked.previews == []
+    unchecked = context(sd_settings(sd_safety_checker=False))
+    StableDiffusionMethod().run(method_input(steps=4, strength=1.0), unchecked)
+    assert len(unchecked.previews) == 4
+    assert all(p.mode == "RGB" and max(p.size) <= 64 for p in unchecked.previews)
