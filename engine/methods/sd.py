@@ -21,6 +21,7 @@ from ..options import SEED, SIZE, STRENGTH, Option, OptionSet
 from .base import Method, MethodInput, RunContext
 
 if TYPE_CHECKING:
+    import torch
     from PIL import Image
 
     from ..settings import EngineSettings
