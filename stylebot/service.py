@@ -155,7 +155,7 @@ class StyleService:
         return StyleRequest(method=preset.method, content=request.content, requester=request.requester,
                             styles=styles, style_weights=weights, prompt=request.prompt,
                             options=options, preset=preset.name,
-                            mask=request.mask)
+                            mask=request.mask, place=request.place)
 
     def job(self, requester: Requester, job_id: str) -> JobHandle | None:
         """One of the requester's jobs, queued, running or recently finished; None otherwise."""
