@@ -122,6 +122,17 @@ class StyleService:
         return check_request(self.settings, method, options, prompt=prompt, n_styles=n_styles,
                              has_mask=has_mask)
 
+    async def check_at(self, requester: Requester, place: Place | None, method: str | None,
+                       options: dict[str, Any], *, prompt: str | None = None,
+                       n_styles: int | None = None) -> Method:
+        """``check`` where the request is made: the place's default method stands in for a
+        missing one, and a method not allowed there is refused at once."""
+        rules = await self.place_rules(requester, place)
+        if place is not None:
+            method = (method or "").strip().lower() or rules.default_method or DEFAULT_METHOD
+            rules.check_method(method)
+        return self.check(method, options, prompt=prompt, n_styles=n_styles)
+
     def check_preset(self, method: str, options: dict[str, Any], *, n_styles: int) -> Method:
         """Refuse a preset that could never work, before its style images are fetched."""
         return check_preset(self.settings, method, options, n_styles=n_styles)
