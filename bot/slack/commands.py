@@ -166,6 +166,7 @@ class Listeners:
 
     def read(self, command: dict[str, Any]) -> Slash:
         self.requests += 1
+        self.team_id = self.team_id or command.get("team_id") or None  # spares engine_place a call
         return Slash.from_payload(command)
 
     @staticmethod
