@@ -20,6 +20,15 @@ class Requester:
 
 
 @dataclass(frozen=True)
+class Place:
+    """Where a request was made, in neutral words: a space (a server, a workspace) and a
+    room in it (a channel). The application keys its per-place settings on it."""
+
+    space: str
+    room: str = ""
+
+
+@dataclass(frozen=True)
 class ImageUpload:
     """Raw bytes of an image as received; decoded (and refused) by engine.images."""
 
@@ -37,6 +46,7 @@ class StyleRequest:
     ``options`` holds raw values (strings from chat are fine): each method's declared
     options validate and convert them. ``preset`` names a saved preset of the requester
     whose method, options and style images fill whatever the request leaves out.
+    ``place`` says where it was asked (None: a CLI, the playground), for per-place settings.
     """
 
     method: str | None
@@ -48,3 +58,4 @@ class StyleRequest:
     options: dict[str, Any] = field(default_factory=dict)
     preset: str | None = None
     mask: ImageUpload | None = None
+    place: Place | None = None

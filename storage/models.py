@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer,
+from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer,
                         LargeBinary, MetaData, String, Text, TypeDecorator, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -127,3 +127,30 @@ class Job(Base):
     # The process that queued it (host/boot/pid/start), so only ended processes' jobs are
     # closed at start-up; None for rows from before it was recorded.
     process_owner: Mapped[str | None] = mapped_column(String(200))
+
+
+class PlaceSettings(Base):
+    """Defaults and limits an admin set for a whole space (``room`` "") or for one room in it.
+
+    Every setting is nullable: None inherits (a room from its space, a space from the
+    engine's defaults).
+    """
+
+    __tablename__ = "place_settings"
+    __table_args__ = (
+        UniqueConstraint("platform", "space", "room", name="uq_place_settings_place"),
+        CheckConstraint("results IS NULL OR results IN ('public', 'ephemeral')", name="results"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    space: Mapped[str] = mapped_column(String(128))  # a Discord guild, a Slack workspace
+    room: Mapped[str] = mapped_column(String(128))  # a channel; "" for the whole space
+    default_method: Mapped[str | None] = mapped_column(String(64))
+    default_size: Mapped[int | None] = mapped_column(Integer)
+    allowed_methods: Mapped[list[str] | None] = mapped_column(JSON)
+    jobs_per_user: Mapped[int | None] = mapped_column(Integer)
+    allow_sd: Mapped[bool | None] = mapped_column(Boolean)
+    results: Mapped[str | None] = mapped_column(String(16))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(128))

@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.errors import OptionError, UserError
 from engine.options import parse_bool
-from engine.request import ImageUpload, Requester, StyleRequest
+from engine.request import ImageUpload, Place, Requester, StyleRequest
 
 STYLIZE = "stylize"
 STYLIZE_ALIASES = {"stylize", "stylise", "style", "restyle"}
@@ -119,10 +119,12 @@ def parse_command(text: str, *, command: str | None = None) -> ParsedCommand:
         return _stylize(name, pairs, words, methods)
     if name == "preset":
         return _preset(pairs, words, methods)
+    if name == "settings":
+        return _settings(pairs, words)
     if name in OTHER_COMMANDS:
         return _other(name, pairs, words)
     known = ["/stylize"] + [f"/{m}" for m in methods] + ["/preset", "/presets", "/cancel", "/queue",
-                                                          "/stats", "/methods", "/help"]
+                                                          "/stats", "/settings", "/methods", "/help"]
     raise CommandError(f"Unknown command '/{name}'. Commands: {', '.join(known)}.")
 
 
@@ -281,6 +283,16 @@ def _preset(pairs: list[tuple[str, str]], words: list[str], methods: list[str]) 
                          style_weights=parsed.style_weights)
 
 
+def _settings(pairs: list[tuple[str, str]], words: list[str]) -> ParsedCommand:
+    """/settings [show], /settings server|channel name=value ...: the values are checked by
+    the application (``stylebot.server_settings``)."""
+    action = words.pop(0).lower() if words else "show"
+    if action not in ("show", "server", "channel") or words or (action == "show" and pairs):
+        raise CommandError("Use /settings show, or /settings server|channel name=value ..., e.g. "
+                           "/settings channel methods=hub,fast sd=no.")
+    return ParsedCommand(name="settings", action=action, options=dict(pairs))
+
+
 def _other(name: str, pairs: list[tuple[str, str]], words: list[str]) -> ParsedCommand:
     values = dict(pairs)
     if name == "cancel":
@@ -296,7 +308,7 @@ def _other(name: str, pairs: list[tuple[str, str]], words: list[str]) -> ParsedC
 
 def build_request(parsed: ParsedCommand, *, requester: Requester, content: ImageUpload | None,
                   styles: list[ImageUpload] | None = None,
-                  mask: ImageUpload | None = None) -> StyleRequest:
+                  mask: ImageUpload | None = None, place: Place | None = None) -> StyleRequest:
     """The one place a parsed /stylize command and its attachments become a ``StyleRequest``.
 
     What the method makes of it (options, prompt, images) is checked by ``StyleService``.
@@ -308,7 +320,7 @@ def build_request(parsed: ParsedCommand, *, requester: Requester, content: Image
     return StyleRequest(method=parsed.method, content=content, requester=requester,
                         styles=list(styles or []), style_weights=parsed.style_weights,
                         prompt=parsed.prompt, options=dict(parsed.options), preset=parsed.preset,
-                        mask=mask)
+                        mask=mask, place=place)
 
 
 HELP = """Restyle an image: attach it and type

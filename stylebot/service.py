@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,14 +23,16 @@ from engine.images import encode_png
 from engine.methods import DEFAULT_METHOD, get_method, loadable_methods
 from engine.methods.base import Method, normalise_style_weights
 from engine.queue import Job, JobHandle, JobQueue
-from engine.request import ImageUpload, Requester, StyleRequest
+from engine.request import ImageUpload, Place, Requester, StyleRequest
 from storage import jobs as job_log
 from storage import presets as preset_store
+from storage import server_settings as place_store
 from storage.db import Database, open_database
 from storage.presets import PresetRecord, PresetSummary, StyleBlob
 
 from .limits import RateLimiter
 from .owners import Owner, is_gone, this_process
+from .server_settings import PlaceRules, PlaceSettingsView, parse_changes
 from .results import PresetStyle, Result, changed_options, check_clicker, result_actions, variant
 from .settings import Settings
 
@@ -39,6 +42,7 @@ PRESET_STYLE_SIDE = 1024  # stored style images are capped: presets must not blo
 LOCAL_PLATFORMS = frozenset({"cli", "playground"})  # the operator's own: no chat rate limit
 ETA_SAMPLES = 20  # /queue's ETA: the median of each method's last this many finished runs
 RATE_WINDOW_S = 60.0  # settings.chat_rate_limit jobs per chat user per this many seconds
+VISIBILITY_KEPT = 1000  # how many recent jobs' public/ephemeral answers are remembered
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class StyleService:
         self.engine = queue.engine
         self.db = db
         self.limiter = RateLimiter(settings.chat_rate_limit, RATE_WINDOW_S)
+        self._ephemeral: OrderedDict[str, bool] = OrderedDict()  # job id -> result is ephemeral
+        self._submitting: Counter[tuple[str, str]] = Counter()  # (user key, space) -> in submit()
         queue.observers.append(self._record_event)
 
     @classmethod
@@ -116,6 +122,17 @@ class StyleService:
         return check_request(self.settings, method, options, prompt=prompt, n_styles=n_styles,
                              has_mask=has_mask)
 
+    async def check_at(self, requester: Requester, place: Place | None, method: str | None,
+                       options: dict[str, Any], *, prompt: str | None = None,
+                       n_styles: int | None = None) -> Method:
+        """``check`` where the request is made: the place's default method stands in for a
+        missing one, and a method not allowed there is refused at once."""
+        rules = await self.place_rules(requester, place)
+        if place is not None:
+            method = (method or "").strip().lower() or rules.default_method or DEFAULT_METHOD
+            rules.check_method(method)
+        return self.check(method, options, prompt=prompt, n_styles=n_styles)
+
     def check_preset(self, method: str, options: dict[str, Any], *, n_styles: int) -> Method:
         """Refuse a preset that could never work, before its style images are fetched."""
         return check_preset(self.settings, method, options, n_styles=n_styles)
@@ -131,13 +148,73 @@ class StyleService:
             preset = await preset_store.get_preset(self.db, request.requester.platform,
                                                    request.requester.user_id, preset_name)
             request = self._apply_preset(request, preset)
+        rules = await self.place_rules(request.requester, request.place)
+        if request.place is not None:
+            request = rules.apply(request)
         self.check(request.method, request.options, prompt=request.prompt,
                    n_styles=len(request.styles), has_mask=request.mask is not None)
-        handle = await self.queue.submit(request)
+        handle = await self._submit_within(request, rules)
+        self._ephemeral[handle.id] = not rules.public
+        while len(self._ephemeral) > VISIBILITY_KEPT:
+            self._ephemeral.popitem(last=False)
         if preset_name:
             await preset_store.mark_used(self.db, request.requester.platform,
                                          request.requester.user_id, preset_name)
         return handle
+
+    async def _submit_within(self, request: StyleRequest, rules: PlaceRules) -> JobHandle:
+        """Queue the request, refusing it first if its user reached the place's job limit.
+
+        The queue's own per-user limit is engine-wide; this one counts the user's active
+        jobs in the request's space, and those still being submitted there."""
+        if request.place is None or rules.jobs_per_user is None:
+            return await self.queue.submit(request)
+        key = (request.requester.key, request.place.space)
+        mine = self._submitting[key] + sum(
+            1 for job, _ in self.queue.jobs_of(request.requester)
+            if (job.prepared.request.place or Place("")).space == request.place.space)
+        if mine >= rules.jobs_per_user:
+            raise UserError(f"You already have {mine} job{'s' if mine > 1 else ''} queued or "
+                            f"running here (this server's limit is {rules.jobs_per_user}); wait "
+                            "for one to finish or cancel one.")
+        self._submitting[key] += 1
+        try:
+            return await self.queue.submit(request)
+        finally:
+            self._submitting[key] -= 1
+            if self._submitting[key] <= 0:
+                del self._submitting[key]
+
+    def result_is_public(self, job_id: str) -> bool:
+        """Whether the job's result is for the channel (True) or only its asker (ephemeral), as
+        the place's settings said when it was submitted; adapters deliver accordingly."""
+        return not self._ephemeral.get(job_id, False)
+
+    # -- per-place settings (admins) -----------------------------------------------------
+
+    async def place_rules(self, requester: Requester, place: Place | None) -> PlaceRules:
+        """The settings in force where a request was made (none outside chat places)."""
+        if place is None:
+            return PlaceRules()
+        space, room = await place_store.get_settings(self.db, requester.platform, place.space,
+                                                     place.room)
+        return PlaceRules.merge(space, room)
+
+    async def place_settings(self, requester: Requester, place: Place) -> PlaceSettingsView:
+        """/settings show: the server's own, the channel's own, and what is in force here."""
+        space, room = await place_store.get_settings(self.db, requester.platform, place.space,
+                                                     place.room)
+        return PlaceSettingsView(space, room, PlaceRules.merge(space, room))
+
+    async def change_place_settings(self, admin: Requester, place: Place, given: dict[str, Any], *,
+                                    whole_space: bool) -> PlaceSettingsView:
+        """/settings: set (``default`` clears) settings of the server or of this channel.
+        The front end has checked that ``admin`` is one by its platform's rule."""
+        changes = parse_changes(given)
+        room = place_store.SPACE_WIDE if whole_space else place.room
+        await place_store.save_settings(self.db, admin.platform, place.space, room, changes,
+                                        updated_by=admin.user_id)
+        return await self.place_settings(admin, place)
 
     @staticmethod
     def _apply_preset(request: StyleRequest, preset: PresetRecord) -> StyleRequest:
@@ -155,7 +232,7 @@ class StyleService:
         return StyleRequest(method=preset.method, content=request.content, requester=request.requester,
                             styles=styles, style_weights=weights, prompt=request.prompt,
                             options=options, preset=preset.name,
-                            mask=request.mask)
+                            mask=request.mask, place=request.place)
 
     def job(self, requester: Requester, job_id: str) -> JobHandle | None:
         """One of the requester's jobs, queued, running or recently finished; None otherwise."""

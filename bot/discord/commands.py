@@ -18,9 +18,10 @@ from engine.methods import DEFAULT_METHOD, method_names
 from engine.request import StyleRequest
 
 from stylebot.results import format_options
+from stylebot.server_settings import EPHEMERAL, PUBLIC, show_lines
 
 from . import render
-from .inputs import merge_options, parse_extra_options, requester_of
+from .inputs import merge_options, parse_extra_options, place_of, requester_of
 
 if TYPE_CHECKING:
     from engine.queue import JobHandle
@@ -129,15 +130,17 @@ async def _stylize(interaction: discord.Interaction, *, method: str | None, pres
     for i, attachment in enumerate(styles):
         flow.check(attachment, _style_word(i, len(styles)))
     preset = preset.strip() if preset and preset.strip() else None
-    if method or not preset:  # with a preset and no method, the preset decides what applies
-        flow.service.check(method, options, prompt=prompt, n_styles=len(styles))
     requester = requester_of(interaction.user)
+    if method or not preset:  # with a preset and no method, the preset decides what applies
+        await flow.service.check_at(requester, place_of(interaction), method, options, prompt=prompt,
+                                    n_styles=len(styles))
 
     async def submit() -> "JobHandle":
         uploads = [await flow.fetch(a, _style_word(i, len(styles))) for i, a in enumerate(styles)]
         return await flow.service.submit(StyleRequest(
             method=method, content=await flow.fetch(content, "content image"), requester=requester,
-            styles=uploads, style_weights=style_weights, prompt=prompt, options=options, preset=preset))
+            styles=uploads, style_weights=style_weights, prompt=prompt, options=options, preset=preset,
+            place=place_of(interaction)))
 
     await flow.start(interaction, submit)
 
@@ -247,10 +250,59 @@ async def queue(interaction: discord.Interaction) -> None:
 @app_commands.describe(days="Only jobs of the last this many days (default: the whole log)")
 async def stats(interaction: discord.Interaction, days: app_commands.Range[int, 1, 3650] | None = None) -> None:
     """Jobs per method, run times and failures, from the job log (Manage Server only)."""
-    if interaction.permissions is None or not interaction.permissions.manage_guild:
-        raise UserError("Only members with the Manage Server permission can see /stats.")
+    require_manage_server(interaction, "see /stats")
     report = await interaction.client.service.stats(since_days=days)
     await interaction.response.send_message(render.stats_text(report, days), ephemeral=True)
+
+
+def require_manage_server(interaction: discord.Interaction, doing: str) -> None:
+    """Discord's admin rule (/stats, /settings): the Manage Server permission, checked again
+    here because a server may grant the command itself to anyone."""
+    if interaction.permissions is None or not interaction.permissions.manage_guild:
+        raise UserError(f"Only members with the Manage Server permission can {doing}.")
+
+
+class SettingsGroup(app_commands.Group, name="settings", guild_only=True,
+                    default_permissions=discord.Permissions(manage_guild=True)):
+    """This server's and channel's defaults and limits (Manage Server only)"""
+
+    @app_commands.command()
+    async def show(self, interaction: discord.Interaction) -> None:
+        """Show this server's and this channel's settings, and what is in force here."""
+        view = await interaction.client.service.place_settings(requester_of(interaction.user),
+                                                               place_of(interaction))
+        await interaction.response.send_message("\n".join(show_lines(view)), ephemeral=True)
+
+    @app_commands.command(name="set")
+    @app_commands.describe(
+        where="The whole server, or only this channel (wins over the server's)",
+        method="Default method where the user names none ('default' clears it)",
+        size="Default longest side in pixels where the user gives none",
+        methods="Allowed methods, comma-separated, or 'all'",
+        jobs_per_user="Most jobs one member may have queued or running in this server",
+        sd="Whether sd (Stable Diffusion) may run here",
+        results="Results for the channel (public) or only their asker (ephemeral)",
+        clear="Settings to clear (inherit again), comma-separated, e.g. size,sd")
+    @app_commands.choices(
+        where=[app_commands.Choice(name=n, value=n) for n in ("server", "channel")],
+        results=[app_commands.Choice(name=n, value=n) for n in (PUBLIC, EPHEMERAL)])
+    async def set_(self, interaction: discord.Interaction, where: str, method: str | None = None,
+                   size: app_commands.Range[int, 64, 4096] | None = None, methods: str | None = None,
+                   jobs_per_user: app_commands.Range[int, 1, 100] | None = None, sd: bool | None = None,
+                   results: str | None = None, clear: str | None = None) -> None:
+        """Set defaults and limits for this server or this channel."""
+        require_manage_server(interaction, "change /settings")
+        given = {name: value for name, value in dict(
+            method=method, size=size, methods=methods, jobs_per_user=jobs_per_user,
+            sd=None if sd is None else ("yes" if sd else "no"), results=results).items()
+            if value is not None}
+        for name in (clear or "").replace(" ", ",").split(","):
+            if name.strip():
+                given[name.strip()] = "default"
+        view = await interaction.client.service.change_place_settings(
+            requester_of(interaction.user), place_of(interaction), given, whole_space=where == "server")
+        await interaction.response.send_message("⚙️ Saved.\n" + "\n".join(show_lines(view)),
+                                                ephemeral=True)
 
 
 @app_commands.command()
@@ -275,8 +327,8 @@ class StylebotTree(app_commands.CommandTree):
         choices = [app_commands.Choice(name=name, value=name) for name in method_names()]
         for command in (stylize, presets.save):
             app_commands.choices(method=choices)(command)
-        for command in (stylize, sd, nada, presets, methods, queue, stats, cancel, stylize_message,
-                        info_message):
+        for command in (stylize, sd, nada, presets, methods, queue, stats, SettingsGroup(), cancel,
+                        stylize_message, info_message):
             self.add_command(command)
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:

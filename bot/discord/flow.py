@@ -26,7 +26,7 @@ from stylebot.previews import PREVIEW_INTERVAL_S, preview_jpeg
 from stylebot.results import changed_options, format_options, read_settings, reuse_command
 
 from . import render
-from .inputs import check_attachment, download, requester_of
+from .inputs import check_attachment, download, place_of, requester_of
 from .reply import Reply
 from .ui import SavePresetModal, picker_view, result_view
 
@@ -147,7 +147,8 @@ class InteractionFlow:
         embed = render.result_embed(handle.id, event.meta, shown, filename, prompt=handle.prompt,
                                     requester=reply.user.display_name, note=note)
         view = result_view(handle.id, reply.user.id, self.service.result_actions(handle.id))
-        await reply.deliver(data, filename, embed, view, seconds=event.meta.seconds)
+        await reply.deliver(data, filename, embed, view, seconds=event.meta.seconds,
+                            ephemeral=not self.service.result_is_public(handle.id))
         log.info("job %s delivered to discord user %s (%d bytes%s)", handle.id, reply.user.id,
                  len(data), f", {note}" if note else "")
 
@@ -232,7 +233,8 @@ class InteractionFlow:
         async def submit() -> "JobHandle":
             content = await download(attachment, what="image")
             return await self.service.submit(StyleRequest(method=None, content=content,
-                                                          requester=requester, preset=preset))
+                                                          requester=requester, preset=preset,
+                                                          place=place_of(interaction)))
 
         await self.start(interaction, submit)
 

@@ -16,7 +16,7 @@ import discord
 from stylebot.commands import parse_command
 from engine.errors import ImageError, OptionError, UserError
 from engine.images import FORMATS_HINT, check_upload_size
-from engine.request import ImageUpload, Requester
+from engine.request import ImageUpload, Place, Requester
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,13 @@ def discord_origins() -> frozenset[tuple[str, str, int | None]]:
 
 def requester_of(user: discord.abc.User) -> Requester:
     return Requester("discord", str(user.id), getattr(user, "display_name", "") or user.name)
+
+
+def place_of(interaction: discord.Interaction) -> Place | None:
+    """The server and channel a command came from (None in DMs): per-place settings."""
+    if interaction.guild_id is None:
+        return None
+    return Place(str(interaction.guild_id), str(interaction.channel_id or ""))
 
 
 def check_attachment(attachment: discord.Attachment, *, what: str, max_bytes: int) -> None:

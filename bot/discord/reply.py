@@ -138,8 +138,9 @@ class Reply:
         await self._to_channel(f"{self.user.mention} {text}")
 
     async def deliver(self, data: bytes, filename: str, embed: discord.Embed, view: discord.ui.View,
-                      *, seconds: float) -> discord.Message:
-        """Post the result publicly: as a follow-up while the token lives, else in the channel."""
+                      *, seconds: float, ephemeral: bool = False) -> discord.Message:
+        """Post the result: a follow-up while the token lives, else in the channel (publicly), or,
+        where the server's settings make results ephemeral, for the asker only (else by DM)."""
         self._close()
         message: discord.Message | None = None
         async with self._lock:
@@ -147,7 +148,8 @@ class Reply:
             if await self._edit(render.done(self.job_ref, seconds)):
                 try:
                     message = await self.interaction.followup.send(
-                        file=discord.File(io.BytesIO(data), filename), embed=embed, view=view, wait=True)
+                        file=discord.File(io.BytesIO(data), filename), embed=embed, view=view, wait=True,
+                        ephemeral=ephemeral)
                 except discord.HTTPException as exc:
                     if not token_gone(exc):
                         raise
@@ -156,7 +158,7 @@ class Reply:
                 await self._edit(render.done(self.job_ref, seconds, self._link(message)))
                 return message
         return await self._to_channel(f"{self.user.mention} your result is ready.",
-                                      (data, filename), embed=embed, view=view)
+                                      (data, filename), embed=embed, view=view, dm=ephemeral)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -214,9 +216,10 @@ class Reply:
                     content=render.moved_to_channel(self.job_ref), **fields)
                 self._preview_shown = False
 
-    async def _to_channel(self, content: str, upload: tuple[bytes, str] | None = None,
-                          **fields) -> discord.Message:
-        """Send in the command's channel, mentioning only the user; by DM if the bot may not post there."""
+    async def _to_channel(self, content: str, upload: tuple[bytes, str] | None = None, *,
+                          dm: bool = False, **fields) -> discord.Message:
+        """Send in the command's channel, mentioning only the user; by DM if the bot may not post
+        there, or if ``dm`` (an ephemeral result, once the token cannot carry it)."""
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=[self.user])
 
         def message_fields() -> dict:
@@ -224,7 +227,7 @@ class Reply:
             return {"content": content, "allowed_mentions": mentions, **file, **fields}
 
         channel_id = self.interaction.channel_id
-        if channel_id is not None:
+        if channel_id is not None and not dm:
             channel = self.interaction.client.get_partial_messageable(
                 channel_id, guild_id=self.interaction.guild_id)
             try:

@@ -101,6 +101,7 @@ class SlackBot:
             raise UserError(f"Slack refused STYLEBOT_SLACK_BOT_TOKEN ({exc.response.get('error')}); "
                             "copy the Bot User OAuth Token (xoxb-...) from OAuth & Permissions.") from None
         self.team = me.get("team", "") or me.get("team_id", "")
+        self.listeners.team_id = me.get("team_id") or None  # the workspace of per-place settings
         self.bot_user = me.get("user_id", "")
 
     async def run(self, ready: asyncio.Event | None = None) -> None:

@@ -19,9 +19,11 @@ from slack_sdk.errors import SlackApiError
 
 from engine.errors import UserError
 from engine.methods import DEFAULT_METHOD, get_method, method_names
+from engine.request import Place as EnginePlace
 from engine.request import Requester
 from stylebot.commands import (STYLIZE, STYLIZE_ALIASES, CommandError, ParsedCommand, build_request,
                                method_commands, parse_command, parse_flag)
+from stylebot.server_settings import show_lines
 from stylebot.results import format_options, queue_eta, queue_where, stats_lines, value_text
 
 from . import render as blocks
@@ -80,6 +82,7 @@ class Listeners:
         self.finder = finder
         self.downloader = downloader
         self.requests = 0
+        self.team_id: str | None = None
 
     def register(self, app) -> None:
         """One listener per slash command; Slack sends only those the app's manifest declares."""
@@ -89,6 +92,7 @@ class Listeners:
         app.command("/presets")(self.on_presets)
         app.command("/queue")(self.on_queue)
         app.command("/stats")(self.on_stats)
+        app.command("/settings")(self.on_settings)
         app.command("/cancel")(self.on_cancel)
         app.command("/methods")(self.on_help)
         app.command("/help")(self.on_help)
@@ -128,11 +132,13 @@ class Listeners:
             log.exception("slack request %s from %s in %s failed", ref, place.user, place.channel)
             await self.flow.tell(place, blocks.bug(ref))
 
-    def precheck(self, parsed: ParsedCommand) -> "Method | None":
-        """Refuse what is wrong with the command itself before any file is fetched."""
+    async def precheck(self, parsed: ParsedCommand, place: Place) -> "Method | None":
+        """Refuse what is wrong with the command itself before any file is fetched, with the
+        channel's default method and allowed methods (/settings)."""
         if parsed.name != STYLIZE or (parsed.method is None and parsed.preset):
             return None  # a preset decides the method
-        return self.service.check(parsed.method, parsed.options, prompt=parsed.prompt)
+        return await self.service.check_at(self.requester(place), await self.engine_place(place.channel),
+                                           parsed.method, parsed.options, prompt=parsed.prompt)
 
     async def run(self, parsed: ParsedCommand, place: Place, content: SlackFile,
                   styles: list[SlackFile]) -> None:
@@ -140,7 +146,7 @@ class Listeners:
         image = await self.downloader.fetch(content)
         style_images = [await self.downloader.fetch(f) for f in styles]
         request = build_request(parsed, requester=self.requester(place), content=image,
-                                styles=style_images)
+                                styles=style_images, place=await self.engine_place(place.channel))
         await self.flow.submit(place, request)
 
     @staticmethod
@@ -160,6 +166,7 @@ class Listeners:
 
     def read(self, command: dict[str, Any]) -> Slash:
         self.requests += 1
+        self.team_id = self.team_id or command.get("team_id") or None  # spares engine_place a call
         return Slash.from_payload(command)
 
     @staticmethod
@@ -206,7 +213,7 @@ class Listeners:
             return
         try:
             parsed = self.parse(slash)
-            method = self.precheck(parsed)
+            method = await self.precheck(parsed, slash.place)
         except UserError as exc:
             await self.refuse(ack, exc)
             return
@@ -218,7 +225,7 @@ class Listeners:
         slash = self.read(command)
         try:
             parsed = self.parse(slash)
-            method = self.precheck(parsed)  # /preset use's options, before any download
+            method = await self.precheck(parsed, slash.place)  # /preset use's options, before any download
         except UserError as exc:
             await self.refuse(ack, exc)
             return
@@ -239,6 +246,16 @@ class Listeners:
 
     async def on_stats(self, ack, command: dict[str, Any]) -> None:
         await self.quick(ack, command, self.stats_answer)
+
+    async def on_settings(self, ack, command: dict[str, Any]) -> None:
+        slash = self.read(command)
+        try:
+            parsed = self.parse(slash)
+        except UserError as exc:
+            await self.refuse(ack, exc)
+            return
+        await self.answer(ack, slash, self.settings_answer(parsed, self.requester(slash.place),
+                                                           slash.place.channel))
 
     async def on_cancel(self, ack, command: dict[str, Any]) -> None:
         await self.quick(ack, command, self.cancel_answer)
@@ -305,12 +322,35 @@ class Listeners:
                          + (f", {queue_eta(j)}" if j.eta_s is not None else "") for j in jobs)
 
     async def stats_answer(self, parsed: ParsedCommand, me: Requester) -> str:
-        if not await self.is_admin(me.user_id):
-            raise UserError("Only workspace admins" + (" and members of the Stylebot admin group"
-                                                       if self.settings.slack_admin_group else "")
-                            + " can see /stats.")
+        await self.require_admin(me.user_id, "see /stats")
         lines = blocks.esc("\n".join(stats_lines(await self.service.stats())).replace("`", "'"))
         return f"*Stylebot stats* (the whole job log)\n```{lines}```"
+
+    async def settings_answer(self, parsed: ParsedCommand, me: Requester, channel: str) -> str:
+        """/settings show for anyone; /settings server|channel ... for admins (as /stats)."""
+        place = await self.engine_place(channel)
+        if parsed.action == "show":
+            view = await self.service.place_settings(me, place)
+        else:
+            await self.require_admin(me.user_id, "change /settings")
+            view = await self.service.change_place_settings(me, place, parsed.options,
+                                                            whole_space=parsed.action == "server")
+        lines = [line.replace("server", "workspace") for line in show_lines(view)]
+        return blocks.esc(("Saved.\n" if parsed.action != "show" else "") + "\n".join(lines))
+
+    async def engine_place(self, channel: str) -> EnginePlace:
+        """This workspace and ``channel``, for per-place settings; the workspace is the bot
+        token's (asked once)."""
+        if self.team_id is None:
+            self.team_id = (await self.client.auth_test()).get("team_id") or ""
+        return EnginePlace(self.team_id, channel)
+
+    async def require_admin(self, user_id: str, doing: str) -> None:
+        """Refuse, in one line, anyone who is not an admin by ``is_admin``."""
+        if not await self.is_admin(user_id):
+            raise UserError("Only workspace admins" + (" and members of the Stylebot admin group"
+                                                       if self.settings.slack_admin_group else "")
+                            + f" can {doing}.")
 
     async def is_admin(self, user_id: str) -> bool:
         """Slack's rule for /stats: a workspace admin or owner, or a member of the user group
@@ -387,7 +427,7 @@ class Listeners:
             parsed = parse_command(lead.group(2), command=lead.group(1))
         else:
             parsed = parse_command(text, command="stylize")
-        method = self.precheck(parsed)
+        method = await self.precheck(parsed, place)
         images = attached or await self.linked_images(file_ids, place)
         images = images or await self.finder.recent_images(place.channel, place.user, place.thread_ts)
         content, styles = self.split_images(method, parsed, images)

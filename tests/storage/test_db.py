@@ -17,7 +17,7 @@ from sqlalchemy import Column, Integer, MetaData, Table, text
 from storage.db import Database, alembic_config, open_database
 from storage.models import Base
 
-TABLES = {"presets", "preset_styles", "jobs", "alembic_version"}
+TABLES = {"presets", "preset_styles", "jobs", "place_settings", "alembic_version"}
 
 
 def _sqlite_file(url: str) -> str:
@@ -108,7 +108,7 @@ async def test_migrations_downgrade_to_base_and_up_again(db_url):
         tables = await conn.run_sync(
             lambda c: {r[0] for r in c.exec_driver_sql(
                 "SELECT name FROM sqlite_master WHERE type='table'")})
-        assert tables.isdisjoint({"presets", "preset_styles", "jobs"})
+        assert tables.isdisjoint({"presets", "preset_styles", "jobs", "place_settings"})
         await conn.run_sync(run, "head")
         assert await conn.run_sync(_diffs(Base.metadata)) == []
     await db.close()

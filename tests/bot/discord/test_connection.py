@@ -92,8 +92,8 @@ async def test_sync_registers_every_command_in_a_guild_or_globally(fake, bot_set
     names = await sync_commands(bot_settings, guild_id=GUILD_ID)
     put = fake.find("PUT", f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands")[0]
     assert sorted(names) == _command_names(put.json) == sorted(
-        ["stylize", "sd", "nada", "preset", "methods", "queue", "stats", "cancel", "Stylize with preset…",
-         "Stylebot info"])
+        ["stylize", "sd", "nada", "preset", "methods", "queue", "stats", "settings", "cancel",
+         "Stylize with preset…", "Stylebot info"])
     stylize = next(c for c in put.json if c["name"] == "stylize")
     options = {o["name"]: o for o in stylize["options"]}
     assert options["content"] == {"type": 11, "name": "content", "description": "The image to restyle",
@@ -108,6 +108,9 @@ async def test_sync_registers_every_command_in_a_guild_or_globally(fake, bot_set
     assert next(c for c in put.json if c["name"] == "Stylebot info")["type"] == 3
     stats = next(c for c in put.json if c["name"] == "stats")  # hidden from non-admins by Discord
     assert str(stats["default_member_permissions"]) == "32" and not stats.get("dm_permission", True)
+    settings = next(c for c in put.json if c["name"] == "settings")  # the same for /settings
+    assert str(settings["default_member_permissions"]) == "32" and not settings.get("dm_permission", True)
+    assert sorted(o["name"] for o in settings["options"]) == ["set", "show"]
 
     await sync_commands(bot_settings)
     assert _command_names(fake.find("PUT", f"/applications/{APP_ID}/commands")[0].json) == sorted(names)
@@ -121,7 +124,7 @@ async def test_stylebot_discord_sync_on_the_command_line(fake, bot_settings, bot
     code = await asyncio.to_thread(cli.main, ["discord", "sync", "--guild", str(GUILD_ID)])
     assert code == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"registered 10 commands in guild {GUILD_ID}: ")
+    assert out.startswith(f"registered 11 commands in guild {GUILD_ID}: ")
     assert fake.find("PUT", f"/guilds/{GUILD_ID}/commands")
 
     monkeypatch.setenv("STYLEBOT_DISCORD_TOKEN", "wrong")
