@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import OptionError
+
+if TYPE_CHECKING:
+    from .settings import EngineSettings
 
 
 def resolve_device(setting: str) -> str:
@@ -23,6 +28,23 @@ def resolve_device(setting: str) -> str:
     if choice in ("cpu", "mps"):
         return choice
     raise OptionError(f"STYLEBOT_DEVICE must be auto, cpu, cuda, cuda:N or mps, not '{setting}'.")
+
+
+def set_torch_cpu_threads(settings: "EngineSettings") -> int:
+    """Give torch's intra-op pool the thread count ONNX Runtime's heavy networks get
+    (``engine.runtime.cpu_threads(heavy=True)``): what is left on torch on a CPU (gatys,
+    nada, sd, and everything when ``cpu_runtime`` is torch) is VGG-sized or larger, where
+    all usable cores nearly halve the time when they are free and cost under 10 % when
+    another process holds one (bench/README.md). Call once, before torch computes:
+    threads that already ran parallel work keep their old count."""
+    import torch
+
+    from .runtime import cpu_threads
+
+    threads = cpu_threads(settings, heavy=True)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

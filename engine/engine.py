@@ -64,13 +64,21 @@ class StyleEngine:
         self.weights = weights or WeightStore.from_settings(settings)
         self.models = ModelCache(settings.model_memory_mb * 1_000_000)
         self._device = device
+        self._threads_set = False
 
     @property
     def device(self) -> str:
+        """The device, resolved on first use; on a CPU, torch's threads are set then (once)."""
         if self._device is None:
             from .device import resolve_device
 
             self._device = resolve_device(self.settings.device)
+        if not self._threads_set:
+            self._threads_set = True
+            if self._device == "cpu":
+                from .device import set_torch_cpu_threads
+
+                log.info("torch on cpu: %d intra-op threads", set_torch_cpu_threads(self.settings))
         return self._device
 
     # -- before queueing -------------------------------------------------------------

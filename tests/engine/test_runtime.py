@@ -111,6 +111,21 @@ def test_threads_come_from_the_setting_or_the_usable_cores(home_settings, monkey
     assert runtime.cpu_threads(home_settings.model_copy(update={"cpu_threads": 3})) == 3
 
 
+def test_engine_on_cpu_gives_torch_the_thread_setting(tmp_path):
+    from engine.engine import StyleEngine
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        engine = StyleEngine(EngineSettings(home=tmp_path, device="cpu", cpu_threads=1))
+        assert engine.device == "cpu"
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        assert engine.device == "cpu" and torch.get_num_threads() == 2  # applied once only
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_runtime_setting(monkeypatch, tmp_path):
     assert EngineSettings(home=tmp_path).cpu_runtime == "onnx"  # onnxruntime is a dependency
     monkeypatch.setenv("STYLEBOT_CPU_RUNTIME", "torch")
