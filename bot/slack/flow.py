@@ -314,15 +314,26 @@ class JobFlow:
 
     async def deliver(self, handle: "JobHandle", done: Done, place: Place,
                       message: ProgressMessage) -> None:
-        """Upload the result where the request came from, summarise it, then drop the progress."""
+        """Upload the result where the request came from, summarise it, then drop the progress.
+
+        Where results are private (``/settings results=ephemeral``) they go to the asker's
+        direct messages: Slack's ephemeral messages cannot carry a file.
+        """
         encoded = await asyncio.to_thread(encode_result, done.image, done.meta)
+        channel, thread_ts = message.place.channel, place.thread_ts
+        if not self.service.result_is_public(done.job_id):
+            opened = await self.client.conversations_open(users=place.user)
+            channel, thread_ts = opened["channel"]["id"], None
         await self.client.files_upload_v2(
-            channel=message.place.channel, thread_ts=place.thread_ts, file=encoded.data,
+            channel=channel, thread_ts=thread_ts, file=encoded.data,
             filename=f"stylebot-{done.job_id}.png", title=f"{done.meta.method} · job {done.job_id}",
             alt_txt=(handle.prompt or f"Image restyled with {done.meta.method}")[:1000])
         shown = changed_options(get_method(done.meta.method).options, done.meta.options)
+        if channel != message.place.channel:
+            await self.tell(place, f"Your result (job `{done.job_id}`) was sent to you in a direct "
+                                   "message: results here are private.")
         await self.client.chat_postMessage(
-            channel=message.place.channel, thread_ts=place.thread_ts,
+            channel=channel, thread_ts=thread_ts,
             text=blocks.result_text(done.job_id, done.meta, place.user),
             blocks=blocks.result_blocks(done.job_id, done.meta, shown, place.user,
                                         prompt=handle.prompt,

@@ -243,6 +243,10 @@ class FakeSlack:
         self.posted[ts] = {**args, "ts": ts, "edits": [], "deleted": False}
         return {"ok": True, "channel": args["channel"], "ts": ts, "message": {"text": args.get("text")}}
 
+    def _m_conversations_open(self, args):
+        user = str(args.get("users", ""))
+        return {"ok": True, "channel": {"id": f"D{user}"}}
+
     def _m_chat_update(self, args):
         message = self.posted.get(args.get("ts"))
         if message is None or message["deleted"]:

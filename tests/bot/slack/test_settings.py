@@ -45,3 +45,17 @@ async def test_settings_per_user_limit_and_default_method_bind(slack, fake, phot
     summary = (await fake.delivered(2))[-1]
     assert "tint" in " ".join(b.get("text", {}).get("text", "") for b in summary["blocks"]
                               if b["type"] == "section")
+
+
+async def test_settings_ephemeral_results_go_to_the_asker_alone(slack, fake, photo):
+    """Slack's ephemeral messages cannot carry files: a private result goes to the asker's
+    direct messages, and the channel only hears (privately) where to find it."""
+    fake.users["UA"] = {"is_admin": True}
+    await slack.command("/settings", "channel results=ephemeral", user="UA")
+    fake.share("C1", "U1", [fake.add_file(photo, "photo.png")])
+    await slack.command("/stylize", "method=tint steps=1")
+    await fake.delivered()
+    upload = fake.called("files.completeUploadExternal")[-1].args
+    assert upload["channel_id"] == "DU1"  # the DM Slack opened with U1
+    assert not [m for m in fake.posted.values() if m["channel"] == "C1" and not m["deleted"]]
+    assert any("sent to you in a direct message" in t for t in fake.ephemeral_texts())
