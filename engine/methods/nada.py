@@ -34,6 +34,7 @@ CLIP_CHOICES = {"ViT-B-32+ViT-B-16": ("ViT-B-32", "ViT-B-16"), "ViT-B-32": ("ViT
                 "ViT-B-16": ("ViT-B-16",)}
 GENERATOR_SIZES = {"ffhq-1024": 1024, "ffhq-256": 256}
 MAX_PROMPT_CHARS = 300
+ADAPT_PREVIEWS = 8  # previews of the generator while it adapts (one extra forward each)
 ADAPT_SEED = 2  # adaptation does not depend on the job's seed, so a prompt is adapted once
 CACHE_MAX_BYTES = 3 * 1024 ** 3  # adapted generators kept on disk (~25 at 1024 px), LRU by use
 CACHE_VERSION = 1  # bump when adaptation changes, to stop serving stale generators
@@ -195,10 +196,23 @@ class NadaMethod(Method):
         for path, identity in clip_files:  # CLIP is needed only while adapting
             clip = ctx.models.get(f"nada:clip:{identity}:{device}", lambda p=path: load_clip(p, device))
             losses.append((1.0, CLIPDirectionalLoss(clip, source, target)))
-        result = adapt(generator, losses, iterations=opts["iterations"], lr=opts["learning_rate"],
-                       layers=opts["layers"], seed=ADAPT_SEED,
-                       on_step=plan.reporter(ctx, "adapting generator", plan.adapt_span,
-                                             opts["iterations"]))
+        from ..images import to_image
+
+        span, total = plan.adapt_span, opts["iterations"]
+        done_steps = [0]
+
+        def on_step(step: int, loss: float) -> None:
+            done_steps[0] = step + 1
+            report(step, loss)
+
+        def on_sample(image) -> None:  # what the generator is becoming, a few times a run
+            fraction = span[0] + (span[1] - span[0]) * done_steps[0] / total
+            ctx.progress(fraction, "adapting generator", to_image((image[0] + 1) / 2))
+
+        report = plan.reporter(ctx, "adapting generator", span, total)
+        result = adapt(generator, losses, iterations=total, lr=opts["learning_rate"],
+                       layers=opts["layers"], seed=ADAPT_SEED, on_step=on_step,
+                       on_sample=on_sample, sample_every=max(1, total // ADAPT_PREVIEWS))
         cache.store(key, result.generator, {"source": source, "target": target,
                                             "iterations": opts["iterations"],
                                             "final_loss": result.losses[-1]})

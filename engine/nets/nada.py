@@ -128,11 +128,15 @@ class AdaptationResult:
 
 def adapt(frozen: Generator, losses: Sequence[tuple[float, CLIPDirectionalLoss]], *, iterations: int,
           lr: float, layers: int = 0, seed: int = 2,
-          on_step: Callable[[int, float], None] | None = None) -> AdaptationResult:
+          on_step: Callable[[int, float], None] | None = None,
+          on_sample: Callable[[torch.Tensor], None] | None = None,
+          sample_every: int = 0) -> AdaptationResult:
     """Fine-tune a copy of ``frozen`` with the weighted directional losses; ``frozen`` is untouched.
 
     ``layers`` = 0 trains all synthesis layers every step; k > 0 re-selects k layers each step.
-    ``on_step(step, loss)`` is called after every step (progress, cancellation).
+    ``on_step(step, loss)`` is called after every step (progress, cancellation);
+    ``on_sample(image)`` every ``sample_every`` steps with one image (-1..1, ``[1, 3, H, W]``)
+    of the generator being adapted, always from the same latent, for previews.
     """
     rng = torch.Generator().manual_seed(seed)
     frozen.requires_grad_(False).eval()
@@ -144,6 +148,7 @@ def adapt(frozen: Generator, losses: Sequence[tuple[float, CLIPDirectionalLoss]]
                                  betas=(0.0, 0.99 ** G_REG_RATIO))
     device = frozen.input.input.device
     result = AdaptationResult(trainable)
+    sample_z = torch.randn(1, frozen.style_dim, generator=torch.Generator().manual_seed(seed)).to(device)
     for step in range(iterations):
         trainable.requires_grad_(False)
         if layers > 0:
@@ -165,6 +170,9 @@ def adapt(frozen: Generator, losses: Sequence[tuple[float, CLIPDirectionalLoss]]
         loss.backward()
         optimizer.step()
         result.losses.append(float(loss.detach()))
+        if on_sample is not None and sample_every and (step + 1) % sample_every == 0:
+            with torch.no_grad():
+                on_sample(trainable(frozen.mapping(sample_z)).detach())
         if on_step is not None:
             on_step(step, result.losses[-1])
     trainable.requires_grad_(False).eval()

@@ -48,10 +48,17 @@ def nada_context(nada_settings):
     def factory(models: ModelCache | None = None, settings: EngineSettings | None = None) -> RunContext:
         settings = settings or nada_settings
         calls: list[tuple[float, str]] = []
+        previews: list[tuple[str, Image.Image]] = []
+
+        def record(fraction, stage, preview):
+            calls.append((fraction, stage))
+            if preview is not None:
+                previews.append((stage, preview))
+
         ctx = RunContext(device="cpu", settings=settings, weights=tiny_store(settings),
-                         models=models or ModelCache(2_000_000_000),
-                         on_progress=lambda f, stage, preview: calls.append((f, stage)))
+                         models=models or ModelCache(2_000_000_000), on_progress=record)
         ctx.progress_calls = calls  # type: ignore[attr-defined]
+        ctx.previews = previews  # type: ignore[attr-defined]
         return ctx
 
     return factory
@@ -448,6 +455,9 @@ def test_run_restyles_the_face_and_reuses_the_adapted_generator(method, portrait
     assert first.size == portrait.size and first.mode == "RGB"
     stages = [stage for _, stage in first_ctx.progress_calls]
     assert "adapting generator" in stages and "inverting photo" in stages
+    # the adaptation, minutes on a real GPU, shows what the generator is becoming
+    adapting = [image for stage, image in first_ctx.previews if stage == "adapting generator"]
+    assert adapting and all(image.mode == "RGB" for image in adapting)
     fractions = [f for f, _ in first_ctx.progress_calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     # Only the face region changed; the far corners of the photo are untouched.
