@@ -268,7 +268,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 async def _presets(args: argparse.Namespace) -> int:
     from engine.request import Requester
-    from stylebot.service import StyleService, preset_data
+    from stylebot.listings import preset_data
+    from stylebot.service import StyleService
 
     service = await StyleService.open(_settings())
     requester = Requester(args.platform, args.user)
@@ -304,7 +305,7 @@ def _fmt_options(options: dict[str, Any]) -> str:
 
 def cmd_methods(args: argparse.Namespace) -> int:
     from engine.engine import StyleEngine
-    from stylebot.service import WEIGHTS_MISSING, describe_methods
+    from stylebot.listings import WEIGHTS_MISSING, describe_methods
 
     info = describe_methods(StyleEngine(_settings()))
     if args.json:

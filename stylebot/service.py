@@ -20,7 +20,7 @@ from engine.engine import StyleEngine
 from engine.errors import OptionError, UserError
 from engine.events import Cancelled, Done, Failed, JobEvent, Queued, Started
 from engine.images import encode_png
-from engine.methods import DEFAULT_METHOD, get_method, loadable_methods
+from engine.methods import DEFAULT_METHOD, get_method
 from engine.methods.base import Method, normalise_style_weights
 from engine.queue import Job, JobHandle, JobQueue
 from engine.request import ImageUpload, Place, Requester, StyleRequest
@@ -31,6 +31,7 @@ from storage.db import Database, open_database
 from storage.presets import PresetRecord, PresetSummary, StyleBlob
 
 from .limits import RateLimiter
+from .listings import describe_methods
 from .owners import Owner, is_gone, this_process
 from .server_settings import PlaceRules, PlaceSettingsView, parse_changes
 from .results import PresetStyle, Result, changed_options, check_clicker, result_actions, variant
@@ -428,51 +429,6 @@ def check_preset(settings: Settings, method: str, options: dict[str, Any], *,
     if n_styles > m.max_styles:
         m.check_inputs(n_styles=n_styles, has_prompt=True, has_mask=False)
     return m
-
-
-READY, NEEDS_GPU, WEIGHTS_MISSING = "ready", "needs a GPU", "weights missing"
-
-
-def describe_methods(engine: StyleEngine) -> list[dict[str, Any]]:
-    """Every method with its options and whether its no-option default can run here now.
-
-    ``status`` says which of ``READY``, ``NEEDS_GPU`` (a CPU-only server that would refuse
-    it) or ``WEIGHTS_MISSING``; ``ready`` is the same as a bool; ``weights`` says where each
-    file the defaults need is; ``models`` lists the models usable without a download, for
-    methods with a ``model`` option.
-    """
-    weights = engine.weights
-    out = []
-    for method in loadable_methods():
-        info = method.describe()
-        defaults = method.resolve_defaults(method.options.defaults(), weights)
-        needed = method.weight_names(defaults)
-        info["weights"] = {w: weights.locate(w)[0] for w in needed if w in weights.catalogue}
-        models = method.available_models(weights, engine.settings)
-        if models is not None:
-            info["models"] = models
-        if engine.needs_missing_gpu(method):
-            info["status"] = NEEDS_GPU
-        elif any(where == "missing" for where in info["weights"].values()):
-            info["status"] = WEIGHTS_MISSING
-        else:
-            info["status"] = READY
-        info["ready"] = info["status"] == READY
-        out.append(info)
-    return out
-
-
-def preset_data(record: PresetRecord | PresetSummary) -> dict[str, Any]:
-    """A preset (full record or listing summary) as plain JSON-able data, for every front end."""
-    styles = getattr(record, "styles", None)
-    stamp = lambda t: t.isoformat() if t is not None else None  # noqa: E731
-    return {"name": record.name, "method": record.method, "options": record.options,
-            "style_count": len(styles) if styles is not None else record.style_count,
-            "style_files": (None if styles is None else
-                            [{"filename": s.filename, "weight": s.weight, "bytes": len(s.data)}
-                             for s in styles]),
-            "created_at": stamp(record.created_at), "last_used_at": stamp(record.last_used_at),
-            "use_count": record.use_count}
 
 
 def jsonable_options(options: dict[str, Any]) -> dict[str, Any]:

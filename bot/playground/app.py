@@ -30,7 +30,8 @@ from engine.events import Cancelled, Done, Failed, JobEvent, Progress, Queued, S
 from engine.request import Requester
 from stylebot.checks import guards_host, is_own_host
 from stylebot.results import queue_line, stats_lines
-from stylebot.service import jsonable_options, preset_data
+from stylebot.listings import preset_data
+from stylebot.service import jsonable_options
 
 if TYPE_CHECKING:
     from engine.queue import JobHandle

@@ -384,7 +384,7 @@ async def test_someone_elses_save_keeps_the_shown_settings_never_the_style_image
 
 def _listing(tmp_path, device="cpu", **settings):
     from engine.engine import StyleEngine
-    from stylebot.service import describe_methods
+    from stylebot.listings import describe_methods
 
     empty = tmp_path / "no-weights"
     empty.mkdir(exist_ok=True)
