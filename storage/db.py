@@ -161,6 +161,20 @@ def is_database_url(url: str) -> bool:
     return True
 
 
+def database_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot work here, in words for STYLEBOT_DATABASE_URL's owner; None if it can."""
+    from importlib.util import find_spec
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return None
+    if parsed.get_driver_name() != "asyncpg":
+        return "PostgreSQL is reached through asyncpg: start the URL with postgresql+asyncpg://"
+    if find_spec("asyncpg") is None:
+        return "PostgreSQL needs asyncpg: pip install -e '.[postgres]'"
+    return None
+
+
 def _make_parent_folder(database: str | None) -> None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return
