@@ -33,7 +33,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes in and out, on every backend.
 
     SQLite has no time zones and hands back naive values; storing UTC and re-attaching it on
-    load keeps comparisons with ``datetime.now(timezone.utc)`` safe for callers.
+    load keeps comparisons with ``datetime.now(timezone.utc)`` safe for callers. PostgreSQL's
+    ``timestamptz`` gets the aware value itself: asyncpg would read a naive one as local time.
     """
 
     impl = DateTime(timezone=True)
@@ -44,7 +45,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the database; use UTC-aware datetimes")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:

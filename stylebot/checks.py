@@ -139,11 +139,13 @@ def _folder_problems(s: "Settings") -> list[str]:
     if s.weights_dir is not None and not s.weights_dir.is_dir():
         out.append(f"STYLEBOT_WEIGHTS_DIR '{s.weights_dir}' is not a folder.")
     if s.database_url is not None:
-        from storage.db import is_database_url
+        from storage.db import database_url_problem, is_database_url
 
         if not is_database_url(s.database_url):
             out.append(f"STYLEBOT_DATABASE_URL '{s.database_url}' is not a database URL "
                        "(e.g. sqlite+aiosqlite:////path/stylebot.db).")
+        elif problem := database_url_problem(s.database_url):
+            out.append(f"STYLEBOT_DATABASE_URL: {problem}.")
     return out
 
 

@@ -103,3 +103,26 @@ def toy_methods(monkeypatch):
     toys.GATE.set()
     methods.get_method.cache_clear()
     methods.loadable_methods.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL for the whole session (tests/postgres.py); skipped where none is installed."""
+    from tests.postgres import PostgresServer, find_binaries
+
+    bindir = find_binaries()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb, no initdb "
+                    "on PATH); `apt-get install postgresql` to run the postgres cases")
+    pytest.importorskip("asyncpg", reason="asyncpg is missing: pip install -e '.[test]'")
+    server = PostgresServer(bindir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def postgres_url(postgres_server):
+    """An SQLAlchemy URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    name = await postgres_server.create_database()
+    yield postgres_server.url(name)
+    await postgres_server.drop_database(name)

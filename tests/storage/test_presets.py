@@ -192,7 +192,7 @@ async def test_records_are_frozen_and_detached(db):
 async def test_damaged_image_is_detected(db):
     await save(db, ALICE, "bits", styles=blobs(64))
     async with db.write() as s:
-        await s.execute(text("UPDATE preset_styles SET image = x'00'"))
+        await s.execute(text("UPDATE preset_styles SET image = :image"), {"image": b"\x00"})
     with pytest.raises(RuntimeError, match="does not match its sha256"):
         await get_preset(db, *ALICE, "bits")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from storage import server_settings as store
 
@@ -40,5 +41,6 @@ async def test_settings_none_clears_one_and_clear_forgets_the_place(db):
 async def test_settings_refuse_unknown_names_and_bad_results(db):
     with pytest.raises(ValueError, match="unknown place settings: colour"):
         await store.save_settings(db, "discord", "g", "", {"colour": "red"}, updated_by="u")
-    with pytest.raises(Exception, match="CHECK constraint"):
+    # SQLite says "CHECK constraint failed", PostgreSQL "violates check constraint".
+    with pytest.raises(IntegrityError, match="(?i)check constraint.*results"):
         await store.save_settings(db, "discord", "g", "", {"results": "loud"}, updated_by="u")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import sqlite3
 
 import pytest
@@ -55,12 +56,22 @@ def test_good_settings_pass(settings):
      "32 hexadecimal characters"),
     ({"hub_entrypoints": {"mine": "owner/repo"}}, "entry 'mine' must look like 'owner/repo:entrypoint'"),
     ({"database_url": "not a url"}, "STYLEBOT_DATABASE_URL 'not a url' is not a database URL"),
+    ({"database_url": "postgresql://bot@db/stylebot"},
+     "STYLEBOT_DATABASE_URL: PostgreSQL is reached through asyncpg: start the URL with "
+     "postgresql+asyncpg://"),
 ])
 def test_bad_settings_are_one_clear_line(settings, changes, message):
     with pytest.raises(SettingsError) as info:
         validate_settings(with_changes(settings, **changes))
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_postgres_url_without_asyncpg_says_which_extra(settings, monkeypatch):
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # as if the extra were not installed
+    with pytest.raises(SettingsError, match=r"needs asyncpg: pip install -e '\.\[postgres\]'"):
+        validate_settings(with_changes(settings, database_url="postgresql+asyncpg://bot@db/s"))
+    validate_settings(with_changes(settings, database_url="sqlite+aiosqlite:///x.db"))
 
 
 def test_unwritable_data_folder(settings, tmp_path):

@@ -106,6 +106,31 @@ async def test_presets_are_validated_before_saving(service):
     assert await service.list_presets(ALICE) == []
 
 
+@pytest.mark.postgres
+async def test_the_service_runs_a_job_and_a_preset_on_postgres(tmp_path, toy_methods, postgres_url):
+    settings = Settings(home=tmp_path, device="cpu", weights_dir=None, allow_downloads=False,
+                        database_url=postgres_url)
+    svc = await StyleService.open(settings)
+    try:
+        assert svc.db.is_postgres
+        handle = await svc.submit(toy_request("alice"))
+        assert isinstance(await handle.wait(), Done)
+        await svc.queue.drain_observers()
+        record = await job_log.get_job(svc.db, handle.id)
+        assert record.status == "done" and record.seconds is not None
+        assert record.queued_at.tzinfo is not None
+        await svc.save_preset(ALICE, "Night", "toystyle", {"steps": "3"},
+                              [ImageUpload(png_bytes((40, 40), (0, 255, 0)), "green.png")])
+        request = toy_request("alice", method=None)
+        request.preset = "NIGHT"
+        assert isinstance(await (await svc.submit(request)).wait(), Done)
+        listed = await svc.list_presets(ALICE)
+        assert [(p.name, p.use_count, p.style_count) for p in listed] == [("Night", 1, 1)]
+    finally:
+        toy_methods.GATE.set()
+        await svc.close(grace_s=1)
+
+
 async def test_jobs_are_logged_from_queued_to_done(service):
     handle = await service.submit(toy_request("alice"))
     await handle.wait()
