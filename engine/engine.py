@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, Callable
 from .errors import ImageError, OptionError, UserError
 from .images import decode_image, image_pixels, resize_to_side
 from .memory import release_memory
-from .methods import DEFAULT_METHOD, Method, get_method
+from .methods import DEFAULT_METHOD, Method, get_method, loadable_methods
 from .methods.base import MethodInput, RunContext, normalise_style_weights
 from .models import ModelCache
 from .request import ImageUpload, StyleRequest
 from .settings import EngineSettings
+from .video import Clip, decode_clip, is_clip, smooth_frames
 from .weights import WeightStore
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class PreparedJob:
         return self.input.options
 
     def batch_key(self) -> tuple | None:
-        if not self.method.batchable:
+        if not self.method.batchable or self.input.clip is not None:  # a clip batches its own frames
             return None
         key = self.method.batch_key(self.input)
         return None if key is None else (self.method.name, key)
@@ -91,6 +92,11 @@ class StyleEngine:
         has_prompt = bool(request.prompt and request.prompt.strip())
         method.check_inputs(n_styles=len(request.styles), has_prompt=has_prompt,
                             has_mask=request.mask is not None)
+        clip_upload = is_clip(request.content.data)
+        if clip_upload and not method.takes_clips:
+            takers = ", ".join(m.name for m in loadable_methods() if m.takes_clips)
+            raise UserError(f"Method '{method.name}' takes still images only; for an animation "
+                            f"or video use {takers}.")
         if self.needs_missing_gpu(method):
             raise UserError(f"Method '{method.name}' needs a GPU and this server has none; "
                             "try 'hub' or 'fast' instead.")
@@ -103,9 +109,15 @@ class StyleEngine:
         self.check_request_pixels(uploads)
         # Each upload is decoded straight to its working size, one at a time.
         side = requested_size or self.settings.max_side
-        content = self.decode(request.content, "content image", fit=side)
-        if requested_size:
-            content = resize_to_side(content, requested_size)  # enlarges a smaller one
+        clip = self.decode_clip(request.content, fit=side) if clip_upload else None
+        if clip is not None:
+            if requested_size:
+                clip = clip.with_frames([resize_to_side(f, requested_size) for f in clip.frames])
+            content = clip.frames[0]
+        else:
+            content = self.decode(request.content, "content image", fit=side)
+            if requested_size:
+                content = resize_to_side(content, requested_size)  # enlarges a smaller one
         styles = self.decode_styles(request.styles, self.settings.max_side)
         mask = (self.decode(request.mask, "mask", fit=side).convert("L")
                 if request.mask is not None else None)
@@ -117,7 +129,8 @@ class StyleEngine:
         options = {**options, "seed": seed} if "seed" in options else options
         inp = MethodInput(content=content, options=options, seed=seed, size=max(content.size),
                           styles=styles, style_weights=weights,
-                          prompt=request.prompt.strip() if has_prompt else None, mask=mask)
+                          prompt=request.prompt.strip() if has_prompt else None, mask=mask,
+                          clip=clip)
         method.check_sizes(inp)
         method.check(inp, self.settings)
         return PreparedJob(method=method, input=inp, request=request)
@@ -134,6 +147,13 @@ class StyleEngine:
         straight to at most ``fit`` pixels on its longest side."""
         return decode_image(upload.data, what=what, max_bytes=self.settings.max_upload_bytes,
                             max_pixels=self.settings.max_pixels, fit=fit)
+
+    def decode_clip(self, upload: ImageUpload, fit: int) -> Clip:
+        """An animation or video as frames fitted to ``fit``, under the image limits and the
+        server's frame-count and duration limits."""
+        s = self.settings
+        return decode_clip(upload.data, max_bytes=s.max_upload_bytes, max_pixels=s.max_pixels,
+                           max_frames=s.max_frames, max_seconds=s.max_video_s, fit=fit)
 
     def decode_styles(self, uploads: list[ImageUpload], max_side: int) -> list["Image.Image"]:
         """Style uploads decoded to fit within ``max_side``; numbered in errors when several."""
@@ -156,14 +176,15 @@ class StyleEngine:
         return RunContext(device=self.device, settings=self.settings, weights=self.weights,
                           models=self.models, on_progress=on_progress, cancel_event=cancel_event)
 
-    def execute(self, jobs: list[PreparedJob], ctx: RunContext) -> list["Image.Image"]:
-        """Run jobs sharing one batch key (or a single job); retry smaller once on OOM."""
+    def execute(self, jobs: list[PreparedJob], ctx: RunContext) -> list["Image.Image | Clip"]:
+        """Run jobs sharing one batch key (or a single job); retry smaller once on OOM.
+        A clip job (always alone) gives a ``Clip`` of the same kind back."""
         try:
             return self._execute(jobs, ctx)
         finally:
             release_memory()  # what the method freed stays in this thread's arena otherwise
 
-    def _execute(self, jobs: list[PreparedJob], ctx: RunContext) -> list["Image.Image"]:
+    def _execute(self, jobs: list[PreparedJob], ctx: RunContext) -> list[Any]:
         from .device import free_cached_memory, is_out_of_memory
 
         method = jobs[0].method
@@ -178,7 +199,7 @@ class StyleEngine:
         free_cached_memory()
         smaller = [self._shrunk(inp) for inp in inputs]
         try:
-            results = [self._run(method, [inp], ctx)[0] for inp in smaller]
+            results: list[Any] = [self._run(method, [inp], ctx)[0] for inp in smaller]
         except Exception as exc:
             if is_out_of_memory(exc):
                 free_cached_memory()
@@ -187,16 +208,31 @@ class StyleEngine:
             raise
         return results
 
-    def _run(self, method: Method, inputs: list[MethodInput], ctx: RunContext) -> list["Image.Image"]:
+    def _run(self, method: Method, inputs: list[MethodInput], ctx: RunContext) -> list[Any]:
         started = time.perf_counter()
+        if inputs[0].clip is not None:
+            return [self._run_clip(method, inputs[0], ctx)]
         results = method.run_batch(inputs, ctx) if len(inputs) > 1 else [method.run(inputs[0], ctx)]
         log.debug("%s ran %d job(s) in %.2fs", method.name, len(inputs), time.perf_counter() - started)
         return results
 
     @staticmethod
+    def _run_clip(method: Method, inp: MethodInput, ctx: RunContext) -> Clip:
+        """Every frame restyled, then smoothed over time as the ``smooth`` option asks."""
+        assert inp.clip is not None
+        started = time.perf_counter()
+        frames = method.run_clip(inp, ctx)
+        frames = smooth_frames(inp.clip.frames, frames, float(inp.options.get("smooth") or 0.0))
+        log.debug("%s ran a clip of %d frames in %.2fs", method.name, len(frames),
+                  time.perf_counter() - started)
+        return inp.clip.with_frames(frames)
+
+    @staticmethod
     def _shrunk(inp: MethodInput) -> MethodInput:
         side = max(16, int(inp.size * OOM_RETRY_SCALE))
         content = resize_to_side(inp.content, side)
+        clip = (inp.clip.with_frames([resize_to_side(f, side) for f in inp.clip.frames])
+                if inp.clip is not None else None)
         return MethodInput(content=content, options=inp.options, seed=inp.seed, size=max(content.size),
                            styles=inp.styles, style_weights=inp.style_weights, prompt=inp.prompt,
-                           mask=inp.mask)
+                           mask=inp.mask, clip=clip)

@@ -43,9 +43,15 @@ class ResultMeta:
 
 @dataclass(frozen=True)
 class Done:
+    """A finished job. For a clip, ``clip`` holds every styled frame and ``image`` is its
+    first frame, so a front end that shows stills only still shows something right.
+    (``clip`` is an ``engine.video.Clip``, not named here: video imports images, which
+    imports this module.)"""
+
     job_id: str
     image: "Image.Image"
     meta: ResultMeta
+    clip: Any = None
 
 
 @dataclass(frozen=True)

@@ -278,3 +278,6 @@ STRENGTH = Option("strength", "float", 1.0, "How strongly the style is applied (
                   min=0.0, max=1.0, step=0.05)
 PRESERVE_COLOR = Option("preserve_color", "bool", False,
                         "Keep the content photo's colours; take only texture from the style.")
+SMOOTH = Option("smooth", "float", 0.0,
+                "Clips only: how much less a frame may flicker (0 = off, 1 = most); still regions "
+                "keep the previous frame's style.", min=0.0, max=1.0, step=0.05)

@@ -22,6 +22,7 @@ from .errors import JobCancelled, QueueFull, UserError
 from .events import (Cancelled, Done, Failed, JobEvent, Progress, Queued, ResultMeta, Started,
                      is_final)
 from .request import Requester, StyleRequest
+from .video import Clip
 
 log = logging.getLogger(__name__)
 
@@ -373,10 +374,15 @@ class JobQueue:
             elif error is not None:
                 self._finish(job, self._failure(job, error), state="failed")
             else:
+                result = results[i]
+                clip = result if isinstance(result, Clip) else None
+                extra = ({"frames": len(clip.frames), "fps": clip.fps, "kind": clip.kind}
+                         if clip is not None else {})
                 meta = ResultMeta(method=job.method, options=dict(job.prepared.options),
                                   seconds=round(seconds, 3), device=device, seed=job.prepared.input.seed,
-                                  size=results[i].size, prompt=job.prepared.request.prompt)
-                self._finish(job, Done(job.id, results[i], meta), state="done")
+                                  size=result.size, prompt=job.prepared.request.prompt, extra=extra)
+                image = clip.frames[0] if clip is not None else result
+                self._finish(job, Done(job.id, image, meta, clip=clip), state="done")
 
     def _failure(self, job: Job, error: BaseException) -> Failed:
         if isinstance(error, UserError):

@@ -61,6 +61,10 @@ class EngineSettings(BaseSettings):
     max_request_pixels: int = Field(200_000_000, ge=10_000,
                                     description="Pixels of all a request's images together (decoding time).")
 
+    # Clips (animated GIF/WebP/APNG, short MP4/WebM/MOV).
+    max_frames: int = Field(300, ge=1, description="Frames a clip may have.")
+    max_video_s: float = Field(20.0, gt=0, description="Seconds a clip may last.")
+
     # Queue.
     queue_size: int = Field(32, ge=1, description="Jobs waiting, all users together.")
     jobs_per_user: int = Field(2, ge=1, description="Jobs queued or running per user.")

@@ -208,17 +208,22 @@ async def _stylize(request, output: Path, *, as_json: bool, quiet: bool) -> int:
                 bar.set_postfix_str(event.stage, refresh=False)
                 bar.refresh()
             elif isinstance(event, Done):
-                _save_atomically(event.image, event.meta, output)
+                if event.clip is not None:
+                    _save_clip(event.clip, output)
+                else:
+                    _save_atomically(event.image, event.meta, output)
                 meta = {"job": event.job_id, "output": str(output), "method": event.meta.method,
                         "options": event.meta.options, "seconds": event.meta.seconds,
                         "device": event.meta.device, "seed": event.meta.seed,
-                        "size": list(event.meta.size)}
+                        "size": list(event.meta.size), **event.meta.extra}
                 if as_json:
                     print(json.dumps(meta))
                 else:
                     model = event.meta.options.get("model")
                     used = f"{event.meta.method} model {model}" if model else event.meta.method
-                    print(f"wrote {output} ({event.meta.size[0]}x{event.meta.size[1]}, "
+                    frames = (f", {len(event.clip.frames)} frames at {event.clip.fps:g} fps"
+                              if event.clip is not None else "")
+                    print(f"wrote {output} ({event.meta.size[0]}x{event.meta.size[1]}{frames}, "
                           f"{used}, {event.meta.seconds:.1f}s on {event.meta.device})")
                 return EXIT_OK
             elif isinstance(event, Failed):
@@ -232,6 +237,15 @@ async def _stylize(request, output: Path, *, as_json: bool, quiet: bool) -> int:
             bar.close()
         await service.close(grace_s=0)
     return EXIT_BUG  # pragma: no cover - the event stream always ends with a final event
+
+
+def _save_clip(clip, output: Path) -> None:
+    """A styled clip in the container ``output``'s suffix names (the source's kind otherwise)."""
+    from engine.files import atomic_write
+    from engine.video import encode_clip
+
+    data, _ = encode_clip(clip, output.suffix or None)
+    atomic_write(output, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def _save_atomically(image, meta, output: Path) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Hashable
 
 from ..catalogue import ADAIN_DECODER, ADAIN_ENCODERS, ADAIN_VGG, VGG19_CAFFE, VGG19_TORCHVISION
 from ..errors import OptionError, UserError
-from ..options import PRESERVE_COLOR, SIZE, STRENGTH, Option, OptionSet
+from ..options import PRESERVE_COLOR, SIZE, SMOOTH, STRENGTH, Option, OptionSet
 from .base import Method, MethodInput, RunContext
 
 if TYPE_CHECKING:
@@ -108,11 +108,12 @@ class AdainMethod(Method):
     title = "AdaIN (any style, real time)"
     summary = ("Arbitrary style transfer in one forward pass (Huang & Belongie 2017): blends up "
                "to 4 style images, or paints foreground and background with two styles by mask.")
-    options = OptionSet([ADAIN_STRENGTH, PRESERVE_COLOR, COLOR, DECODER, SIZE])
+    options = OptionSet([ADAIN_STRENGTH, PRESERVE_COLOR, COLOR, DECODER, SIZE, SMOOTH])
     min_styles = 1
     max_styles = 4
     uses_mask = True
     batchable = True
+    takes_clips = True
 
     def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
         """The official pair; a trained decoder names its encoder in its own file."""
@@ -150,10 +151,20 @@ class AdainMethod(Method):
                 results[i] = image
         return results
 
+    # --- clips: the style statistics once per job ---------------------------------------------
+
+    def prepare_clip(self, inp: MethodInput, ctx: RunContext) -> Any:
+        """Filled by the first batch of frames with the style statistics (for ``coral``, the
+        style recoloured to frame 0), which every later batch reuses."""
+        return {}
+
+    def run_frames(self, inputs: list[MethodInput], ctx: RunContext, shared: Any) -> list["Image.Image"]:
+        return self._run_group(inputs, ctx, span=(0.0, 1.0), stats=shared)
+
     # --- one forward pass ------------------------------------------------------------------
 
     def _run_group(self, inputs: list[MethodInput], ctx: RunContext,
-                   span: tuple[float, float]) -> list["Image.Image"]:
+                   span: tuple[float, float], stats: dict | None = None) -> list["Image.Image"]:
         import torch
 
         from ..images import preserve_color, to_image
@@ -182,9 +193,14 @@ class AdainMethod(Method):
             for j, (inp, mix) in enumerate(zip(inputs, mixes)):
                 ctx.check_cancelled()
                 recolour = contents[j] if _color_mode(inp) == CORAL else None
-                style_stats = [self._style_stats(encoder, style, max(width, height), dtype, device,
-                                                 recolour)
-                               for style in inp.styles]
+                if stats is not None and "styles" in stats:
+                    style_stats = stats["styles"]
+                else:
+                    style_stats = [self._style_stats(encoder, style, max(width, height), dtype,
+                                                     device, recolour)
+                                   for style in inp.styles]
+                    if stats is not None:
+                        stats["styles"] = style_stats
                 regions = None
                 if inp.mask is not None:
                     regions = mask_regions(inp.mask, (height, width), content_feats.shape[-2:],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Hashable
 
 from ..errors import ImageError, JobCancelled, OptionError
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from ..models import ModelCache
     from ..settings import EngineSettings
+    from ..video import Clip
     from ..weights import WeightStore
 
 
@@ -53,6 +54,8 @@ class MethodInput:
     ``content`` is RGB and already fits ``size`` (longest side); ``styles`` are RGB at
     their own size (capped by the engine); ``options`` are validated and typed; ``seed``
     is always set (chosen at random when the user gave none, and reported back).
+    For a clip, ``clip`` holds every frame (at the working size) and ``content`` is frame 0,
+    so every check made on a still's content holds for the clip.
     """
 
     content: "Image.Image"
@@ -63,6 +66,7 @@ class MethodInput:
     style_weights: list[float] = field(default_factory=list)
     prompt: str | None = None
     mask: "Image.Image | None" = None
+    clip: "Clip | None" = None
 
     def style_mix(self) -> list[float]:
         """How much each style image counts, summing to 1."""
@@ -103,6 +107,17 @@ class RunContext:
         if self._on_progress is not None:
             self._on_progress(min(max(float(fraction), 0.0), 1.0), stage, preview)
 
+    def span(self, lo: float, hi: float, stage: str) -> "RunContext":
+        """This context with progress mapped into ``lo..hi`` and reported as ``stage``: a
+        method's own 0..1 for one batch of frames becomes a slice of the clip's progress."""
+        def on_progress(fraction: float, _stage: str, preview) -> None:
+            if self._on_progress is not None:
+                self._on_progress(lo + (hi - lo) * fraction, stage, preview)
+
+        return RunContext(device=self.device, settings=self.settings, weights=self.weights,
+                          models=self.models, on_progress=on_progress,
+                          cancel_event=self.cancel_event)
+
 
 class Method(ABC):
     """One style-transfer method. Subclasses set the class attributes and ``run``.
@@ -124,6 +139,7 @@ class Method(ABC):
     min_side: ClassVar[int] = 1
     min_style_side: ClassVar[int] = 1
     batchable: ClassVar[bool] = False
+    takes_clips: ClassVar[bool] = False  # feed-forward methods: every frame of a clip, batched
     needs_gpu: ClassVar[bool] = False  # refused on CPU unless the settings allow it
 
     def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
@@ -187,11 +203,37 @@ class Method(ABC):
     def run_batch(self, inputs: list[MethodInput], ctx: RunContext) -> list["Image.Image"]:
         return [self.run(inp, ctx) for inp in inputs]
 
+    def prepare_clip(self, inp: MethodInput, ctx: RunContext) -> Any:
+        """What a clip's frames share, computed once per job (a style vector, style
+        statistics); handed to every ``run_frames`` call of the clip."""
+        return None
+
+    def run_frames(self, inputs: list[MethodInput], ctx: RunContext, shared: Any) -> list["Image.Image"]:
+        """Restyle a batch of one clip's frames with ``prepare_clip``'s ``shared``."""
+        return self.run_batch(inputs, ctx)
+
+    def run_clip(self, inp: MethodInput, ctx: RunContext) -> list["Image.Image"]:
+        """Every frame of ``inp.clip``, ``max_batch`` frames a forward pass; progress (and so
+        cancellation) between batches, counted in frames."""
+        assert inp.clip is not None
+        frames = inp.clip.frames
+        total, step = len(frames), max(1, ctx.settings.max_batch)
+        ctx.progress(0.0, "reading style")
+        shared = self.prepare_clip(inp, ctx)
+        out: list["Image.Image"] = []
+        for start in range(0, total, step):
+            batch = [replace(inp, content=frame, clip=None) for frame in frames[start:start + step]]
+            stage = f"frame {start + len(batch)}/{total}"
+            out += self.run_frames(batch, ctx.span(start / total, (start + len(batch)) / total, stage),
+                                   shared)
+            ctx.progress(len(out) / total, stage)
+        return out
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name, "title": self.title, "summary": self.summary,
             "min_styles": self.min_styles, "max_styles": self.max_styles,
             "needs_prompt": self.needs_prompt, "uses_mask": self.uses_mask,
-            "needs_gpu": self.needs_gpu,
+            "needs_gpu": self.needs_gpu, "takes_clips": self.takes_clips,
             "options": [o.to_dict() for o in self.options],
         }

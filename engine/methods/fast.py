@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Hashable
 
 from ..catalogue import MULTISTYLE26, fast_network
 from ..errors import OptionError, UserError
-from ..options import PRESERVE_COLOR, SIZE, STRENGTH, Option, OptionSet
+from ..options import PRESERVE_COLOR, SIZE, SMOOTH, STRENGTH, Option, OptionSet
 from .base import Method, MethodInput, RunContext
 
 if TYPE_CHECKING:
@@ -166,10 +166,11 @@ class FastMethod(Method):
     summary = ("Johnson et al. feed-forward networks (candy, mosaic, rain_princess, udnie, "
                "pointilism), the 26 built-in styles of Dumoulin et al. with blends, and "
                "networks you trained; one pass, well under a second.")
-    options = OptionSet([MODEL, STRENGTH, PRESERVE_COLOR, SIZE])
+    options = OptionSet([MODEL, STRENGTH, PRESERVE_COLOR, SIZE, SMOOTH])
     min_styles = 0
     max_styles = 0
     batchable = True
+    takes_clips = True  # no style image: nothing to compute once; frames simply batch
     min_side = 8  # the 9x9 reflection padding and two downsamplings need this many pixels
 
     def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:

@@ -24,10 +24,11 @@ from ..catalogue import (MAGENTA_PREDICT, MAGENTA_PREDICT_ONNX, MAGENTA_TRANSFER
                          MAGENTA_TRANSFER_FP16, MAGENTA_TRANSFER_ONNX)
 from ..errors import OptionError, UserError, WeightsMissing
 from ..images import preserve_color, to_image, to_tensor
-from ..options import PRESERVE_COLOR, SIZE, STRENGTH, Option, OptionSet
+from ..options import PRESERVE_COLOR, SIZE, SMOOTH, STRENGTH, Option, OptionSet
 from .base import Method, MethodInput, RunContext
 
 if TYPE_CHECKING:
+    import torch
     from PIL import Image
 
     from ..settings import EngineSettings
@@ -54,10 +55,11 @@ class HubMethod(Method):
     title = "Arbitrary style, fast"
     summary = ("Restyles in one pass with any style image (Magenta's pre-trained arbitrary-style "
                "network); blend up to four styles by weight.")
-    options = OptionSet([SIZE, STRENGTH, PRESERVE_COLOR, MODEL])
+    options = OptionSet([SIZE, STRENGTH, PRESERVE_COLOR, MODEL, SMOOTH])
     min_styles = 1
     max_styles = 4
     batchable = True
+    takes_clips = True
     min_side = 16  # the transformer's mirror padding needs a few pixels after contracting by 4
 
     def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
@@ -99,13 +101,22 @@ class HubMethod(Method):
     # -- the built-in Magenta networks ---------------------------------------------------
 
     def _run_magenta(self, inputs: list[MethodInput], ctx: RunContext) -> list["Image.Image"]:
-        import torch
-
-        from ..nets.magenta import PREDICTOR_SIZE, stylize
-
         predictor, transformer = load_magenta(ctx)
         ctx.progress(0.1, "reading styles")
-        # One predictor pass over every style image (and content, for strength < 1) of the batch.
+        vectors = self._style_vectors(inputs, predictor, ctx)
+        ctx.progress(0.4, "stylising")
+        images = self._transform(inputs, vectors, transformer, ctx)
+        ctx.progress(0.95, "finishing")
+        return images
+
+    @staticmethod
+    def _style_vectors(inputs: list[MethodInput], predictor, ctx: RunContext) -> "torch.Tensor":
+        """One style vector per input: one predictor pass over every style image (and the
+        content, for strength < 1) of the batch, blended by weight."""
+        import torch
+
+        from ..nets.magenta import PREDICTOR_SIZE
+
         squares = []
         for inp in inputs:
             squares += [_square(style, PREDICTOR_SIZE) for style in inp.styles]
@@ -124,11 +135,36 @@ class HubMethod(Method):
                     vector = torch.lerp(vectors[offset], vector, strength)
                     offset += 1
                 mixed.append(vector)
-            ctx.progress(0.4, "stylising")
+            return torch.stack(mixed)
+
+    @staticmethod
+    def _transform(inputs: list[MethodInput], vectors: "torch.Tensor", transformer,
+                   ctx: RunContext) -> list["Image.Image"]:
+        import torch
+
+        from ..nets.magenta import stylize
+
+        with torch.inference_mode():
             content = torch.cat([to_tensor(inp.content, ctx.device) for inp in inputs])
-            out = stylize(transformer, content, torch.stack(mixed))
-        ctx.progress(0.95, "finishing")
+            out = stylize(transformer, content, vectors)
         return [to_image(image) for image in out]
+
+    # -- clips: the style vector once per job ----------------------------------------------
+
+    def prepare_clip(self, inp: MethodInput, ctx: RunContext) -> Any:
+        """The clip's style vector (for strength < 1, towards frame 0's own), computed once."""
+        if _model_name(inp.options) != MAGENTA:
+            return None
+        predictor, _ = load_magenta(ctx)
+        return self._style_vectors([inp], predictor, ctx)
+
+    def run_frames(self, inputs: list[MethodInput], ctx: RunContext, shared: Any) -> list["Image.Image"]:
+        if shared is None:  # an operator model takes the style image with every frame
+            return self.run_batch(inputs, ctx)
+        _, transformer = load_magenta(ctx)
+        images = self._transform(inputs, shared.expand(len(inputs), -1), transformer, ctx)
+        return [preserve_color(inp.content, img) if inp.options.get("preserve_color") else img
+                for inp, img in zip(inputs, images)]
 
     # -- operator-registered torch.hub models ----------------------------------------------
 

@@ -270,7 +270,7 @@ def test_unknown_model_is_refused_with_the_choices(tmp_path, method):
 # -- contract details ------------------------------------------------------------------------
 
 def test_declared_contract(method):
-    assert method.options.names == ["size", "strength", "preserve_color", "model"]
+    assert method.options.names == ["size", "strength", "preserve_color", "model", "smooth"]
     assert (method.min_styles, method.max_styles, method.batchable) == (1, 4, True)
     assert method.weight_names() == NEEDED_FILES
     assert method.weight_names({"model": "mine"}) == []
