@@ -59,6 +59,9 @@ class Clip:
         return replace(self, frames=list(frames))
 
 
+VIDEO_CONTAINERS = {"mov", "mp4", "m4a", "3gp", "matroska", "webm"}  # FFmpeg's demuxer names
+
+
 def is_clip(data: bytes) -> bool:
     """True for an animation of more than one frame or a video; a still stays a still."""
     try:
@@ -82,7 +85,10 @@ def _video_stream(data: bytes):
         container = av.open(io.BytesIO(data), mode="r")
     except Exception:  # noqa: BLE001 - anything PyAV cannot open is not a video
         return None
-    if not container.streams.video:
+    # FFmpeg opens almost anything with a stream called "video" (a damaged PNG through its
+    # png_pipe demuxer, ANSI text as tty): only the video containers we take count.
+    formats = set(container.format.name.split(","))
+    if not container.streams.video or not formats & VIDEO_CONTAINERS:
         container.close()
         return None
     return container

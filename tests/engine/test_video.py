@@ -251,3 +251,13 @@ def test_video_cli_writes_the_container_its_suffix_names(tmp_path, monkeypatch, 
     code = main(["stylize", str(tmp_path / "clip.gif"), "--method", "fast", "--size", "64",
                  "-o", str(tmp_path / "out.mp4"), "--quiet"])
     assert code == 0 and streams_of((tmp_path / "out.mp4").read_bytes())[:2] == (4, "h264")
+
+
+@pytest.mark.parametrize("data", [b"this is not an image at all", b"\x89PNG\r\n\x1a\n broken",
+                                  b"\x89PNG\r\n\x1a\n" + b"\0" * 64])
+def test_clip_damaged_stills_and_text_are_not_clips(data):
+    """FFmpeg opens a damaged PNG as a one-stream 'video' (png_pipe): it stays a damaged still,
+    refused by the image decoder with the still's own message."""
+    from engine.video import is_clip
+
+    assert not is_clip(data)
