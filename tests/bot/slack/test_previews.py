@@ -34,6 +34,13 @@ def preview_updates(fake) -> list[tuple[float, str]]:
     return firsts
 
 
+async def all_previews_deleted(fake) -> None:
+    """Every preview upload deleted; the last deletions follow the progress message's removal."""
+    await fake.wait_for(lambda: preview_uploads(fake) and
+                        sorted(fake.deleted_files) == sorted(preview_uploads(fake)),
+                        what="every preview deleted")
+
+
 async def start_preview_job(slack, fake, options: str) -> None:
     slack.bot.flow.preview_interval_s = PREVIEW_INTERVAL_S
     fake.share("C1", "U1", [fake.add_file(big_photo(), "photo.png")])
@@ -56,6 +63,7 @@ async def test_previews_show_in_the_progress_message_throttled_and_are_deleted_a
         image = Image.open(io.BytesIO(fake.uploads[file_id]))
         assert image.format == "JPEG" and max(image.size) == 256 and len(fake.uploads[file_id]) < 20_000
     # Never posted into the conversation as files; all deleted once the result is there.
+    await all_previews_deleted(fake)
     assert sorted(fake.deleted_files) == sorted(uploads)
     assert fake.result_image().format == "PNG"  # the result itself, not a preview
     progress = [m for m in fake.posted.values() if m is not summary]
@@ -86,4 +94,4 @@ async def test_a_preview_slack_is_still_processing_is_shown_with_the_next_edit(s
     [progress] = [m for m in fake.posted.values() if m not in fake.results()]
     accepted = [e for e in progress["edits"] if any(b.get("type") == "image" for b in e["blocks"] or [])]
     assert accepted  # and then shown: the edits Slack accepted carry it
-    assert sorted(fake.deleted_files) == sorted(preview_uploads(fake))
+    await all_previews_deleted(fake)
