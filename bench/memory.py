@@ -62,7 +62,7 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def child(case: str, png: Path, home: Path) -> dict:
+def child(case: str, png: Path, home: Path, served: bool = False) -> dict:
     from engine.engine import StyleEngine
     from engine.request import ImageUpload, Requester, StyleRequest
     from engine.settings import EngineSettings
@@ -79,7 +79,10 @@ def child(case: str, png: Path, home: Path) -> dict:
     from PIL import Image
 
     Image.new("RGB", (64, 48), (10, 20, 30)).save(small, format="PNG")
-    engine.prepare(request(small.getvalue()))  # warm-up: imports, plugins, method modules
+    warm = engine.prepare(request(small.getvalue()))  # warm-up: imports, plugins, method modules
+    if served:  # a serving bot: one job has run, so torch and the hub networks are loaded
+        engine.execute([warm], engine.context(None, threading.Event()))
+    del warm
     gc.collect()
     idle = _status("VmRSS")
     _reset_peak()
@@ -121,9 +124,12 @@ def main() -> None:
     parser.add_argument("--child", choices=["one", "six"])
     parser.add_argument("--png", type=Path)
     parser.add_argument("--home", type=Path)
+    parser.add_argument("--served", action="store_true",
+                        help="measure from the idle of a process that has run one hub job "
+                             "(torch and the networks loaded), as a serving bot is")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.png, args.home)))
+        print(json.dumps(child(args.child, args.png, args.home, args.served)))
         return
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,7 +142,8 @@ def main() -> None:
             runs = []
             for _ in range(args.runs):
                 out = subprocess.run([sys.executable, __file__, "--child", case, "--png", str(png),
-                                      "--home", tmp], check=True, capture_output=True, text=True)
+                                      "--home", tmp, *(["--served"] if args.served else [])],
+                                     check=True, capture_output=True, text=True)
                 runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
                 print(case, runs[-1], file=sys.stderr)
             rows[case] = {k: statistics.median(r[k] for r in runs)
@@ -150,6 +157,7 @@ def main() -> None:
         print(f"| {names[case]} | {r['idle_mb']:.0f} MB | {r['peak_added_mb']:.0f} MB | "
               f"{r['seconds']:.2f} s | {r['dropped_held_mb']:.0f} MB | {r['held_mb']:.0f} MB "
               f"({100 * r['held_mb'] / r['idle_mb']:.0f}% of idle) |")
+
 
 if __name__ == "__main__":
     main()
