@@ -409,7 +409,12 @@ def check_request(settings: Settings, method: str | None, options: dict[str, Any
     if has_prompt and not m.needs_prompt:
         raise InputError("prompt", f"Method '{m.name}' takes no prompt; remove it, or pick a "
                                    "text-guided method such as sd or nada.")
-    if m.needs_prompt and not has_prompt:
+    if m.style_replaces_prompt:
+        # A style image may stand in for the prompt; the method says when the pair is wrong
+        # (once the images are counted: n_styles None cannot tell yet).
+        if n_styles is not None and (n_styles > 0) == has_prompt:
+            raise InputError("prompt", m.prompt_or_style_refusal(has_prompt))
+    elif m.needs_prompt and not has_prompt:
         raise InputError("prompt", f"Method '{m.name}' needs a text prompt, e.g. "
                                    f"/{m.name} an oil painting in Van Gogh's style.")
     if n_styles is not None:

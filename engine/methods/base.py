@@ -133,6 +133,8 @@ class Method(ABC):
     min_styles: ClassVar[int] = 0
     max_styles: ClassVar[int] = 0
     needs_prompt: ClassVar[bool] = False
+    # With needs_prompt: a style image may stand in for the prompt; exactly one of them is given.
+    style_replaces_prompt: ClassVar[bool] = False
     uses_mask: ClassVar[bool] = False
     # The smallest side the networks can take (padding and downsampling need pixels);
     # smaller pictures are refused before queueing. 1: the method pads tiny ones itself.
@@ -187,10 +189,19 @@ class Method(ABC):
             if self.max_styles == 0:
                 raise OptionError(f"Method '{self.name}' takes no style image.")
             raise OptionError(f"Method '{self.name}' takes at most {self.max_styles} style images.")
-        if self.needs_prompt and not has_prompt:
+        if self.style_replaces_prompt and (n_styles > 0) == has_prompt:
+            raise OptionError(self.prompt_or_style_refusal(has_prompt))
+        if self.needs_prompt and not has_prompt and not (self.style_replaces_prompt and n_styles):
             raise OptionError(f"Method '{self.name}' needs a text prompt.")
         if has_mask and not self.uses_mask:
             raise OptionError(f"Method '{self.name}' does not take a mask.")
+
+    def prompt_or_style_refusal(self, has_prompt: bool) -> str:
+        """For ``style_replaces_prompt`` methods: the line refusing both, or neither."""
+        if has_prompt:
+            return (f"Method '{self.name}' takes a text prompt or a style image, not both; "
+                    "remove one.")
+        return f"Method '{self.name}' needs a text prompt or a style image."
 
     @abstractmethod
     def run(self, inp: MethodInput, ctx: RunContext) -> "Image.Image":
@@ -233,7 +244,8 @@ class Method(ABC):
         return {
             "name": self.name, "title": self.title, "summary": self.summary,
             "min_styles": self.min_styles, "max_styles": self.max_styles,
-            "needs_prompt": self.needs_prompt, "uses_mask": self.uses_mask,
+            "needs_prompt": self.needs_prompt,
+            "style_replaces_prompt": self.style_replaces_prompt, "uses_mask": self.uses_mask,
             "needs_gpu": self.needs_gpu, "takes_clips": self.takes_clips,
             "options": [o.to_dict() for o in self.options],
         }

@@ -57,6 +57,9 @@ class NadaMethod(Method):
                "animation style'), by shifting a StyleGAN2 face generator with CLIP. The first "
                "run of a prompt takes minutes on a GPU; repeats are quick.")
     needs_prompt = True
+    style_replaces_prompt = True  # a reference picture instead of the prompt (image-guided NADA)
+    min_styles = 0
+    max_styles = 1
     needs_gpu = True
     options = OptionSet([
         Option("source_text", "str", "photo",
@@ -100,7 +103,7 @@ class NadaMethod(Method):
             raise UserError(NEEDS_GPU)
         _check_options(inp)
         opts = inp.options
-        target = " ".join(inp.prompt.split())
+        target = _Target.of(inp)
         source = " ".join(str(opts["source_text"]).split())
 
         crop = face_crop(inp.content)
@@ -166,7 +169,7 @@ class NadaMethod(Method):
 
         return ctx.models.get(f"nada:perceptual:{device}", load)
 
-    def _adapted(self, ctx: RunContext, generator, generator_id: str, source: str, target: str,
+    def _adapted(self, ctx: RunContext, generator, generator_id: str, source: str, target: "_Target",
                  opts: dict[str, Any], device, plan: "_ProgressPlan"):
         """The generator shifted from ``source`` to ``target``: memory, then disk, then adaptation."""
         from ..nets.stylegan2 import load_generator
@@ -174,7 +177,7 @@ class NadaMethod(Method):
         clip_files = self._clip_files(ctx, opts["clip_models"])
         key = AdaptedGeneratorCache.key(
             generator=generator_id, clips=[identity for _, identity in clip_files],
-            source=source.lower(), target=target.lower(), iterations=opts["iterations"],
+            source=source.lower() if target.image is None else None, target=target.key, iterations=opts["iterations"],
             learning_rate=opts["learning_rate"], layers=opts["layers"], seed=ADAPT_SEED,
             version=CACHE_VERSION)
         memory_key = f"nada:adapted:{key}:{device}"
@@ -195,7 +198,11 @@ class NadaMethod(Method):
         losses = []
         for path, identity in clip_files:  # CLIP is needed only while adapting
             clip = ctx.models.get(f"nada:clip:{identity}:{device}", lambda p=path: load_clip(p, device))
-            losses.append((1.0, CLIPDirectionalLoss(clip, source, target)))
+            if target.image is None:
+                losses.append((1.0, CLIPDirectionalLoss(clip, source, target.text)))
+            else:  # image-guided: the frozen generator's images are the source, not source_text
+                losses.append((1.0, CLIPDirectionalLoss.from_images(
+                    clip, generator, [target.tensor(device)], seed=ADAPT_SEED)))
         from ..images import to_image
 
         span, total = plan.adapt_span, opts["iterations"]
@@ -213,24 +220,69 @@ class NadaMethod(Method):
         result = adapt(generator, losses, iterations=total, lr=opts["learning_rate"],
                        layers=opts["layers"], seed=ADAPT_SEED, on_step=on_step,
                        on_sample=on_sample, sample_every=max(1, total // ADAPT_PREVIEWS))
-        cache.store(key, result.generator, {"source": source, "target": target,
+        cache.store(key, result.generator, {"source": source, "target": target.describe(),
                                             "iterations": opts["iterations"],
                                             "final_loss": result.losses[-1]})
         return ctx.models.get(memory_key, lambda: result.generator)
 
 
 def _check_options(inp: MethodInput) -> None:
-    """What the option ranges cannot express: the prompt, the source text, layers per generator."""
+    """What the option ranges cannot express: the prompt or style image, the source text, layers."""
     prompt = (inp.prompt or "").strip()
+    if len(inp.styles) > 1:
+        raise OptionError("Method 'nada' takes at most 1 style images.")
+    if inp.styles and prompt:
+        raise OptionError("Method 'nada' takes a text prompt or a style image, not both; remove one.")
+    if inp.styles:
+        return _check_source_and_layers(inp)
     if not prompt:
-        raise OptionError("Method 'nada' needs a text prompt describing the target style.")
+        raise OptionError("Method 'nada' needs a text prompt describing the target style, "
+                          "or a style image to copy.")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise OptionError(f"The prompt is {len(prompt)} characters; nada takes at most "
                           f"{MAX_PROMPT_CHARS}.")
+    _check_source_and_layers(inp)
+
+
+def _check_source_and_layers(inp: MethodInput) -> None:
     if not str(inp.options.get("source_text", "photo")).strip():
         raise OptionError("Option 'source_text' must not be empty (default: photo).")
     generator = inp.options.get("generator", "ffhq-1024")
     _check_layers(inp.options.get("layers", 0), _styled_layer_count(GENERATOR_SIZES[generator]))
+
+
+class _Target:
+    """What the generator is shifted towards: the prompt's text, or a style image (image-guided)."""
+
+    def __init__(self, text: str | None, image: "Image.Image | None") -> None:
+        self.text, self.image = text, image
+        self.sha256 = None
+        if image is not None:
+            digest = hashlib.sha256(f"{image.mode}:{image.width}x{image.height}:".encode())
+            digest.update(image.tobytes())
+            self.sha256 = digest.hexdigest()
+
+    @classmethod
+    def of(cls, inp: MethodInput) -> "_Target":
+        if inp.styles:
+            return cls(None, inp.styles[0].convert("RGB"))
+        return cls(" ".join((inp.prompt or "").split()), None)
+
+    @property
+    def key(self) -> str:
+        """The cache key's target: the folded prompt, or the style image's pixels' sha256."""
+        return f"image:{self.sha256}" if self.image is not None else str(self.text).lower()
+
+    def describe(self) -> str:
+        return f"style image sha256 {self.sha256}" if self.image is not None else str(self.text)
+
+    def tensor(self, device):
+        from ..images import to_tensor
+
+        return to_tensor(self.image, device) * 2 - 1
+
+    def __repr__(self) -> str:
+        return repr(self.describe())
 
 
 def _check_layers(layers: int, available: int) -> None:

@@ -45,6 +45,30 @@ def text_direction(clip: ClipEncoder, source: str, target: str,
     return direction / direction.norm(dim=-1, keepdim=True)
 
 
+IMG2IMG_BATCH = 16  # frozen-generator samples that stand for the source domain (paper's img2img_batch)
+
+
+def image_embedding(clip: ClipEncoder, styles: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Mean unit CLIP embedding of style images (each ``[1, 3, H, W]`` in -1..1, any size)."""
+    with torch.no_grad():
+        features = torch.cat([clip.encode_images(s.to(clip.device)) for s in styles])
+    return features.mean(dim=0, keepdim=True)
+
+
+def image_direction(clip: ClipEncoder, frozen: Generator, styles: Sequence[torch.Tensor],
+                    seed: int = 2, batch: int = IMG2IMG_BATCH) -> torch.Tensor:
+    """The paper's image-guided target direction (``compute_img2img_direction``): the mean CLIP
+    embedding of the style images minus the mean embedding of ``batch`` images drawn by the
+    frozen generator, as a unit vector."""
+    device = frozen.input.input.device
+    z = torch.randn(batch, frozen.style_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    with torch.no_grad():
+        source = torch.cat([clip.encode_images(frozen(frozen.mapping(z[i:i + 1])))
+                            for i in range(batch)]).mean(dim=0, keepdim=True)
+    direction = image_embedding(clip, styles) - source
+    return direction / direction.norm(dim=-1, keepdim=True)
+
+
 def directional_loss(source_features: torch.Tensor, target_features: torch.Tensor,
                      direction: torch.Tensor) -> torch.Tensor:
     """1 - cos(E(trainable) - E(frozen), text direction), averaged over the batch (Eq. 4)."""
@@ -61,13 +85,28 @@ def global_clip_loss(clip: ClipEncoder, images: torch.Tensor,
 
 
 class CLIPDirectionalLoss(nn.Module):
-    """The directional loss for one CLIP model and one (source, target) text pair."""
+    """The directional loss for one CLIP model and one (source, target) text pair, or, built
+    with ``from_images``, towards style images (the paper's image-guided mode)."""
 
-    def __init__(self, clip: ClipEncoder, source: str, target: str) -> None:
+    def __init__(self, clip: ClipEncoder, source: str | None, target: str | None, *,
+                 direction: torch.Tensor | None = None,
+                 target_features: torch.Tensor | None = None) -> None:
         super().__init__()
         self.clip = clip
-        self.register_buffer("direction", text_direction(clip, source, target))
-        self.register_buffer("target_features", clip.encode_texts([target]))
+        if direction is None:
+            direction = text_direction(clip, source, target)
+            target_features = clip.encode_texts([target])
+        self.register_buffer("direction", direction)
+        self.register_buffer("target_features", target_features)
+
+    @classmethod
+    def from_images(cls, clip: ClipEncoder, frozen: Generator, styles: Sequence[torch.Tensor],
+                    seed: int = 2) -> "CLIPDirectionalLoss":
+        """Image-guided: the direction from the frozen generator's images to the style images;
+        layer selection pulls towards the styles' mean embedding (normalised)."""
+        target = image_embedding(clip, styles)
+        return cls(clip, None, None, direction=image_direction(clip, frozen, styles, seed),
+                   target_features=target / target.norm(dim=-1, keepdim=True))
 
     def forward(self, frozen_images: torch.Tensor, trainable_images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
