@@ -1,4 +1,4 @@
-"""nada: restyle a face photo from a text prompt with StyleGAN-NADA (Gal et al. 2021).
+"""nada: restyle a face photo from a text prompt or a reference image with StyleGAN-NADA (Gal et al. 2021).
 
 Reads top to bottom as the method runs:
 1. find and align the face (refuse photos without one clear face before any heavy work);

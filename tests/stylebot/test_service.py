@@ -432,3 +432,20 @@ def test_nada_on_a_cpu_server_is_listed_as_needing_a_gpu(tmp_path):
     assert _listing(tmp_path, allow_cpu_nada=True)["nada"]["status"] == "weights missing"
     assert _listing(tmp_path, device="cuda")["nada"]["status"] == "weights missing"
     assert _listing(tmp_path)["sd"]["status"] == "weights missing"
+
+
+def test_nada_takes_a_reference_image_instead_of_a_prompt(tmp_path):
+    """nada owns its prompt rule: a prompt or a style image (reference), exactly one."""
+    from stylebot.service import InputError, check_request
+
+    settings = Settings(home=tmp_path, device="cpu", weights_dir=None, allow_downloads=False)
+    assert check_request(settings, "nada", {}, n_styles=1).name == "nada"
+    assert check_request(settings, "nada", {}, prompt="a sketch", n_styles=0).name == "nada"
+    check_request(settings, "nada", {})  # images not counted yet: nothing to say
+    with pytest.raises(InputError, match="needs a text prompt or a style image") as err:
+        check_request(settings, "nada", {}, n_styles=0)
+    assert err.value.field == "prompt"
+    with pytest.raises(InputError, match="not both"):
+        check_request(settings, "nada", {}, prompt="a sketch", n_styles=1)
+    with pytest.raises(InputError, match="needs a text prompt, e.g."):  # sd still needs its prompt
+        check_request(settings, "sd", {}, n_styles=0)
