@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -30,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from bench.peer import machine, measure  # noqa: E402
+from bench.peer import machine, measure, print_ratio_table  # noqa: E402
 from engine import runtime  # noqa: E402
 from engine.nets import adain as nets  # noqa: E402
 
@@ -107,12 +106,7 @@ def main() -> None:
 
         print(f"Machine: {machine()}; {args.size} px, {args.threads} threads, "
               f"{args.rounds} rounds\n")
-        print("| contestant | median s | min s | median ratio to split |")
-        print("| --- | --- | --- | --- |")
-        times = measure(runners, args.rounds)
-        for name, values in times.items():
-            ratio = statistics.median(a / b for a, b in zip(values, times["split"]))
-            print(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} | {ratio:.2f} |")
+        print_ratio_table(measure(runners, args.rounds), "split", "contestant")
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 

@@ -127,6 +127,17 @@ def measure(runners: dict, rounds: int) -> dict[str, list[float]]:
     return times
 
 
+def print_ratio_table(times: dict[str, list[float]], baseline: str, label: str,
+                      baseline_label: str | None = None) -> None:
+    """The markdown table of ``measure``'s times: median, fastest, and the median of the
+    per-round ratios to ``baseline`` (rounds interleave, so load drifts over all alike)."""
+    print(f"| {label} | median s | min s | median ratio to {baseline_label or baseline} |")
+    print("| --- | --- | --- | --- |")
+    for name, values in times.items():
+        ratio = statistics.median(a / b for a, b in zip(values, times[baseline]))
+        print(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} | {ratio:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))

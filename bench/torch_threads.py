@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from bench.peer import context, machine, measure  # noqa: E402
+from bench.peer import context, machine, measure, print_ratio_table  # noqa: E402
 from engine import runtime  # noqa: E402
 from engine.methods import get_method  # noqa: E402
 from engine.methods.base import MethodInput  # noqa: E402
@@ -51,12 +50,8 @@ def main() -> None:
             runners[f"{n} thread(s)"] = run
         print(f"Machine: {machine()}; gatys {args.size} px, {args.iterations} iterations, "
               f"{args.rounds} rounds\n")
-        print("| torch threads | median s | min s | median ratio to 1 thread |")
-        print("| --- | --- | --- | --- |")
-        times = measure(runners, args.rounds)
-        for name, values in times.items():
-            ratio = statistics.median(a / b for a, b in zip(values, times["1 thread(s)"]))
-            print(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} | {ratio:.2f} |")
+        print_ratio_table(measure(runners, args.rounds), "1 thread(s)", "torch threads",
+                          "1 thread")
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 
