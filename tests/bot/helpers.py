@@ -15,6 +15,13 @@ def png_bytes(image) -> bytes:
     return buffer.getvalue()
 
 
+def big_photo() -> bytes:
+    """600x400, larger than a preview may be; a gradient so the PNG stays small."""
+    from PIL import Image
+
+    return png_bytes(Image.linear_gradient("L").resize((600, 400)).convert("RGB"))
+
+
 def bot_settings(settings, **changes):
     """The conftest settings (tmp home, real weights, CPU) on an ephemeral local port."""
     base = {"http_host": "127.0.0.1", "http_port": 0, "shutdown_grace_s": 5.0}

@@ -8,16 +8,9 @@ from PIL import Image
 
 from tests.bot.discord.conftest import send
 from tests.bot.discord.fake_discord import APP_ID
+from tests.bot.helpers import big_photo
 
 PREVIEW_INTERVAL_S = 0.3
-
-
-def big_photo() -> bytes:
-    """600x400, larger than a preview may be; a gradient so the PNG stays small."""
-    photo = Image.linear_gradient("L").resize((600, 400)).convert("RGB")
-    buffer = io.BytesIO()
-    photo.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def preview_edits(fake, payload) -> list:

@@ -7,14 +7,9 @@ import io
 
 from PIL import Image
 
+from tests.bot.helpers import big_photo
+
 PREVIEW_INTERVAL_S = 0.3
-
-
-def big_photo() -> bytes:
-    photo = Image.linear_gradient("L").resize((600, 400)).convert("RGB")
-    buffer = io.BytesIO()
-    photo.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def preview_uploads(fake) -> list[str]:
