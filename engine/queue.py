@@ -1,7 +1,8 @@
 """One asyncio job queue in front of the engine, served by a single worker.
 
-The worker owns the device: GPU work runs in one background thread at a time, so the
-event loop (and every chat adapter on it) stays responsive. Jobs that the method can
+The worker hands one batch at a time to the engine's backend (``engine/backends``): a
+thread of this process by default, so the event loop (and every chat adapter on it) stays
+responsive, or a Ray Serve cluster. Jobs that the method can
 batch and that share a batch key are run together. Each job has a stream of events
 that any number of listeners can follow, replayed from the start for late listeners.
 """
@@ -17,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable
 
+from .backends import Backend, make_backend
 from .engine import PreparedJob, StyleEngine
 from .errors import JobCancelled, QueueFull, UserError
 from .events import (Cancelled, Done, Failed, JobEvent, Progress, Queued, ResultMeta, Started,
@@ -138,8 +140,10 @@ class JobHandle:
 class JobQueue:
     """Limits, ordering, batching, progress, cancellation and timeouts around the engine."""
 
-    def __init__(self, engine: StyleEngine, *, observers: list[Observer] | None = None) -> None:
+    def __init__(self, engine: StyleEngine, *, backend: Backend | None = None,
+                 observers: list[Observer] | None = None) -> None:
         self.engine = engine
+        self.backend = backend or make_backend(engine)
         self.settings = engine.settings
         self.observers: list[Observer] = list(observers or [])
         self._waiting: deque[Job] = deque()
@@ -156,6 +160,8 @@ class JobQueue:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self._worker is None:
+            await self.backend.start()
         if self._observer_task is None:
             self._observer_task = asyncio.create_task(self._observe(), name="stylebot-observers")
         if self._worker is None:
@@ -186,6 +192,7 @@ class JobQueue:
         except asyncio.CancelledError:
             pass
         self._worker = None
+        await self.backend.stop()
         await self.drain_observers()
         if self._observer_task is not None:
             self._observer_task.cancel()
@@ -325,7 +332,7 @@ class JobQueue:
                 self._emit(job, Queued(job.id, position))
 
     async def _run_batch(self, batch: list[Job]) -> None:
-        device = self.engine.device
+        device = self.backend.device
         for job in batch:
             job.state = "running"
             job.started = time.monotonic()
@@ -343,9 +350,9 @@ class JobQueue:
             for job in batch:
                 loop.call_soon_threadsafe(self._emit, job, Progress(job.id, fraction, stage, preview))
 
-        ctx = self.engine.context(on_progress, batch_cancel)
         started = time.perf_counter()
-        future = loop.run_in_executor(None, self.engine.execute, [j.prepared for j in batch], ctx)
+        future = asyncio.ensure_future(
+            self.backend.run([j.prepared for j in batch], on_progress, batch_cancel))
         timed_out = False
         try:
             results = await asyncio.wait_for(asyncio.shield(future), self.settings.job_timeout_s)

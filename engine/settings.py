@@ -43,6 +43,9 @@ class EngineSettings(BaseSettings):
     allow_downloads: bool = Field(True, description="Fetch missing weights on first use.")
 
     # Compute.
+    engine: Literal["local", "ray"] = Field(
+        "local", description="Where methods run: 'local' (this machine's device) or 'ray' (a Ray "
+        "Serve cluster, see docs/scaling.md).")
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'...")
     half_precision: bool = Field(True, description="fp16/bf16 on GPU where a method supports it.")
     model_memory_mb: int = Field(6000, ge=100, description="Budget for models kept loaded (LRU).")
