@@ -22,6 +22,12 @@ SECRETS = ("discord_token", "slack_bot_token", "slack_app_token", "slack_signing
 class Settings(EngineSettings):
     # Storage.
     database_url: str | None = Field(None, description="SQLAlchemy async URL; default SQLite in home.")
+    results_kept_days: float = Field(
+        7.0, gt=0, description="How long a result's buttons keep working: its request and input "
+                               "images are kept in the database this many days.")
+    results_kept_per_user: int = Field(
+        50, ge=1, description="At most this many results kept per user for their buttons; "
+                              "older ones are deleted first.")
 
     # Chat adapters.
     discord_token: str | None = None
