@@ -354,10 +354,11 @@ class StyleService:
             await job_log.record_started(self.db, job.id, event.device)
         elif isinstance(event, Done):
             await job_log.record_finished(self.db, job.id, "done", job.run_seconds)
-            await result_store.keep_result(
-                self.db, record_of(job, event.meta, jsonable_options(event.meta.options)),
-                keep_days=self.settings.results_kept_days,
-                per_user=self.settings.results_kept_per_user)
+            if job.requester.platform not in LOCAL_PLATFORMS:  # their results have no buttons
+                await result_store.keep_result(
+                    self.db, record_of(job, event.meta, jsonable_options(event.meta.options)),
+                    keep_days=self.settings.results_kept_days,
+                    per_user=self.settings.results_kept_per_user)
         elif isinstance(event, Failed):
             await job_log.record_finished(self.db, job.id, "failed", job.run_seconds,
                                           error=event.detail or event.message)

@@ -155,6 +155,22 @@ async def test_failed_jobs_are_not_kept(tmp_path, toy_methods):
         await service.close(grace_s=1)
 
 
+async def test_the_operators_own_front_ends_keep_nothing(tmp_path, toy_methods):
+    """CLI and playground results have no buttons: their images stay out of the database."""
+    from sqlalchemy import select
+
+    service = await StyleService.open(make_settings(tmp_path))
+    try:
+        for platform in ("cli", "playground", "slack"):
+            request = toy_request(method="toy")
+            request.requester = Requester(platform, "me")
+            await finished(service, request)
+        async with service.db.session() as session:
+            assert (await session.scalars(select(KeptResult.platform))).all() == ["slack"]
+    finally:
+        await service.close(grace_s=1)
+
+
 @pytest.mark.postgres
 async def test_a_second_process_on_postgres_answers_the_first_ones_buttons(tmp_path, toy_methods,
                                                                            postgres_url):
