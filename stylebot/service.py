@@ -92,6 +92,7 @@ class StyleService:
         interrupted = await job_log.mark_interrupted(db, is_gone)
         if interrupted:
             log.warning("%d job(s) were interrupted by the last shutdown", interrupted)
+        await result_store.purge_results(db, keep_days=settings.results_kept_days)
         queue = JobQueue(engine or StyleEngine(settings))
         service = cls(settings, queue, db, owner=owner)
         await queue.start()

@@ -43,6 +43,13 @@ async def done(handle) -> Done:
     return final
 
 
+async def expire(service: StyleService, job_id: str) -> None:
+    """Make a kept result a day older than the retention."""
+    async with service.db.write() as session:
+        await session.execute(update(KeptResult).where(KeptResult.job_id == job_id).values(
+            created_at=utcnow() - timedelta(days=service.settings.results_kept_days + 1)))
+
+
 async def made_before(service: StyleService) -> dict[str, tuple[str, Done]]:
     """Three results: plain (toyfade), with a posted style image, with Alice's private preset."""
     plain = toy_request("alice", method="toyfade", strength="0.6", seed="7")
@@ -132,14 +139,27 @@ async def test_a_private_preset_result_answers_its_owner_only_after_a_restart(re
 async def test_a_purged_or_unknown_result_says_too_old(restarted):
     service, made = restarted
     job_id, _ = made["plain"]
-    async with service.db.write() as session:
-        await session.execute(update(KeptResult).where(KeptResult.job_id == job_id).values(
-            created_at=utcnow() - timedelta(days=service.settings.results_kept_days + 1)))
+    await expire(service, job_id)
     for click in (lambda: service.rerun(job_id, "reroll", ALICE),
                   lambda: service.save_result(job_id, ALICE, "x"),
                   lambda: service.check_click("feedbeef", "stronger", ALICE)):
         with pytest.raises(UserError, match=f"^{TOO_OLD}$"):
             await click()
+
+
+async def test_a_start_purges_what_ran_out_while_the_bot_was_down(restarted):
+    from sqlalchemy import select
+
+    service, made = restarted
+    job_id, _ = made["plain"]
+    await expire(service, job_id)
+    again = await StyleService.open(service.settings)
+    try:
+        async with again.db.session() as session:
+            left = set((await session.scalars(select(KeptResult.job_id))).all())
+        assert left == {made["posted"][0], made["private"][0]}
+    finally:
+        await again.close(grace_s=1)
 
 
 async def test_failed_jobs_are_not_kept(tmp_path, toy_methods):
