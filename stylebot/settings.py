@@ -71,14 +71,15 @@ class Settings(EngineSettings):
     @field_validator("discord_shard_count", mode="before")
     @classmethod
     def _shard_count(cls, value: Any) -> Any:
+        """'auto' (any case) or a whole number of at least 1; empty is unset."""
         if isinstance(value, str):
-            value = value.strip().lower()
-            if not value:
-                return None
-            if value != "auto" and not value.isdigit():
+            text = value.strip().lower()
+            if text in ("", "auto"):
+                return text or None
+            if not text.isdigit():
                 raise ValueError(f"'{value}' is not a number of shards; give e.g. 4, or 'auto'")
-        if isinstance(value, (int, str)) and not isinstance(value, bool) and value != "auto" \
-                and int(value) < 1:
+            value = int(text)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
             raise ValueError("a bot has at least 1 shard")
         return value
 
