@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer,
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer,
                         LargeBinary, MetaData, String, Text, TypeDecorator, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -156,3 +156,55 @@ class PlaceSettings(Base):
     results: Mapped[str | None] = mapped_column(String(16))
     updated_at: Mapped[datetime]
     updated_by: Mapped[str] = mapped_column(String(128))
+
+
+class KeptResult(Base):
+    """What a finished job's buttons need, so they work after a restart and from any process.
+
+    Written when a job ends done, read when the job is no longer in the queue's memory, and
+    deleted after ``results_kept_days`` or past ``results_kept_per_user`` (storage/results.py).
+    """
+
+    __tablename__ = "kept_results"
+    __table_args__ = (
+        Index("ix_kept_results_owner_created_at", "platform", "user_id", "created_at"),
+        Index("ix_kept_results_created_at", "created_at"),
+    )
+
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(128))
+    method: Mapped[str] = mapped_column(String(64))
+    options: Mapped[dict[str, Any]]  # as the job ran: validated, defaults filled in
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    prompt: Mapped[str | None] = mapped_column(Text)
+    preset: Mapped[str | None] = mapped_column(String(32))
+    style_weights: Mapped[list[float] | None] = mapped_column(JSON)
+    space: Mapped[str | None] = mapped_column(String(128))  # where it was asked (None: no place)
+    room: Mapped[str | None] = mapped_column(String(128))
+    info: Mapped[dict[str, Any]]  # how it ran: seconds, device, size
+    created_at: Mapped[datetime]
+
+    images: Mapped[list[KeptImage]] = relationship(
+        back_populates="result", order_by="KeptImage.position",
+        cascade="all, delete-orphan", passive_deletes=True)
+
+
+class KeptImage(Base):
+    """One input image of a kept result: its content, a style image or its mask, as uploaded."""
+
+    __tablename__ = "kept_images"
+    __table_args__ = (
+        CheckConstraint("role IN ('content', 'style', 'mask')", name="role"),
+    )
+
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("kept_results.job_id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    # A style image that came out of the owner's preset: the owner's alone (results.PresetStyle).
+    from_preset: Mapped[bool] = mapped_column(Boolean)
+    filename: Mapped[str] = mapped_column(String(255))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    result: Mapped[KeptResult] = relationship(back_populates="images")

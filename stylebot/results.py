@@ -1,11 +1,12 @@
 """What happens to a finished result, the same on every platform.
 
 The buttons under a result (Re-roll, Stronger, Weaker, Save as preset) need the request
-that made it; the service finds it among the queue's recent jobs. ``result_actions`` says
-which buttons a result gets, ``check_clicker`` who may click them and ``variant`` builds the
-request behind a click; the service uses all three for every adapter, so the buttons behave
-alike everywhere. The plain-text pieces of progress and result messages are shared too;
-each adapter adds its own markup.
+that made it; the service finds it among the queue's recent jobs, or as the database kept it
+(``stylebot.kept_results``). ``result_actions`` says which buttons a result gets,
+``check_clicker`` who may click them and ``variant`` builds the request behind a click; the
+service uses all three for every adapter, so the buttons behave alike everywhere. The
+plain-text pieces of progress and result messages are shared too; each adapter adds its own
+markup.
 """
 
 from __future__ import annotations

@@ -26,10 +26,12 @@ from engine.queue import Job, JobHandle, JobQueue
 from engine.request import ImageUpload, Place, Requester, StyleRequest
 from storage import jobs as job_log
 from storage import presets as preset_store
+from storage import results as result_store
 from storage import server_settings as place_store
 from storage.db import Database, open_database
 from storage.presets import PresetRecord, PresetSummary, StyleBlob
 
+from .kept_results import record_of, result_of
 from .limits import RateLimiter
 from .listings import describe_methods
 from .owners import Owner, is_gone, this_process
@@ -90,6 +92,7 @@ class StyleService:
         interrupted = await job_log.mark_interrupted(db, is_gone)
         if interrupted:
             log.warning("%d job(s) were interrupted by the last shutdown", interrupted)
+        await result_store.purge_results(db, keep_days=settings.results_kept_days)
         queue = JobQueue(engine or StyleEngine(settings))
         service = cls(settings, queue, db, owner=owner)
         await queue.start()
@@ -294,23 +297,33 @@ class StyleService:
 
     # -- results and their buttons --------------------------------------------------------
 
-    def result(self, job_id: str) -> Result | None:
-        """A recent result (the queue keeps the last finished jobs), or None once forgotten."""
+    def recent_result(self, job_id: str) -> Result | None:
+        """A result still in the queue's memory (its last finished jobs), or None."""
         job = self.queue.get(job_id)
         if job is None or not isinstance(job.final, Done):
             return None
         return Result(job.prepared.request, job.final.meta)
 
+    async def result(self, job_id: str) -> Result | None:
+        """A finished job's result: from the queue's memory, else as the database kept it
+        (after a restart, or made by another process); None once purged or never done."""
+        result = self.recent_result(job_id)
+        if result is not None:
+            return result
+        record = await result_store.get_result(self.db, job_id.strip()[:64],
+                                               keep_days=self.settings.results_kept_days)
+        return None if record is None else result_of(record)
+
     def result_actions(self, job_id: str) -> list[str]:
-        """The buttons the result gets (see ``results.result_actions``); none once forgotten."""
-        result = self.result(job_id)
+        """The buttons a result just delivered gets (see ``results.result_actions``)."""
+        result = self.recent_result(job_id)
         return [] if result is None else result_actions(result.meta)
 
-    def check_click(self, job_id: str, action: str, requester: Requester) -> Result:
+    async def check_click(self, job_id: str, action: str, requester: Requester) -> Result:
         """The result a click on one of its buttons acts on, or ``UserError`` saying why not:
-        forgotten, or made with another user's private preset (``results.check_clicker``).
+        purged, or made with another user's private preset (``results.check_clicker``).
         Adapters ask this before they defer or open a form, so a refusal is immediate."""
-        result = self.result(job_id)
+        result = await self.result(job_id)
         if result is None:
             raise UserError("This result is too old for its buttons; run the command again.")
         check_clicker(result, action, requester)
@@ -318,14 +331,14 @@ class StyleService:
 
     async def rerun(self, job_id: str, action: str, requester: Requester) -> JobHandle:
         """Re-roll, Stronger or Weaker on a result: a new job for ``requester``."""
-        result = self.check_click(job_id, action, requester)
+        result = await self.check_click(job_id, action, requester)
         return await self.submit(variant(result, action, requester))
 
     async def save_result(self, job_id: str, requester: Requester, name: str, *,
                           replace: bool = False) -> PresetRecord:
         """Save as preset: the result's method and chosen options, and for its owner its style
         images too. Anyone else saves what the result shows, never images they were not shown."""
-        result = self.check_click(job_id, "save", requester)
+        result = await self.check_click(job_id, "save", requester)
         request, meta = result.request, result.meta
         options = changed_options(get_method(meta.method).options, meta.options)
         styles = request.styles if requester.key == request.requester.key else []
@@ -342,6 +355,11 @@ class StyleService:
             await job_log.record_started(self.db, job.id, event.device)
         elif isinstance(event, Done):
             await job_log.record_finished(self.db, job.id, "done", job.run_seconds)
+            if job.requester.platform not in LOCAL_PLATFORMS:  # their results have no buttons
+                await result_store.keep_result(
+                    self.db, record_of(job, event.meta, jsonable_options(event.meta.options)),
+                    keep_days=self.settings.results_kept_days,
+                    per_user=self.settings.results_kept_per_user)
         elif isinstance(event, Failed):
             await job_log.record_finished(self.db, job.id, "failed", job.run_seconds,
                                           error=event.detail or event.message)

@@ -9,9 +9,10 @@ stays out of ``engine/``.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from engine.settings import EngineSettings
 
@@ -22,10 +23,22 @@ SECRETS = ("discord_token", "slack_bot_token", "slack_app_token", "slack_signing
 class Settings(EngineSettings):
     # Storage.
     database_url: str | None = Field(None, description="SQLAlchemy async URL; default SQLite in home.")
+    results_kept_days: float = Field(
+        7.0, gt=0, description="How long a result's buttons keep working: its request and input "
+                               "images are kept in the database this many days.")
+    results_kept_per_user: int = Field(
+        50, ge=1, description="At most this many results kept per user for their buttons; "
+                              "older ones are deleted first.")
 
     # Chat adapters.
     discord_token: str | None = None
     discord_guild_id: int | None = None
+    discord_shard_count: int | Literal["auto"] | None = Field(
+        None, description="Shard the Discord connection: how many shards the bot has in all, or "
+                          "'auto' for Discord's recommendation; unset: one connection, no shards.")
+    discord_shard_ids: Annotated[list[int] | None, NoDecode] = Field(
+        None, description="The shards this process connects, e.g. '0-3' or '0,2' (needs "
+                          "discord_shard_count); unset: all of them.")
     slack_bot_token: str | None = None
     slack_app_token: str | None = None
     slack_signing_secret: str | None = None
@@ -54,6 +67,37 @@ class Settings(EngineSettings):
             raise ValueError(f"'{value}' is not a host name; give the bare name, "
                              "e.g. stylebot.example.org (no scheme, port or path)")
         return name
+
+    @field_validator("discord_shard_count", mode="before")
+    @classmethod
+    def _shard_count(cls, value: Any) -> Any:
+        """'auto' (any case) or a whole number of at least 1; empty is unset."""
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in ("", "auto"):
+                return text or None
+            if not text.isdigit():
+                raise ValueError(f"'{value}' is not a number of shards; give e.g. 4, or 'auto'")
+            value = int(text)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            raise ValueError("a bot has at least 1 shard")
+        return value
+
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _shard_ids(cls, value: Any) -> Any:
+        """'0-3,8' (ranges and single ids, as an operator writes them) or a list, as ids."""
+        if value is None or isinstance(value, list):
+            return value
+        text, ids = str(value).replace(" ", "").strip("[]"), []
+        if not text:
+            return None
+        for part in text.split(","):
+            first, _, last = part.partition("-")
+            if not first.isdigit() or (last and not last.isdigit()) or (last and int(last) < int(first)):
+                raise ValueError(f"'{part}' is not a shard id or range; write e.g. 0-3 or 0,2")
+            ids += range(int(first), int(last or first) + 1)
+        return ids
 
     @property
     def resolved_database_url(self) -> str:

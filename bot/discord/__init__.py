@@ -32,6 +32,9 @@ def _problems(settings: "Settings") -> list[str]:
     token = settings.discord_token
     if token is None:
         return []
+    shards = _shard_problems(settings.discord_shard_count, settings.discord_shard_ids)
+    if shards:
+        return [shards]
     token = token.strip()
     if token.lower().startswith("bot "):
         return ["STYLEBOT_DISCORD_TOKEN should be the bare bot token, without 'Bot ' in front."]
@@ -39,6 +42,19 @@ def _problems(settings: "Settings") -> list[str]:
         return ["STYLEBOT_DISCORD_TOKEN does not look like a Discord bot token (three parts "
                 "separated by dots); copy it from the Developer Portal's Bot page."]
     return []
+
+
+def _shard_problems(count: int | str | None, ids: list[int] | None) -> str | None:
+    """Why STYLEBOT_DISCORD_SHARD_COUNT and _SHARD_IDS cannot work together; None if they can."""
+    if ids is None:
+        return None
+    if not isinstance(count, int):
+        return ("STYLEBOT_DISCORD_SHARD_IDS needs STYLEBOT_DISCORD_SHARD_COUNT as a number (the "
+                "bot's shards in all, the same in every process), not " + (count or "unset") + ".")
+    if not ids or len(set(ids)) != len(ids) or max(ids) >= count:
+        return (f"STYLEBOT_DISCORD_SHARD_IDS must name distinct shards from 0 to {count - 1} "
+                f"(STYLEBOT_DISCORD_SHARD_COUNT is {count}).")
+    return None
 
 
 def _warnings(settings: "Settings") -> list[str]:

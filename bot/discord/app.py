@@ -3,7 +3,9 @@
 ``run_discord`` is what ``stylebot run`` starts when ``STYLEBOT_DISCORD_TOKEN`` is set;
 ``sync`` registers the commands (``stylebot discord sync [--guild ID]``); a client's
 ``health`` says how its connection is doing. The bot needs no privileged intents: slash commands and the
-message command carry their attachments with them.
+message command carry their attachments with them. ``make_client`` picks one gateway
+connection or, with ``STYLEBOT_DISCORD_SHARD_COUNT``, discord.py's ``AutoShardedClient``
+(docs/discord.md, "Sharding").
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 EDIT_INTERVAL_S = 2.0  # progress edits at most this often
 TOKEN_MARGIN_S = 60.0  # switch to channel messages this long before a token's 15 minutes end
+IDENTIFY_WAIT_S = 5.0  # between two shards' IDENTIFYs: Discord allows one per 5 s (max_concurrency 1)
 # our connection states -> the words `stylebot run`'s /healthz uses
 STATUS_WORDS = {"connecting": "starting", "ready": "connected", "disconnected": "disconnected"}
 TOKEN_HINT = ("Set STYLEBOT_DISCORD_TOKEN to the bot token from the Discord Developer Portal "
@@ -107,7 +110,11 @@ class StylebotClient(discord.Client):
             "interactions": self.interaction_count,
             "jobs_following": self.flow.following,
             "failures": self.flow.failures,
+            **self._shard_health(),
         }
+
+    def _shard_health(self) -> dict[str, Any]:
+        return {}
 
     async def serve(self, token: str, *, stopping: asyncio.Event | None = None) -> None:
         """Log in and serve until cancelled, or until ``stopping`` is set and every job's messages are sent."""
@@ -134,6 +141,39 @@ class StylebotClient(discord.Client):
             self.set_state("stopped")
 
 
+class ShardedStylebotClient(StylebotClient, discord.AutoShardedClient):
+    """The same bot over several gateway connections (shards), all of them or ``shard_ids``.
+
+    discord.py's ``AutoShardedClient`` does the sharding; ``identify_wait_s`` spaces the
+    shards' IDENTIFYs as Discord requires (its default, 5 s; tests shorten it).
+    """
+
+    def __init__(self, service: "StyleService | None", settings: "Settings", *,
+                 identify_wait_s: float = IDENTIFY_WAIT_S, **options: Any) -> None:
+        super().__init__(service, settings, **options)
+        self.identify_wait_s = identify_wait_s
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if not initial:
+            await asyncio.sleep(self.identify_wait_s)
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        log.info("discord: shard %d of %s ready", shard_id, self.shard_count)
+
+    def _shard_health(self) -> dict[str, Any]:
+        return {"shard_count": self.shard_count, "shards": sorted(self.shards)}
+
+
+def make_client(service: "StyleService | None", settings: "Settings", **options: Any) -> StylebotClient:
+    """One gateway connection, or shards when ``discord_shard_count`` is set: all of them
+    ('auto': as many as Discord recommends), or only ``discord_shard_ids`` in this process."""
+    count = settings.discord_shard_count
+    if count is None:
+        return StylebotClient(service, settings, **options)
+    return ShardedStylebotClient(service, settings, shard_count=None if count == "auto" else count,
+                                 shard_ids=settings.discord_shard_ids, **options)
+
+
 async def run_discord(service: "StyleService", settings: "Settings", *,
                       ready: asyncio.Event | None = None, status: Any = None,
                       stopping: asyncio.Event | None = None) -> None:
@@ -146,8 +186,8 @@ async def run_discord(service: "StyleService", settings: "Settings", *,
     """
     if not settings.discord_token:
         raise UserError(TOKEN_HINT)
-    client = StylebotClient(service, settings, ready=ready, sync_guild=settings.discord_guild_id,
-                            status=status)
+    client = make_client(service, settings, ready=ready, sync_guild=settings.discord_guild_id,
+                         status=status)
     await client.serve(settings.discord_token, stopping=stopping)
 
 

@@ -172,7 +172,7 @@ class InteractionFlow:
             await interaction.message.delete()
             return
         requester = requester_of(interaction.user)
-        self.service.check_click(job_id, action, requester)  # answered at once, without a deferral
+        await self.service.check_click(job_id, action, requester)  # answered at once, without a deferral
         if action == "save":
             await interaction.response.send_modal(SavePresetModal(job_id))
             return

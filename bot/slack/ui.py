@@ -210,7 +210,7 @@ class Forms:
             return
         action = kind.removeprefix(blocks.ACTION_PREFIX)
         requester = self.core.requester(place)
-        result = self.core.service.check_click(job_id, action, requester)  # before any form or job
+        result = await self.core.service.check_click(job_id, action, requester)  # before any form or job
         if kind == blocks.SAVE:
             meta = result.meta
             options = changed_options(get_method(meta.method).options, meta.options)

@@ -21,7 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from storage.db import Database, alembic_config, open_database
 from storage.models import Base
 
-TABLES = {"presets", "preset_styles", "jobs", "place_settings", "alembic_version"}
+TABLES = {"presets", "preset_styles", "jobs", "place_settings", "kept_results", "kept_images",
+          "alembic_version"}
 
 
 def only(backend: str):

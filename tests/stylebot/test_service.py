@@ -46,7 +46,7 @@ async def test_a_preset_fills_method_options_and_styles(service):
     assert handle.method == "toystyle"
     assert handle.options["steps"] == 3 and handle.options["tag"] == "override"
     assert final.image.getpixel((0, 0)) == (55, 225, 225)  # the content, inverted
-    assert service.result(handle.id).request.styles[0].filename == "green.png"
+    assert service.recent_result(handle.id).request.styles[0].filename == "green.png"
     listed = await service.list_presets(ALICE)
     assert [(p.name, p.use_count) for p in listed] == [("Night", 1)]
 
@@ -300,7 +300,7 @@ async def test_others_cannot_reroll_or_save_a_result_made_with_a_private_preset(
                           ("weaker", "make it weaker"), ("save", "save it as a preset")):
         with pytest.raises(UserError, match=f"^Only the person who asked for this result can {words}: "
                                             "it was made with their private preset"):
-            service.check_click(handle.id, action, BOB)  # what adapters ask before a form or deferral
+            await service.check_click(handle.id, action, BOB)  # what adapters ask before a form or deferral
     for action in ("reroll", "stronger", "weaker"):
         with pytest.raises(UserError, match="Only the person who asked for this result"):
             await service.rerun(handle.id, action, BOB)
@@ -309,13 +309,13 @@ async def test_others_cannot_reroll_or_save_a_result_made_with_a_private_preset(
     assert await service.list_presets(BOB) == []
     assert [j.job_id for j in service.jobs_of(BOB)] == []
     with pytest.raises(UserError, match="too old for its buttons"):
-        service.check_click("feedbeef", "reroll", BOB)
+        await service.check_click("feedbeef", "reroll", BOB)
 
     # the owner keeps every button, and what she re-rolls stays hers alone
-    assert service.check_click(handle.id, "reroll", ALICE).meta.method == "toystyle"
+    assert (await service.check_click(handle.id, "reroll", ALICE)).meta.method == "toystyle"
     again = await service.rerun(handle.id, "reroll", ALICE)
     assert isinstance(await again.wait(), Done)
-    assert [s.filename for s in service.result(again.id).request.styles] == ["secret.png"]
+    assert [s.filename for s in service.recent_result(again.id).request.styles] == ["secret.png"]
     with pytest.raises(UserError, match="Only the person who asked for this result can re-roll it"):
         await service.rerun(again.id, "reroll", BOB)
     copy = await service.save_result(handle.id, ALICE, "night2")
@@ -340,7 +340,7 @@ async def test_results_without_private_style_images_stay_open_to_every_clicker(s
     overridden.preset, overridden.styles = "own-style", [ImageUpload(png_bytes(), "posted.png")]
     handle = await service.submit(overridden)
     assert isinstance(await handle.wait(), Done)
-    assert service.check_click(handle.id, "save", BOB).request.styles[0].filename == "posted.png"
+    assert (await service.check_click(handle.id, "save", BOB)).request.styles[0].filename == "posted.png"
 
     await service.save_preset(ALICE, "faded", "toyfade", {"strength": "0.3"})  # no style images
     request = toy_request("alice", method=None, seed="4")

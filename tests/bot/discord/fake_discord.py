@@ -87,6 +87,9 @@ class FakeDiscord:
         self._ids = itertools.count(1)
         self._changed = asyncio.Event()
         self._sockets: list[web.WebSocketResponse] = []
+        self._shard_of: dict[web.WebSocketResponse, list[int]] = {}  # [id, count] from IDENTIFY
+        self.identifies: list[dict[str, Any]] = []  # every IDENTIFY's "d", in order
+        self.gateway_shards = 1  # what GET /gateway/bot recommends
         self._seq = itertools.count(1)
         self.token = TOKEN
         self.forbidden_channels: set[str] = set()  # the bot lacks Send Messages there
@@ -291,7 +294,7 @@ class FakeDiscord:
                          "bot_public": True, "bot_require_code_grant": False, "owner": user(1, "owner"),
                          "verify_key": "0" * 64, "flags": 0, "team": None, "summary": ""}
         if call.path == "/gateway/bot":
-            return 200, {"url": self.gateway_url, "shards": 1,
+            return 200, {"url": self.gateway_url, "shards": self.gateway_shards,
                          "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0,
                                                  "max_concurrency": 1}}
         if parts[0] == "interactions" and parts[-1] == "callback":
@@ -413,17 +416,24 @@ class FakeDiscord:
             if frame["op"] == 1:
                 await ws.send_json({"op": 11})
             elif frame["op"] == 2:
-                await self._dispatch(ws, "READY", {
-                    "v": 10, "user": BOT_USER, "guilds": [], "session_id": "fake-session",
-                    "resume_gateway_url": self.gateway_url,
-                    "application": {"id": str(APP_ID), "flags": 0}})
+                self.identifies.append(frame["d"])
+                ready = {"v": 10, "user": BOT_USER, "guilds": [], "session_id": "fake-session",
+                         "resume_gateway_url": self.gateway_url,
+                         "application": {"id": str(APP_ID), "flags": 0}}
+                if "shard" in frame["d"]:
+                    self._shard_of[ws] = ready["shard"] = list(frame["d"]["shard"])
+                self._changed.set()
+                await self._dispatch(ws, "READY", ready)
         self._sockets.remove(ws)
+        self._shard_of.pop(ws, None)
         return ws
 
     async def _dispatch(self, ws: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
         await ws.send_json({"op": 0, "t": event, "s": next(self._seq), "d": data})
 
-    async def send_interaction(self, payload: dict[str, Any]) -> None:
-        """Deliver an interaction over the gateway to every connected client."""
-        for ws in self._sockets:
-            await self._dispatch(ws, "INTERACTION_CREATE", payload)
+    async def send_interaction(self, payload: dict[str, Any], *, shard: int | None = None) -> None:
+        """Deliver an interaction over the gateway to every connected client, or only over
+        the connection that identified as ``shard``."""
+        for ws in list(self._sockets):
+            if shard is None or self._shard_of.get(ws, [None])[0] == shard:
+                await self._dispatch(ws, "INTERACTION_CREATE", payload)

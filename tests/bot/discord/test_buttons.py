@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from PIL import Image, ImageOps
 
 from engine.request import Requester
+from storage import results as storage_results
 from tests.bot.discord.conftest import image_of, send
 from tests.bot.discord.fake_discord import ALICE, APP_ID, BOB, CHANNEL_ID
 from tests.bot.discord.test_presets import save_night
@@ -104,14 +107,56 @@ async def test_after_a_reconnect_buttons_still_answer(bot, fake, service):
         await restarted.close()
 
 
-async def test_after_a_restart_old_results_buttons_say_so(bot, fake, service):
-    """A new process has a new queue: the old result is gone, and the click is told so at once."""
-    from bot.discord.app import StylebotClient
+async def restart(service):
+    """The process ends and a new one starts on the same database: a new service and queue."""
     from stylebot.service import StyleService
+
+    await service.queue.drain_observers()  # the old process had kept its results
+    await service.close(grace_s=1)
+    return await StyleService.open(service.settings)
+
+
+async def test_after_a_restart_old_results_buttons_still_work(bot, fake, service):
+    """The new process's queue never saw the job: its buttons answer from the database."""
+    from bot.discord.app import StylebotClient
+
+    first, message = await first_result(bot, fake, seed=9, strength=0.6)
+    await bot.close()
+    fresh = await restart(service)
+    restarted = StylebotClient(fresh, fresh.settings, edit_interval_s=0.05)
+    await restarted.login("test-token")
+    try:
+        payload = send(restarted, fake.component(message, button(first, "stronger"), who=BOB))
+        again = await fake.wait_call("POST", f"/webhooks/{APP_ID}/{payload['token']}")
+        assert fields(again)["Options"] == "strength=0.8" and fields(again)["Seed"] == "9"
+        assert again.json["embeds"][0]["footer"]["text"].endswith("for Bob")
+        assert image_of(again.files[0]).getpixel((0, 0)) == image_of(first.files[0]).getpixel((0, 0))
+
+        payload, modal = await click(restarted, fake, message, button(first, "save"))
+        assert modal.json["type"] == 9
+        form = modal.json["data"]
+        text_input = form["components"][0]["components"][0]
+        submitted = send(restarted, fake.modal_submit(form["custom_id"], {text_input["custom_id"]: "Kept"}))
+        answer = await fake.wait_call("POST", f"/interactions/{submitted['id']}/")
+        assert answer.json["data"]["content"].startswith("💾 Saved preset **Kept** (toyfade, strength=0.6")
+
+        _, answer = await click(restarted, fake, message, button(first, "delete"), who=BOB)
+        assert answer.json["data"]["content"] == "⚠️ Only the person who asked for this result can delete it."
+        send(restarted, fake.component(message, button(first, "delete")))
+        await fake.wait_call("DELETE", f"/channels/{CHANNEL_ID}/messages/{message['id']}")
+        await asyncio.wait_for(restarted.flow.idle(), 10)
+    finally:
+        await restarted.close()
+        await fresh.close(grace_s=1)
+
+
+async def test_after_a_restart_a_purged_results_buttons_say_so(bot, fake, service):
+    from bot.discord.app import StylebotClient
 
     first, message = await first_result(bot, fake)
     await bot.close()
-    fresh = await StyleService.open(service.settings)
+    fresh = await restart(service)
+    await storage_results.purge_results(fresh.db, keep_days=1e-9)  # retention ran out
     restarted = StylebotClient(fresh, fresh.settings)
     await restarted.login("test-token")
     try:

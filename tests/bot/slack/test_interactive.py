@@ -35,7 +35,7 @@ async def test_message_shortcut_opens_a_form_and_answers_in_the_thread(slack, fa
     await fake.delivered()
     done = fake.called("files.completeUploadExternal")[0].args
     assert done["channel_id"] == "C1" and done["thread_ts"] == message["ts"]
-    ran = slack.bot.flow.service.result(job_of(fake.results()[0])).request
+    ran = slack.bot.flow.service.recent_result(job_of(fake.results()[0])).request
     assert [s.filename for s in ran.styles] == ["one.png"] and ran.content.filename == "two.png"
     assert ran.requester.user_id == "U1"
 
@@ -80,14 +80,14 @@ async def test_reroll_gives_a_new_seed_and_weaker_keeps_it(slack, fake, photo):
 
     await slack.click(summary["ts"], blocks.REROLL, job, user="U2")
     await fake.delivered(2)
-    rerolled = slack.bot.flow.service.result(job_of(fake.results()[1]))
+    rerolled = slack.bot.flow.service.recent_result(job_of(fake.results()[1]))
     assert rerolled.meta.seed != 5 and rerolled.meta.options["strength"] == 0.6
     assert rerolled.request.requester.user_id == "U2"  # the new job is the clicker's
     assert fake.result_image(0).tobytes() != fake.result_image(1).tobytes()
 
     await slack.click(summary["ts"], blocks.WEAKER, job)
     await fake.delivered(3)
-    weaker = slack.bot.flow.service.result(job_of(fake.results()[2]))
+    weaker = slack.bot.flow.service.recent_result(job_of(fake.results()[2]))
     assert weaker.meta.seed == 5 and weaker.meta.options["strength"] == 0.4
     original = Image.new("RGB", (1, 1), (200, 30, 30)).getpixel((0, 0))
     distance = [sum(abs(a - b) for a, b in zip(fake.result_image(i).getpixel((0, 0)), original))
@@ -165,4 +165,4 @@ async def test_others_clicks_on_a_result_made_with_a_private_preset_are_refused(
 
     await slack.click(summary["ts"], blocks.REROLL, job)  # the owner keeps every button
     await fake.delivered(2)
-    assert slack.bot.flow.service.result(job_of(fake.results()[1])).request.requester.user_id == "U1"
+    assert slack.bot.flow.service.recent_result(job_of(fake.results()[1])).request.requester.user_id == "U1"

@@ -43,7 +43,7 @@ async def test_sd_prompt_with_options_restyles_the_shared_image(slack, fake):
     result = Image.open(io.BytesIO(fake.uploads[file_id])).convert("RGB")
     assert result.size == (64, 64)
     assert result.tobytes() != Image.open(io.BytesIO(photo)).convert("RGB").tobytes()
-    remembered = slack.bot.flow.service.result(summary["blocks"][2]["block_id"].removeprefix("result_"))
+    remembered = slack.bot.flow.service.recent_result(summary["blocks"][2]["block_id"].removeprefix("result_"))
     assert remembered.request.prompt == "a watercolour fox" and remembered.meta.seed == 7
 
 
