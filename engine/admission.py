@@ -115,6 +115,9 @@ class RayAdmission(Admission):
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.actor = None
         self._beating: asyncio.Task | None = None
+        # What this process holds, told again if the actor ever forgets us (``_beat``).
+        self._jobs: dict[str, str] = {}
+        self._leases: dict[str, tuple[str, list[str]]] = {}
 
     async def start(self) -> None:
         self.actor = await asyncio.to_thread(self._connect)
@@ -156,17 +159,20 @@ class RayAdmission(Admission):
         except Exception:  # noqa: BLE001 - see the class docstring
             log.warning("admission actor unreachable; job %s admitted on local limits", job_id,
                         exc_info=True)
-            return
+            refusal = None
         if refusal is not None:
             why, count = refusal
             raise too_many_jobs(count, self.settings.jobs_per_user) if why == "user" \
                 else queue_full(count)
+        self._jobs[job_id] = user
 
     def forget(self, job_id: str) -> None:
-        self._tell("forget", self.owner, job_id)
+        if self._jobs.pop(job_id, None) is not None:
+            self._tell("forget", self.owner, job_id)
 
     async def turn(self, users: list[str], *, ending: Turn | None = None) -> Turn | None:
         ending_lease = ending.lease if ending is not None else None
+        self._leases.pop(ending_lease, None)
         if not users:
             if ending_lease is not None:
                 self.end(ending)
@@ -176,17 +182,23 @@ class RayAdmission(Admission):
         except Exception:  # noqa: BLE001 - see the class docstring
             log.warning("admission actor unreachable; running without a turn", exc_info=True)
             return Turn(users[0])
-        return None if granted is None else Turn(granted[1], granted[0])
+        if granted is None:
+            return None
+        lease, user = granted
+        self._leases[lease] = (user, [])
+        return Turn(user, lease)
 
     def want(self, users: list[str]) -> None:
         self._tell("update", self.owner, users)
 
     def started(self, turn: Turn, job_ids: list[str]) -> None:
         if turn.lease is not None:
+            self._leases[turn.lease] = (turn.user, list(job_ids))
             self._tell("started", turn.lease, job_ids)
 
     def end(self, turn: Turn) -> None:
         if turn.lease is not None:
+            self._leases.pop(turn.lease, None)
             self._tell("end", turn.lease)
 
     def health(self) -> dict[str, Any]:
@@ -203,7 +215,11 @@ class RayAdmission(Admission):
         while True:
             await asyncio.sleep(self.settings.admission_lease_s / 3)
             try:
-                await self.actor.beat.remote(self.owner)
+                if not await self.actor.beat.remote(self.owner):
+                    log.warning("admission actor had forgotten %s; telling it our %d jobs "
+                                "again", self.owner, len(self._jobs))
+                    await self.actor.rejoin.remote(self.owner, dict(self._jobs),
+                                                   dict(self._leases))
             except Exception:  # noqa: BLE001 - keep beating; the actor restarts
                 log.warning("admission actor: heartbeat failed", exc_info=True)
 

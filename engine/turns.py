@@ -6,7 +6,9 @@ user's jobs in every process (so ``jobs_per_user`` holds everywhere), and hands 
 backend's slots one batch at a time, round-robin between the users waiting anywhere.
 
 A process that dies cannot say goodbye, so every process beats (``beat``) while it lives;
-one silent for ``lease_s`` is dropped with its jobs, requests and slots. This module
+one silent for ``lease_s`` is dropped with its jobs, requests and slots. One dropped while
+alive (a long stall, or this actor restarted and lost its book) hears so at its next beat
+and tells what it holds again (``rejoin``). This module
 imports only the standard library: Ray ships it to the actor by value, so the cluster's
 workers need no copy of Stylebot.
 """
@@ -63,6 +65,20 @@ class TurnBook:
             process = self.processes[owner] = _Process(self.clock())
         process.seen = self.clock()
         return process
+
+    def rejoin(self, owner: str, jobs: dict[str, str],
+               leases: dict[str, tuple[str, list[str]]]) -> None:
+        """A process dropped while alive (a long stall, or this actor restarted) tells what
+        it holds: its jobs (id -> user) and its leases (id -> (user, job ids)). Merged, not
+        replaced: what it did since the drop is already here."""
+        process = self.heard(owner)
+        for job_id, user in jobs.items():
+            process.jobs.setdefault(job_id, user)
+        for lease_id, (user, job_ids) in leases.items():
+            if lease_id not in self.leases:  # briefly more than ``slots``: it ends soon
+                running = {j for j in job_ids if j in process.jobs}
+                self.leases[lease_id] = _Lease(owner, user, self.turns, running)
+                process.running |= running
 
     def drop(self, owner: str) -> None:
         """Forget a process that left or died, freeing its jobs and slots."""
@@ -189,8 +205,16 @@ class AdmissionActor:
         self.book.slots = slots  # the latest process to start says how big the backend is
         self.book.heard(owner)
 
-    async def beat(self, owner: str) -> None:
+    async def beat(self, owner: str) -> bool:
+        """Keep the process alive; False when it had been dropped (then it ``rejoin``s)."""
+        self._start_reaper()  # also after Ray restarted this actor
+        known = owner in self.book.processes
         self.book.heard(owner)
+        return known
+
+    async def rejoin(self, owner: str, jobs: dict[str, str],
+                     leases: dict[str, tuple[str, list[str]]]) -> None:
+        self.book.rejoin(owner, jobs, leases)
 
     async def leave(self, owner: str) -> None:
         self.book.drop(owner)

@@ -138,6 +138,26 @@ def test_a_silent_process_loses_its_slots_and_jobs():
     assert book.admit("alive", "j2", "alice", limit=1, queue_size=5) is None
 
 
+def test_a_process_dropped_while_alive_tells_its_jobs_and_slot_again():
+    clock = Clock()
+    book = TurnBook(slots=1, lease_s=30, clock=clock)
+    book.admit("slow", "j1", "alice", limit=2, queue_size=5)
+    book.ask("slow", ["alice"])
+    [(_, lease, _)] = book.grant()
+    book.started(lease, ["j1"])
+    clock.now += 31  # it stalled
+    assert book.expire() == ["slow"]
+    book.admit("slow", "j2", "alice", limit=2, queue_size=5)  # not yet in what it tells:
+    book.rejoin("slow", {"j1": "alice"}, {lease: ("alice", ["j1"])})
+    assert book.processes["slow"].jobs == {"j1": "alice", "j2": "alice"}  # merged, not replaced
+    assert book.admit("other", "j3", "alice", limit=2, queue_size=5) == ("user", 2)
+    assert book.leases[lease].owner == "slow" and book.processes["slow"].running == {"j1"}
+    book.ask("other", ["bob"])
+    assert book.grant() == []  # the slot is held again
+    book.end(lease)
+    assert book.grant()[0][2] == "bob"
+
+
 def test_withdrawing_a_request_leaves_the_slot_to_others():
     book = TurnBook(slots=1)
     book.ask("p0", ["carol"])
@@ -174,6 +194,8 @@ async def test_the_actor_frees_the_slot_of_a_process_that_stopped_beating():
         await asyncio.wait({waiting}, timeout=0.05)
     assert waiting.result()[1] == "bob"
     assert "dead" not in (await actor.snapshot())["jobs"]
+    assert await actor.beat("dead") is False  # had it only stalled, it would now rejoin
+    assert await actor.beat("dead") is True
 
 
 def test_admission_follows_the_engine_unless_named(tmp_path):
