@@ -22,7 +22,7 @@ import socket
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import QueueFull
 
@@ -85,9 +85,6 @@ class Admission(ABC):
 
     def end(self, turn: Turn) -> None:
         """The batch ended, however it ended; its slot is free."""
-
-    def health(self) -> dict[str, Any]:
-        return {"admission": self.name}
 
 
 class LocalAdmission(Admission):
@@ -200,9 +197,6 @@ class RayAdmission(Admission):
         if turn.lease is not None:
             self._leases.pop(turn.lease, None)
             self._tell("end", turn.lease)
-
-    def health(self) -> dict[str, Any]:
-        return {"admission": self.name, "owner": self.owner}
 
     def _tell(self, method: str, *args) -> None:
         """Fire and forget: Ray delivers one caller's calls to the actor in order."""
