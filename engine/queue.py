@@ -2,9 +2,11 @@
 
 The worker hands one batch at a time to the engine's backend (``engine/backends``): a
 thread of this process by default, so the event loop (and every chat adapter on it) stays
-responsive, or a Ray Serve cluster. Jobs that the method can
-batch and that share a batch key are run together. Each job has a stream of events
-that any number of listeners can follow, replayed from the start for late listeners.
+responsive, or a Ray Serve cluster. Batches take turns between users (``engine/order.py``),
+and jobs that the method can batch and that share a batch key are run together. The
+admission (``engine/admission.py``) holds the limits and turns across bot processes that
+share one backend. Each job has a stream of events that any number of listeners can
+follow, replayed from the start for late listeners.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable
 
+from .admission import Admission, Turn, make_admission, queue_full, too_many_jobs
 from .backends import Backend, make_backend
 from .engine import PreparedJob, StyleEngine
 from .errors import JobCancelled, QueueFull, UserError
 from .events import (Cancelled, Done, Failed, JobEvent, Progress, Queued, ResultMeta, Started,
                      is_final)
+from .order import Turns, plan
 from .request import Requester, StyleRequest
 from .video import Clip
 
@@ -54,6 +58,13 @@ class Job:
     @property
     def method(self) -> str:
         return self.prepared.method.name
+
+    @property
+    def user(self) -> str:
+        return self.requester.key
+
+    def batch_key(self):
+        return self.prepared.batch_key()
 
     @property
     def final(self) -> JobEvent | None:
@@ -141,10 +152,13 @@ class JobQueue:
     """Limits, ordering, batching, progress, cancellation and timeouts around the engine."""
 
     def __init__(self, engine: StyleEngine, *, backend: Backend | None = None,
+                 admission: Admission | None = None,
                  observers: list[Observer] | None = None) -> None:
         self.engine = engine
         self.backend = backend or make_backend(engine)
         self.settings = engine.settings
+        self.admission = admission or make_admission(self.settings)
+        self._turns = Turns()
         self.observers: list[Observer] = list(observers or [])
         self._waiting: deque[Job] = deque()
         self._running: list[Job] = []
@@ -162,6 +176,7 @@ class JobQueue:
     async def start(self) -> None:
         if self._worker is None:
             await self.backend.start()
+            await self.admission.start()
         if self._observer_task is None:
             self._observer_task = asyncio.create_task(self._observe(), name="stylebot-observers")
         if self._worker is None:
@@ -193,6 +208,7 @@ class JobQueue:
             pass
         self._worker = None
         await self.backend.stop()
+        await self.admission.stop()
         await self.drain_observers()
         if self._observer_task is not None:
             self._observer_task.cancel()
@@ -214,13 +230,21 @@ class JobQueue:
         self._check_room(request.requester)
         prepared = await asyncio.to_thread(self.engine.prepare, request)
         self._check_room(request.requester)  # others may have submitted meanwhile
-        return await self.enqueue(prepared)
+        job_id = uuid.uuid4().hex[:8]
+        await self.admission.admit(job_id, request.requester.key)  # counts every process's jobs
+        try:
+            self._check_room(request.requester)
+        except QueueFull:
+            self.admission.forget(job_id)
+            raise
+        return await self.enqueue(prepared, job_id=job_id)
 
-    async def enqueue(self, prepared: PreparedJob) -> JobHandle:
-        job = Job(id=uuid.uuid4().hex[:8], requester=prepared.request.requester, prepared=prepared)
+    async def enqueue(self, prepared: PreparedJob, *, job_id: str | None = None) -> JobHandle:
+        job = Job(id=job_id or uuid.uuid4().hex[:8], requester=prepared.request.requester,
+                  prepared=prepared)
         self._jobs[job.id] = job
         self._waiting.append(job)
-        self._emit(job, Queued(job.id, len(self._waiting)))
+        self._announce_positions()  # a new user's job may go ahead of others'
         self._wakeup.set()
         return JobHandle(self, job)
 
@@ -229,12 +253,9 @@ class JobQueue:
             raise QueueFull("Stylebot is shutting down and not taking new jobs; try again in a minute.")
         mine = sum(1 for j in self._active() if j.requester.key == requester.key)
         if mine >= self.settings.jobs_per_user:
-            raise QueueFull(f"You already have {mine} job{'s' if mine > 1 else ''} queued or running "
-                            f"(the limit is {self.settings.jobs_per_user}); wait for one to finish "
-                            "or cancel one.")
+            raise too_many_jobs(mine, self.settings.jobs_per_user)
         if len(self._waiting) >= self.settings.queue_size:
-            raise QueueFull(f"The queue is full ({len(self._waiting)} jobs waiting); "
-                            "please try again in a few minutes.")
+            raise queue_full(len(self._waiting))
 
     # -- asking and cancelling -------------------------------------------------------
 
@@ -244,13 +265,17 @@ class JobQueue:
     def active_jobs(self) -> list[tuple[Job, int]]:
         """Every job running or waiting, in the order they will finish, with positions."""
         return ([(job, 0) for job in self._running]
-                + [(job, i + 1) for i, job in enumerate(self._waiting)])
+                + [(job, i + 1) for i, job in enumerate(self._order())])
 
     def jobs_of(self, requester: Requester) -> list[tuple[Job, int]]:
         """The requester's active jobs with their positions (0 = running)."""
-        out = [(job, 0) for job in self._running if job.requester.key == requester.key]
-        out += [(job, i + 1) for i, job in enumerate(self._waiting) if job.requester.key == requester.key]
-        return out
+        return [(job, position) for job, position in self.active_jobs()
+                if job.requester.key == requester.key]
+
+    def _order(self) -> list[Job]:
+        """The waiting jobs in the order they will run (``engine/order.py``)."""
+        return [job for batch in plan(list(self._waiting), self._turns, self.settings.max_batch)
+                for job in batch]
 
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
@@ -281,6 +306,7 @@ class JobQueue:
             self._waiting.remove(job)
             self._finish(job, Cancelled(job.id, reason), state="cancelled")
             self._announce_positions()
+            self._wakeup.set()  # a worker waiting for its turn names the users still waiting
         else:
             self._stop_batch_if_all_cancelled()
         return True
@@ -293,11 +319,22 @@ class JobQueue:
     # -- the worker ------------------------------------------------------------------
 
     async def _work(self) -> None:
+        held: Turn | None = None  # the last batch's slot, handed back with the next request
         while True:
             while not self._waiting:
+                if held is not None:
+                    self.admission.end(held)
+                    held = None
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            batch = self._take_batch()
+            turn, held = await self._next_turn(held), None
+            if turn is None:
+                continue
+            if not self._waiting:  # all cancelled while waiting for the turn
+                self.admission.end(turn)
+                continue
+            batch = self._take_batch(turn.user)
+            self.admission.started(turn, [job.id for job in batch])
             self._announce_positions()
             try:
                 await self._run_batch(batch)
@@ -309,24 +346,43 @@ class JobQueue:
                                      state="failed")
             finally:
                 self._running = []
+                held = turn
 
-    def _take_batch(self) -> list[Job]:
-        first = self._waiting.popleft()
-        batch = [first]
-        key = first.prepared.batch_key()
-        if key is not None:
-            for job in list(self._waiting):
-                if len(batch) >= self.settings.max_batch:
-                    break
-                if job.prepared.batch_key() == key:
-                    self._waiting.remove(job)
-                    batch.append(job)
+    async def _next_turn(self, ending: Turn | None) -> Turn | None:
+        """Wait until the admission lets this process run a batch, keeping it told which
+        users wait here; None when none wait any more. ``ending`` is the slot of the batch
+        just run: given back in the same step, so this process's users queue up for the
+        next slot alongside everyone else's instead of behind them."""
+        users = self._users_waiting()
+        asking = asyncio.ensure_future(self.admission.turn(users, ending=ending))
+        try:
+            while not asking.done():
+                self._wakeup.clear()
+                woken = asyncio.ensure_future(self._wakeup.wait())
+                await asyncio.wait({asking, woken}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                if not asking.done() and self._users_waiting() != users:
+                    users = self._users_waiting()
+                    self.admission.want(users)
+        finally:
+            asking.cancel()  # only if this worker itself is being cancelled
+        return asking.result()
+
+    def _users_waiting(self) -> list[str]:
+        return list(dict.fromkeys(job.user for job in self._order()))
+
+    def _take_batch(self, user: str | None = None) -> list[Job]:
+        """The next batch by the round-robin plan, led by ``user`` when the admission says so."""
+        batch = plan(list(self._waiting), self._turns, self.settings.max_batch, first_user=user)[0]
+        for job in batch:
+            self._waiting.remove(job)
+        self._turns.serve([job.user for job in batch])
         self._running = batch
         self._running_cancel = threading.Event()
         return batch
 
     def _announce_positions(self) -> None:
-        for position, job in enumerate(list(self._waiting), start=1):
+        for position, job in enumerate(self._order(), start=1):
             last = next((e for e in reversed(job.history) if isinstance(e, Queued)), None)
             if last is None or last.position != position:
                 self._emit(job, Queued(job.id, position))
@@ -406,6 +462,7 @@ class JobQueue:
     def _finish(self, job: Job, event: JobEvent, *, state: str) -> None:
         job.state = state
         job.finished = time.monotonic()
+        self.admission.forget(job.id)
         self._emit(job, event)
         self._finished.append(job.id)
         while len(self._finished) > FINISHED_JOBS_KEPT:

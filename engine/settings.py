@@ -74,6 +74,21 @@ class EngineSettings(BaseSettings):
     job_timeout_s: float = Field(900.0, gt=0, description="A job running longer is stopped.")
     max_batch: int = Field(4, ge=1, description="Same-shape jobs run in one forward pass.")
 
+    # Fairness across bot processes sharing one backend (engine/admission.py, docs/scaling.md).
+    admission: Literal["auto", "local", "ray"] = Field(
+        "auto", description="Who keeps the per-user limits and hands out turns: 'local' (this "
+        "process), 'ray' (one shared actor for every bot process on the Ray cluster); 'auto' is "
+        "'ray' when engine is 'ray', else 'local'.")
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join ('auto', 'host:6379', 'ray://host:10001'); unset "
+        "does what ray.init does (RAY_ADDRESS, else a new local cluster).")
+    admission_slots: int = Field(
+        1, ge=1, description="Batches the shared backend runs at once, all bot processes "
+        "together (its replicas); the shared admission grants this many turns.")
+    admission_lease_s: float = Field(
+        30.0, gt=0, description="A bot process silent this long is taken for dead: its jobs "
+        "count no more and its turns are freed.")
+
     # Methods.
     sd_model: str = Field("stabilityai/sd-turbo", description="HF model id or local folder for `sd`.")
     sd_safety_checker: bool = Field(True, description="Refuse results the safety checker flags.")

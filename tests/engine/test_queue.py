@@ -162,7 +162,43 @@ async def test_same_shape_jobs_are_batched(make_queue, toy_methods):
     toy_methods.GATE.set()
     finals = await asyncio.gather(blocker.wait(), other.wait(), *[h.wait() for h in handles])
     assert all(isinstance(f, Done) for f in finals)
-    assert toy_methods.BATCHES == [1, 3, 1, 1]  # blocker, a+b+c, d, e (FIFO head decides)
+    assert toy_methods.BATCHES == [1, 3, 1, 1]  # blocker, a+b+c, d, e (the oldest leads)
+
+
+async def test_users_take_turns_and_positions_tell_the_real_order(make_queue, toy_methods):
+    """A user with many jobs cannot starve those who come later; each Queued position is
+    the place the job really runs in."""
+    queue = await make_queue(jobs_per_user=4)
+    toy_methods.GATE.clear()
+    await queue.submit(toy_request("a", tag="a1", wait=True))
+    await until_running(queue)
+    submitted = [("a", "a2"), ("a", "a3"), ("a", "a4"), ("b", "b1"), ("b", "b2"), ("c", "c1")]
+    handles = [await queue.submit(toy_request(user, dims=(10 + i, 10), tag=tag))
+               for i, (user, tag) in enumerate(submitted)]
+    shown = {}  # the latest Queued position each user has been told
+    for handle in handles:
+        queued = [e for e in queue.get(handle.id).history if isinstance(e, Queued)]
+        shown[handle.options["tag"]] = queued[-1].position
+    listed = {job.prepared.options["tag"]: position for job, position in queue.active_jobs()}
+    assert listed == {"a1": 0, **shown}  # what /queue lists agrees
+    toy_methods.GATE.set()
+    await asyncio.gather(*[h.wait() for h in handles])
+    assert toy_methods.RAN == ["a1", "b1", "c1", "a2", "b2", "a3", "a4"]
+    assert sorted(shown, key=shown.get) == toy_methods.RAN[1:]
+    assert sorted(shown.values()) == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_batch_led_by_one_user_takes_others_along(make_queue, toy_methods):
+    queue = await make_queue(jobs_per_user=4, max_batch=2)
+    toy_methods.GATE.clear()
+    await queue.submit(toy_request("a", dims=(50, 50), tag="a1", wait=True))
+    await until_running(queue)
+    handles = [await queue.submit(toy_request(user, tag=tag))
+               for user, tag in (("a", "a2"), ("a", "a3"), ("b", "b1"))]
+    toy_methods.GATE.set()
+    await asyncio.gather(*[h.wait() for h in handles])
+    assert toy_methods.RAN == ["a1", "b1", "a2", "a3"]  # b leads; a2 shares b's pass
+    assert toy_methods.BATCHES == [1, 2, 1]
 
 
 async def test_out_of_memory_retries_smaller_then_fails_only_that_job(make_queue, toy_methods):
