@@ -80,7 +80,9 @@ def bench_size(engine: StyleEngine, size: int, frames: int, rounds: int) -> list
     for method in jobs:
         wall = statistics.median(t for t, _ in times[method])
         cpu = statistics.median(c for _, c in times[method])
-        rows.append(f"| {method} | {size} | {frames / wall:.1f} | {frames / cpu:.1f} | "
+        model = jobs[method].options.get("model")
+        label = f"{method} ({model})" if model else method
+        rows.append(f"| {label} | {size} | {frames / wall:.1f} | {frames / cpu:.1f} | "
                     f"{', '.join(f'{t:.2f}' for t, _ in times[method])} s |")
     if outputs:
         styled = next(iter(outputs.values()))
