@@ -114,3 +114,17 @@ async def test_gatys_refuses_a_clip_and_an_over_long_clip_names_the_limit(settin
         status, body = await submit(http, clip_form("/stylize method:hub", long, "long.gif", "image/gif",
                                                     style=png_bytes()))
         assert (status, body) == (400, {"error": "The content clip lasts 1.1 s; the limit is 1 s."})
+
+
+async def test_a_clip_that_cannot_fit_ends_the_stream_with_one_line(settings, clip_toys):
+    async with running_bot(bot_settings(settings, playground_result_mb=3000 / 2**20)) as (bot, http):
+        status, job = await submit(http, clip_form("/stylize method:toyclip", gif_bytes(noisy_frames(12)),
+                                                   "noise.gif", "image/gif"))
+        assert status == 200, job
+        last = (await sse_events(http, job["events"]))[-1]
+        assert last["type"] == "failed"
+        assert re.fullmatch(r"The result is \d+ KB even at 8\.33 fps, 96 px and 16 colours, over the "
+                            r"playground's 3 KB limit; try a shorter clip or a smaller size\.",
+                            last["message"]), last["message"]
+        async with http.get(f"/api/jobs/{job['job']}/result") as response:
+            assert response.status == 400 and (await response.json())["error"] == last["message"]
