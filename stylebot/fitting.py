@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 MIN_FPS = 8.0  # below this, motion stutters: size goes next
 MIN_SIDE = 96  # below this, a result is not worth posting
 GIF_COLOURS = (128, 64, 32, 16)
-MAX_ENCODES = 16  # one fitting never costs more than this many encodings
+MAX_ENCODES = 4  # whole-clip encodings one fitting may cost (estimates are on samples)
+MAX_ESTIMATES = 24  # sample encodings one fitting may cost
+SAMPLE_RUNS, SAMPLE_RUN = 3, 4  # a long clip is judged by 3 runs of 4 consecutive frames
 SIZE_MARGIN = 0.92  # aim a little under the limit: size does not shrink exactly with area
 
 
@@ -43,6 +45,7 @@ class FittedClip:
     lowered: tuple[str, ...] = ()
     limit: int = 0
     where: str = ""
+    encodes: int = 1  # whole-clip encodings it took
 
     @property
     def mime(self) -> str:
@@ -104,69 +107,98 @@ def with_colours(clip: Clip, colours: int) -> Clip:
                              for f in clip.frames])
 
 
-class _Encoder:
-    """Encodes candidates, counting, so fitting stops after ``MAX_ENCODES``."""
+@dataclass(frozen=True)
+class _Setting:
+    """One rung of the ladder: keep every ``step``-th frame, at ``side`` px, on ``colours``."""
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.count = 0
+    step: int = 1
+    side: int = 0
+    colours: int | None = None
 
-    def __call__(self, clip: Clip) -> bytes:
-        self.count += 1
-        return encode_clip(clip, self.kind)[0]
 
-    @property
-    def spent(self) -> bool:
-        return self.count >= MAX_ENCODES
+def _lower(setting: _Setting, over: float, max_step: int, kind: str) -> _Setting | None:
+    """The next setting down for a clip ``over`` times the limit: fps, then size, then colours;
+    None when all three are at their floor."""
+    if setting.step < max_step:
+        step = max(setting.step + 1, math.ceil(setting.step * over))
+        return replace(setting, step=min(max_step, step))
+    if setting.side > MIN_SIDE:
+        scale = min(0.9, max(0.5, math.sqrt(1 / over) * SIZE_MARGIN))
+        return replace(setting, side=max(MIN_SIDE, int(setting.side * scale)))
+    if kind == "gif":
+        fewer = [n for n in GIF_COLOURS if setting.colours is None or n < setting.colours]
+        if fewer:
+            return replace(setting, colours=fewer[0])
+    return None
+
+
+def _apply(clip: Clip, setting: _Setting) -> Clip:
+    """The pixel work of ``setting`` (size, colours) on frames already stepped."""
+    clip = at_side(clip, setting.side)
+    return with_colours(clip, setting.colours) if setting.colours else clip
+
+
+def _sample(clip: Clip) -> tuple[Clip, float]:
+    """A few runs of consecutive frames (so a GIF's or H.264's frame-to-frame savings still
+    count) standing for the whole clip, and how many times larger the whole is; a short clip
+    is its own sample."""
+    n, run = len(clip.frames), SAMPLE_RUN
+    if n <= 2 * SAMPLE_RUNS * run:
+        return clip, 1.0
+    picks = [i for start in (0, (n - run) // 2, n - run) for i in range(start, start + run)]
+    sample = replace(clip, frames=[clip.frames[i] for i in picks],
+                     durations_ms=[clip.durations_ms[i] for i in picks], audio=None)
+    return sample, n / len(picks)
 
 
 def fit_clip(clip: Clip, limit: int, where: str) -> FittedClip:
     """``clip`` encoded as its own kind within ``limit`` bytes: fps lowered first (not under
     ``MIN_FPS``), then size (not under ``MIN_SIDE``), then a GIF's colours. ``UserError``
-    (one line naming ``where``'s limit) when even the least of all three does not fit."""
-    encode = _Encoder(clip.kind)
-    data = encode(clip)
-    step, side, colours = 1, max(clip.size), None
-    current = clip
+    (one line naming ``where``'s limit) when even the least of all three does not fit.
 
-    # 1. Frames per second: every step-th frame, the step guessed from how far over it is.
+    Each rung is judged by encoding a sample of the frames (a long clip's full encode costs
+    seconds); only a rung whose estimate fits is encoded whole, and if the estimate was off
+    (audio, motion between the sampled runs), the next rungs are judged with that error."""
+    kind = clip.kind
     max_step = max(1, math.floor(clip.fps / MIN_FPS + 1e-9)) if len(clip.frames) > 1 else 1
-    while len(data) > limit and step < max_step and not encode.spent:
-        step = min(max_step, max(step + 1, math.ceil(step * len(data) / limit)))
-        current = at_fps_step(clip, step)
-        data = encode(current)
-
-    # 2. Size: area roughly follows bytes, so the side by the square root of how far over.
-    slower = current
-    while len(data) > limit and side > MIN_SIDE and not encode.spent:
-        scale = min(0.9, max(0.5, math.sqrt(limit / len(data)) * SIZE_MARGIN))
-        side = max(MIN_SIDE, int(side * scale))
-        current = at_side(slower, side)
-        data = encode(current)
-
-    # 3. A GIF's palette.
-    if encode.kind == "gif":
-        smaller = current
-        for n in GIF_COLOURS:
-            if len(data) <= limit or encode.spent:
+    setting = _Setting(side=max(clip.size))
+    correction, encodes, estimates = 1.0, 0, 0
+    while True:
+        # Walk down the ladder on estimates until one fits.
+        while True:
+            stepped = at_fps_step(clip, setting.step)
+            sample, scale = _sample(stepped)
+            estimates += 1
+            applied = _apply(sample, setting)
+            sampled = encode_clip(applied, kind)[0]
+            estimate = len(sampled) * scale * correction
+            lower = _lower(setting, estimate / limit, max_step, kind)
+            if estimate <= limit or lower is None or estimates >= MAX_ESTIMATES:
                 break
-            colours = n
-            current = with_colours(smaller, n)
-            data = encode(current)
+            setting = lower
+        # The whole clip at that rung (already encoded when the sample was the whole clip).
+        final = applied if scale == 1.0 else _apply(stepped, setting)
+        data = sampled if scale == 1.0 else encode_clip(final, kind)[0]
+        encodes += 1
+        spent = encodes >= MAX_ENCODES or estimates >= MAX_ESTIMATES
+        if len(data) <= limit or lower is None or spent:
+            break
+        correction *= len(data) / estimate  # the sample's error, carried to the next rungs
+        setting = _lower(setting, len(data) / limit, max_step, kind) or setting
 
     lowered = tuple(part for part, changed in (
-        (f"{current.fps:.3g} fps", step > 1),
-        (f"{max(current.size)} px", side < max(clip.size)),
-        (f"{colours} colours", colours is not None)) if changed)
+        (f"{final.fps:.3g} fps", setting.step > 1),
+        (f"{max(final.size)} px", setting.side < max(clip.size)),
+        (f"{setting.colours} colours", setting.colours is not None)) if changed)
     if len(data) > limit:
-        log.info("clip of %d bytes does not fit %s's %d after %d encodings (%s)", len(data), where,
-                 limit, encode.count, ", ".join(lowered) or "nothing lowered")
+        log.info("clip of %d bytes does not fit %s's %d (%d estimates, %d whole encodings; %s)",
+                 len(data), where, limit, estimates, encodes, ", ".join(lowered) or "nothing lowered")
         tried = f" even at {_and(lowered)}" if lowered else ""
         raise UserError(f"The result is {size_text(len(data))}{tried}, over {where}'s "
                         f"{size_text(limit)} limit; try a shorter clip or a smaller size.")
     if lowered:
-        log.info("clip fitted to %s's %d bytes in %d encodings: %s", where, limit, encode.count,
-                 ", ".join(lowered))
-    return FittedClip(data=data, kind=encode.kind, frames=len(current.frames), fps=current.fps,
-                      seconds=current.seconds, size=current.size, lowered=lowered, limit=limit,
-                      where=where)
+        log.info("clip fitted to %s's %d bytes (%d estimates, %d whole encodings): %s", where,
+                 limit, estimates, encodes, ", ".join(lowered))
+    return FittedClip(data=data, kind=kind, frames=len(final.frames), fps=final.fps,
+                      seconds=final.seconds, size=final.size, lowered=lowered, limit=limit,
+                      where=where, encodes=encodes)

@@ -85,3 +85,24 @@ def test_a_clip_slower_than_the_floor_keeps_its_frames():
 
 def test_size_text_reads_like_a_limit():
     assert [size_text(n) for n in (10 * 2**20, 2**19, 60 * 1024)] == ["10 MB", "0.5 MB", "60 KB"]
+
+
+def test_a_long_clip_is_judged_on_samples_and_encoded_whole_once():
+    clip = clip_of(noisy_frames(72), fps=24.0)  # 3 s; each rung is judged on 12 frames
+    full = len(encode_clip(at_fps_step(clip, 2))[0])
+    limit = int(full * 0.9)  # 12 fps is not enough, 8 fps is
+    fitted = fit_clip(clip, limit, "Discord")
+    assert len(fitted.data) <= limit and fitted.encodes == 1
+    assert (fitted.fps, fitted.lowered, len(read(fitted.data).frames)) == (8.0, ("8 fps",), 24)
+
+
+def test_when_the_sample_misjudges_the_whole_clip_the_next_rungs_correct_for_it():
+    # The sampled runs (frames 0-3, 28-31, 56-59) are flat, everything between them noise:
+    # the sample says the clip is tiny, the whole encode says otherwise.
+    flat, noisy = flat_frames(60, size=(160, 120)), noisy_frames(60)
+    sampled = set(range(4)) | set(range(28, 32)) | set(range(56, 60))
+    clip = clip_of([flat[i] if i in sampled else noisy[i] for i in range(60)], kind="mp4")
+    limit = len(encode_clip(clip)[0]) // 3
+    fitted = fit_clip(clip, limit, "Slack")
+    assert len(fitted.data) <= limit
+    assert 2 <= fitted.encodes <= 4  # the first whole encode was over; the correction fixed it
