@@ -9,7 +9,6 @@ import json
 import re
 
 import aiohttp
-import pytest
 
 from tests.bot.clips import clip_toys, flat_frames, frames_of, gif_bytes, mp4_bytes, noisy_frames
 from tests.bot.helpers import bot_settings, running_bot, sse_events
