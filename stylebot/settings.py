@@ -49,10 +49,16 @@ class Settings(EngineSettings):
         None, description="Slack user group id (S...) whose members may use /stats, besides "
                           "workspace admins and owners.")
     chat_rate_limit: int = Field(5, ge=1, description="Jobs one chat user may start per minute.")
+    slack_upload_mb: float = Field(
+        1024.0, gt=0, description="Largest clip result uploaded to Slack, in MB; Slack's "
+                                  "documented limit for a file is 1 GB (stylebot/fitting.py).")
 
     # The HTTP server (playground and /healthz).
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
+    playground_result_mb: float = Field(
+        50.0, gt=0, description="Largest clip result the playground serves, in MB; results "
+                                "are kept in memory (stylebot/fitting.py).")
     public_host: str | None = Field(
         None, description="The name a reverse proxy serves the playground under "
                           "(e.g. stylebot.example.org): the only Host answered besides loopback.")

@@ -59,7 +59,7 @@ async def job_ids(interaction: discord.Interaction, current: str) -> list[app_co
 # -- restyling ---------------------------------------------------------------------------------
 
 @app_commands.command()
-@app_commands.describe(content="The image to restyle", style="A style image (methods that take one)",
+@app_commands.describe(content="The image, animation or short video to restyle", style="A style image (methods that take one)",
                        style2="A second style image to blend", method=f"The method (default {DEFAULT_METHOD})",
                        preset="One of your presets; its settings fill what you leave out",
                        prompt="Text prompt (sd, nada)", **DESCRIBE_OPTIONS)
@@ -126,7 +126,7 @@ async def _stylize(interaction: discord.Interaction, *, method: str | None, pres
                    options: dict[str, Any], style_weights: list[float] | None = None) -> None:
     """The one path from a command's fields to a queued job; cheap refusals come first."""
     flow = interaction.client.flow
-    flow.check(content, "content image")
+    flow.check(content, "content image", clips=True)
     for i, attachment in enumerate(styles):
         flow.check(attachment, _style_word(i, len(styles)))
     preset = preset.strip() if preset and preset.strip() else None

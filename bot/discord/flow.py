@@ -22,6 +22,8 @@ from engine.events import Cancelled, Done, Failed, Progress, Queued, Started
 from engine.methods import get_method
 from engine.request import StyleRequest
 
+from stylebot.clips import is_content_type
+from stylebot.fitting import fit_clip
 from stylebot.previews import PREVIEW_INTERVAL_S, preview_jpeg
 from stylebot.results import changed_options, format_options, read_settings, reuse_command
 
@@ -83,9 +85,11 @@ class InteractionFlow:
 
     # -- starting jobs ---------------------------------------------------------------------
 
-    def check(self, attachment: discord.Attachment | None, what: str) -> None:
+    def check(self, attachment: discord.Attachment | None, what: str, *, clips: bool = False) -> None:
+        """``clips``: the content, which may also be an animation or a short video."""
         if attachment is not None:
-            check_attachment(attachment, what=what, max_bytes=self.settings.max_upload_bytes)
+            check_attachment(attachment, what=what, max_bytes=self.settings.max_upload_bytes,
+                             clips=clips)
 
     async def fetch(self, attachment: discord.Attachment | None, what: str):
         return None if attachment is None else await download(attachment, what=what)
@@ -141,16 +145,26 @@ class InteractionFlow:
             watch.cancel()
 
     async def _deliver(self, handle: "JobHandle", event: Done, reply: Reply) -> None:
-        data, filename, note = await asyncio.to_thread(render.encode_for_upload, event.image, event.meta,
-                                                       reply.upload_limit, f"stylebot-{handle.id}")
+        stem, fitted = f"stylebot-{handle.id}", None
+        if event.clip is not None:
+            try:
+                fitted = await asyncio.to_thread(fit_clip, event.clip, reply.upload_limit, "Discord")
+            except UserError as exc:  # not even the least fps, size and colours fit
+                await reply.finish(render.refused(exc.message))
+                return
+            data, filename, note = fitted.data, fitted.filename(stem), ""  # the embed says fitted.note
+        else:
+            data, filename, note = await asyncio.to_thread(render.encode_for_upload, event.image,
+                                                           event.meta, reply.upload_limit, stem)
         shown = changed_options(get_method(event.meta.method).options, event.meta.options)
         embed = render.result_embed(handle.id, event.meta, shown, filename, prompt=handle.prompt,
-                                    requester=reply.user.display_name, note=note)
+                                    requester=reply.user.display_name, note=note, clip=fitted)
         view = result_view(handle.id, reply.user.id, self.service.result_actions(handle.id))
         await reply.deliver(data, filename, embed, view, seconds=event.meta.seconds,
                             ephemeral=not self.service.result_is_public(handle.id))
+        said = fitted.note if fitted is not None else note
         log.info("job %s delivered to discord user %s (%d bytes%s)", handle.id, reply.user.id,
-                 len(data), f", {note}" if note else "")
+                 len(data), f", {said}" if said else "")
 
     async def idle(self) -> None:
         """Wait until every job being followed has been delivered (shutdown and tests)."""
@@ -188,11 +202,11 @@ class InteractionFlow:
     # -- the message command's preset menu -------------------------------------------------
 
     async def offer_presets(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        images = [a for a in message.attachments if (a.content_type or "").startswith("image/")]
+        images = [a for a in message.attachments if is_content_type(a.content_type)]
         if not images:
-            raise UserError("That message has no image attached; use the command on a message "
-                            "with an uploaded image.")
-        self.check(images[0], "image")
+            raise UserError("That message has no image or clip attached; use the command on a "
+                            "message with an uploaded image, animation or short video.")
+        self.check(images[0], "image", clips=True)
         presets = await self.service.list_presets(requester_of(interaction.user))
         if not presets:
             raise UserError("You have no presets yet; save one with /preset save.")

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import discord
 
+from stylebot.clips import CONTENT_HINT, base_type, is_content_type
 from stylebot.commands import parse_command
 from engine.errors import ImageError, OptionError, UserError
 from engine.images import FORMATS_HINT, check_upload_size
@@ -57,13 +58,15 @@ def place_of(interaction: discord.Interaction) -> Place | None:
     return Place(str(interaction.guild_id), str(interaction.channel_id or ""))
 
 
-def check_attachment(attachment: discord.Attachment, *, what: str, max_bytes: int) -> None:
-    """Refuse an attachment from its metadata alone: not an image, too big, or not on the CDN."""
-    kind = (attachment.content_type or "").split(";")[0].strip().lower()
-    if not kind.startswith("image/"):
+def check_attachment(attachment: discord.Attachment, *, what: str, max_bytes: int,
+                     clips: bool = False) -> None:
+    """Refuse an attachment from its metadata alone: not an image (nor, where ``clips``, a
+    video the engine reads), too big, or not on the CDN."""
+    kind = base_type(attachment.content_type)
+    if not (is_content_type(kind) if clips else kind.startswith("image/")):
         described = f"a {kind} file" if kind else "not marked as an image"
-        raise ImageError(f"The {what} '{attachment.filename}' is {described}; attach an image "
-                         f"({FORMATS_HINT}).")
+        wanted = f"an image or a clip ({CONTENT_HINT})" if clips else f"an image ({FORMATS_HINT})"
+        raise ImageError(f"The {what} '{attachment.filename}' is {described}; attach {wanted}.")
     check_upload_size(attachment.size, max_bytes, f"{what} '{attachment.filename}'")
     if _origin(attachment.url) not in discord_origins():
         raise UserError(f"The {what} '{attachment.filename}' is not stored on Discord; "

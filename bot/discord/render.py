@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from engine.events import ResultMeta
+    from stylebot.fitting import FittedClip
     from stylebot.service import PresetRecord, PresetSummary
     from stylebot.service import QueuedJob
 
@@ -69,8 +70,11 @@ def bug(ref: str, what: str = "job") -> str:
 
 
 def result_embed(job_id: str, meta: "ResultMeta", shown_options: dict[str, Any], filename: str,
-                 *, requester: str, prompt: str | None = None, note: str = "") -> discord.Embed:
-    """A short card under the result: method, what was chosen, seed and time."""
+                 *, requester: str, prompt: str | None = None, note: str = "",
+                 clip: "FittedClip | None" = None) -> discord.Embed:
+    """A short card under the result: method, what was chosen, seed and time; for a clip its
+    frames and fps as delivered. A video plays from the attachment itself (an embed's image
+    cannot be one), so only pictures are pulled into the card."""
     embed = discord.Embed(title=f"Stylized with {meta.method}", colour=COLOUR)
     embed.add_field(name="Options", value=_clip(format_options(shown_options), FIELD_LIMIT), inline=False)
     if prompt:
@@ -78,8 +82,13 @@ def result_embed(job_id: str, meta: "ResultMeta", shown_options: dict[str, Any],
     if meta.seed is not None:
         embed.add_field(name="Seed", value=str(meta.seed))
     embed.add_field(name="Time", value=f"{meta.seconds:.1f} s on {meta.device}")
-    embed.add_field(name="Size", value=f"{meta.size[0]}×{meta.size[1]}")
-    embed.set_image(url=f"attachment://{filename}")
+    size = clip.size if clip is not None else meta.size
+    embed.add_field(name="Size", value=f"{size[0]}×{size[1]}")
+    if clip is not None:  # what fitting lowered is said here, beside what it lowered
+        embed.add_field(name="Clip", value=f"{clip.facts}; {clip.note}" if clip.note else clip.facts,
+                        inline=False)
+    if clip is None or not clip.is_video:
+        embed.set_image(url=f"attachment://{filename}")
     footer = f"job {job_id} · for {requester}"
     embed.set_footer(text=f"{footer} · {note}" if note else footer)
     return embed

@@ -16,7 +16,6 @@ import json
 import logging
 import mimetypes
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +24,12 @@ from aiohttp import web
 from stylebot.commands import (HELP, STYLIZE, CommandError, ParsedCommand, build_request,
                                parse_command, parse_flag)
 from bot.playground.inputs import MAX_FIELD_BYTES, Form, json_body, read_form
+from bot.playground.results import Results
 from engine.errors import UserError
 from engine.events import Cancelled, Done, Failed, JobEvent, Progress, Queued, Started
 from engine.request import Requester
 from stylebot.checks import guards_host, is_own_host
+from stylebot.clips import CONTENT_HINT
 from stylebot.results import queue_line, stats_lines
 from stylebot.listings import preset_data
 from stylebot.service import jsonable_options
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
 REQUESTER = Requester("playground", "local", "you")
-RESULT_CACHE = 24  # encoded results kept for the page's <img> and download link
 PREVIEW_MIN_INTERVAL_S = 0.4
 SSE_KEEPALIVE_S = 15.0
 BUG_MESSAGE = "Something went wrong on our side; it has been logged."
@@ -104,7 +104,7 @@ class Playground:
     def __init__(self, service: "StyleService", settings: "Settings") -> None:
         self.service = service
         self.settings = settings
-        self._results: OrderedDict[str, bytes] = OrderedDict()
+        self._results = Results(self.result_limit)
 
     # -- pages and facts -----------------------------------------------------------------
 
@@ -123,8 +123,16 @@ class Playground:
         return web.json_response({
             "user": REQUESTER.user_id, "max_upload_bytes": s.max_upload_bytes,
             "max_side": s.max_side, "max_pixels": s.max_pixels, "jobs_per_user": s.jobs_per_user,
+            "max_frames": s.max_frames, "max_video_s": s.max_video_s,
+            "max_result_bytes": self.result_limit, "content_formats": CONTENT_HINT,
             "accepting": self.service.accepting, "help": HELP,
         })
+
+    @property
+    def result_limit(self) -> int:
+        """The playground's own cap on a clip result (``playground_result_mb``): results are
+        kept in memory for the page, so a clip over it is fitted like a chat upload."""
+        return int(self.settings.playground_result_mb * 2**20)
 
     async def methods(self, request: web.Request) -> web.Response:
         return web.json_response(await asyncio.to_thread(self.service.methods_info))
@@ -239,7 +247,7 @@ class Playground:
                 except StopAsyncIteration:
                     break
                 pending = None
-                data = self._event_dict(event)
+                data = await self._done_dict(event) if isinstance(event, Done) else self._event_dict(event)
                 if isinstance(event, Progress) and event.preview is not None:
                     now = time.monotonic()
                     if now - last_preview >= PREVIEW_MIN_INTERVAL_S:
@@ -257,6 +265,26 @@ class Playground:
                     await pending
             await stream.aclose()
         return response
+
+    async def _done_dict(self, event: Done) -> dict[str, Any]:
+        """The done event, with the clip as it will be served (fitted first, so the page can
+        say what was lowered); a clip that cannot fit ends the stream as a failure. A still
+        is encoded when the page asks for it, as before."""
+        data = self._event_dict(event)
+        if event.clip is None:
+            data["download_name"] = f"stylebot-{event.meta.method}-{event.job_id}.png"
+            return data
+        try:
+            result = await self._results.of(event)
+        except UserError as exc:
+            return {"job": event.job_id, "type": "failed", "message": exc.message}
+        c = result.clip
+        assert c is not None
+        data["download_name"] = f"stylebot-{event.meta.method}-{event.job_id}.{result.ext}"
+        data["meta"]["size"] = list(c.size)
+        data["meta"]["clip"] = {"frames": c.frames, "fps": c.fps, "seconds": round(c.seconds, 3),
+                                "kind": c.kind, "video": c.is_video, "facts": c.facts, "note": c.note}
+        return data
 
     def _event_dict(self, event: JobEvent) -> dict[str, Any]:
         base = {"job": event.job_id}
@@ -286,20 +314,12 @@ class Playground:
         if not isinstance(final, Done):
             raise web.HTTPNotFound(reason=f"Job {job_id} has no result"
                                           + (" yet." if final is None else "."))
-        data = self._results.get(job_id)
-        if data is None:
-            from engine.images import encode_result
-
-            data = (await asyncio.to_thread(encode_result, final.image, final.meta)).data
-            self._results[job_id] = data
-            while len(self._results) > RESULT_CACHE:
-                self._results.popitem(last=False)
-        self._results.move_to_end(job_id)
+        result = await self._results.of(final)
         headers = {"Cache-Control": "private, max-age=3600"}
         if request.query.get("download"):
             headers["Content-Disposition"] = (f'attachment; filename="stylebot-{final.meta.method}'
-                                              f'-{job_id}.png"')
-        return web.Response(body=data, content_type="image/png", headers=headers)
+                                              f'-{job_id}.{result.ext}"')
+        return web.Response(body=result.data, content_type=result.mime, headers=headers)
 
     # -- presets ---------------------------------------------------------------------------
 

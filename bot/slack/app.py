@@ -59,7 +59,8 @@ class SlackBot:
         secret = (settings.slack_signing_secret or "").strip()
         self.app = AsyncApp(client=self.client, signing_secret=secret, name="stylebot",
                             logger=logging.getLogger("bot.slack.bolt"))
-        self.flow = JobFlow(service, self.client, edit_interval_s=edit_interval_s)
+        self.flow = JobFlow(service, self.client, edit_interval_s=edit_interval_s,
+                            upload_limit=int(settings.slack_upload_mb * 2**20))
         self.finder = FileFinder(self.client, settings.slack_image_window_s)
         self.downloader = Downloader(token, max_bytes=settings.max_upload_bytes,
                                      origins=FILE_ORIGINS if file_origins is None else file_origins)

@@ -29,6 +29,7 @@ from engine.images import encode_result
 from engine.methods import get_method
 
 from . import render as blocks
+from stylebot.fitting import fit_clip
 from stylebot.previews import PREVIEW_INTERVAL_S, preview_jpeg
 from stylebot.results import changed_options
 
@@ -214,9 +215,11 @@ class JobFlow:
     """Submits jobs for Slack users and follows each one to a delivered result."""
 
     def __init__(self, service: "StyleService", client: "AsyncWebClient", *,
-                 edit_interval_s: float, preview_interval_s: float = PREVIEW_INTERVAL_S) -> None:
+                 edit_interval_s: float, preview_interval_s: float = PREVIEW_INTERVAL_S,
+                 upload_limit: int = 2**30) -> None:
         self.service = service
         self.client = client
+        self.upload_limit = upload_limit  # clips over it are fitted (stylebot/fitting.py)
         self.edit_interval_s = edit_interval_s
         self.preview_interval_s = preview_interval_s
         self.tasks: set[asyncio.Task] = set()
@@ -319,25 +322,37 @@ class JobFlow:
         Where results are private (``/settings results=ephemeral``) they go to the asker's
         direct messages: Slack's ephemeral messages cannot carry a file.
         """
-        encoded = await asyncio.to_thread(encode_result, done.image, done.meta)
+        fitted = None
+        if done.clip is not None:
+            try:
+                fitted = await asyncio.to_thread(fit_clip, done.clip, self.upload_limit, "Slack")
+            except UserError as exc:  # not even the least fps, size and colours fit
+                await message.finish(blocks.failed(done.job_id, place.user, exc.message))
+                return
+            data, filename = fitted.data, fitted.filename(f"stylebot-{done.job_id}")
+        else:
+            data = (await asyncio.to_thread(encode_result, done.image, done.meta)).data
+            filename = f"stylebot-{done.job_id}.png"
         channel, thread_ts = message.place.channel, place.thread_ts
         if not self.service.result_is_public(done.job_id):
             opened = await self.client.conversations_open(users=place.user)
             channel, thread_ts = opened["channel"]["id"], None
         await self.client.files_upload_v2(
-            channel=channel, thread_ts=thread_ts, file=encoded.data,
-            filename=f"stylebot-{done.job_id}.png", title=f"{done.meta.method} · job {done.job_id}",
-            alt_txt=(handle.prompt or f"Image restyled with {done.meta.method}")[:1000])
+            channel=channel, thread_ts=thread_ts, file=data,
+            filename=filename, title=f"{done.meta.method} · job {done.job_id}",
+            alt_txt=(handle.prompt or f"{'Clip' if fitted else 'Image'} restyled with "
+                                      f"{done.meta.method}")[:1000])
         shown = changed_options(get_method(done.meta.method).options, done.meta.options)
         if channel != message.place.channel:
             await self.tell(place, f"Your result (job `{done.job_id}`) was sent to you in a direct "
                                    "message: results here are private.")
         await self.client.chat_postMessage(
             channel=channel, thread_ts=thread_ts,
-            text=blocks.result_text(done.job_id, done.meta, place.user),
+            text=blocks.result_text(done.job_id, done.meta, place.user, fitted),
             blocks=blocks.result_blocks(done.job_id, done.meta, shown, place.user,
                                         prompt=handle.prompt,
-                                        actions=self.service.result_actions(done.job_id)))
+                                        actions=self.service.result_actions(done.job_id),
+                                        clip=fitted))
         await message.delete()
         log.info("job %s delivered to %s in %.1f s", done.job_id, place.channel, done.meta.seconds)
 

@@ -21,6 +21,7 @@ from yarl import URL
 
 from engine.errors import ImageError, UserError
 from engine.request import ImageUpload
+from stylebot.clips import CONTENT_HINT, VIDEO_FILETYPES, is_video_type
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 SLACK_FILE_ORIGINS = frozenset({"https://files.slack.com", "https://files-edge.slack.com",
                                 "https://files-origin.slack.com", "https://files.slack-gov.com"})
 IMAGE_FILETYPES = ("png", "jpg", "jpeg", "webp", "gif", "bmp", "tiff")  # for file_input elements
+CONTENT_FILETYPES = IMAGE_FILETYPES + VIDEO_FILETYPES  # what may be restyled: clips too
 HISTORY_LIMIT = 100  # messages looked at when searching for the latest image
 MAX_REDIRECTS = 3
 
@@ -58,7 +60,9 @@ class SlackFile:
 
     @property
     def is_image(self) -> bool:
-        return self.mimetype.lower().startswith("image/")
+        """An image (animated ones included) or a short video the engine reads: anything that
+        may be restyled. Whether a video may be a style image is the engine's to refuse."""
+        return self.mimetype.lower().startswith("image/") or is_video_type(self.mimetype)
 
     @staticmethod
     def is_complete(data: dict[str, Any]) -> bool:
@@ -113,8 +117,8 @@ def require_images(files: list[SlackFile], where: str) -> list[SlackFile]:
     images = image_files(files)
     if not images and files:
         kinds = ", ".join(sorted({f.mimetype or "unknown type" for f in files}))
-        raise ImageError(f"{where} has no image: '{files[0].name}' is {kinds}. "
-                         "Use a PNG, JPEG, WebP or GIF image.")
+        raise ImageError(f"{where} has no image or clip: '{files[0].name}' is {kinds}. "
+                         f"Use an image or a clip ({CONTENT_HINT}).")
     return images
 
 
@@ -217,8 +221,8 @@ class Downloader:
     async def fetch(self, file: SlackFile) -> ImageUpload:
         name = file.name
         if not file.is_image:
-            raise ImageError(f"'{name}' is not an image ({file.mimetype or 'unknown type'}); "
-                             "use a PNG, JPEG, WebP or GIF image.")
+            raise ImageError(f"'{name}' is not an image or clip ({file.mimetype or 'unknown type'}); "
+                             f"use an image or a clip ({CONTENT_HINT}).")
         if file.size > self.max_bytes:
             raise ImageError(f"'{name}' is {file.size / 1e6:.1f} MB; the limit is "
                              f"{self.max_bytes / 1e6:.0f} MB.")

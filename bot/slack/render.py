@@ -11,11 +11,12 @@ import json
 from typing import TYPE_CHECKING, Any, Iterable
 
 from stylebot.results import format_options, progress_bar, settings_lines
-from bot.slack.inputs import IMAGE_FILETYPES, SlackFile
+from bot.slack.inputs import CONTENT_FILETYPES, IMAGE_FILETYPES, SlackFile
 
 if TYPE_CHECKING:
     from engine.events import ResultMeta
     from engine.methods.base import Method
+    from stylebot.fitting import FittedClip
     from stylebot.service import PresetRecord, PresetSummary
 
 MAX_STYLE_FILES = 4  # file_input allows up to 10; no method takes more than a few styles
@@ -103,16 +104,23 @@ def preview_block(file_id: str) -> dict[str, Any]:
 # -- the result ----------------------------------------------------------------------------------
 
 def result_blocks(job_id: str, meta: "ResultMeta", shown: dict[str, Any], user: str, *,
-                  prompt: str | None, actions: Iterable[str]) -> list[dict[str, Any]]:
-    """The summary under a result: method, what was chosen, seed and time, and its buttons."""
+                  prompt: str | None, actions: Iterable[str],
+                  clip: "FittedClip | None" = None) -> list[dict[str, Any]]:
+    """The summary under a result: method, what was chosen, seed and time, and its buttons;
+    for a clip, its frames and fps as uploaded and what fitting lowered."""
     lines = [f"*Restyled with {esc(meta.method)}* for <@{user}>"]
     if prompt:
         lines.append(f"> {esc(prompt[:500])}")
     facts = [f"options: {esc(format_options(shown))}"]
     if meta.seed is not None:
         facts.append(f"seed {meta.seed}")
-    facts += [f"{meta.seconds:.1f} s on {esc(meta.device)}", f"{meta.size[0]}×{meta.size[1]}",
-              f"job `{job_id}`"]
+    size = clip.size if clip is not None else meta.size
+    facts += [f"{meta.seconds:.1f} s on {esc(meta.device)}", f"{size[0]}×{size[1]}"]
+    if clip is not None:
+        facts.append(clip.facts)
+        if clip.note:
+            facts.append(esc(clip.note))
+    facts.append(f"job `{job_id}`")
     labels = {REROLL: "🎲 Re-roll", STRONGER: "➕ Stronger", WEAKER: "➖ Weaker",
               SAVE: "💾 Save as preset"}
     elements = [{"type": "button", "action_id": ACTION_PREFIX + a, "value": job_id,
@@ -126,9 +134,10 @@ def result_blocks(job_id: str, meta: "ResultMeta", shown: dict[str, Any], user: 
     return blocks
 
 
-def result_text(job_id: str, meta: "ResultMeta", user: str) -> str:
+def result_text(job_id: str, meta: "ResultMeta", user: str, clip: "FittedClip | None" = None) -> str:
     """The notification text that goes with the blocks."""
-    return f"<@{user}>'s image, restyled with {meta.method} in {meta.seconds:.1f} s (job {job_id})"
+    what = f"clip ({clip.facts})" if clip is not None else "image"
+    return f"<@{user}>'s {what}, restyled with {meta.method} in {meta.seconds:.1f} s (job {job_id})"
 
 
 # -- presets and help ------------------------------------------------------------------------------
@@ -213,8 +222,8 @@ def _select(options: list[tuple[str, str]], initial: str | None = None) -> dict[
     return element
 
 
-def _files(max_files: int) -> dict[str, Any]:
-    return {"type": "file_input", "action_id": "files", "filetypes": list(IMAGE_FILETYPES),
+def _files(max_files: int, filetypes: tuple[str, ...] = IMAGE_FILETYPES) -> dict[str, Any]:
+    return {"type": "file_input", "action_id": "files", "filetypes": list(filetypes),
             "max_files": max_files}
 
 
@@ -248,7 +257,8 @@ def run_modal(*, methods: list["Method"], method: str | None, prompt: str | None
               preset: str | None, meta: str) -> dict[str, Any]:
     """The form opened when no image was found: a file input and the command's own fields."""
     chosen = next((m for m in methods if m.name == method), None)
-    blocks = [_input("content", "Image to restyle", _files(1), optional=False)]
+    blocks = [_input("content", "Image or clip to restyle", _files(1, CONTENT_FILETYPES),
+                     optional=False, hint="A picture, an animated GIF or a short MP4, WebM or MOV.")]
     blocks += _common_blocks(methods, method, prompt, strength, options_text, presets, preset)
     if chosen is None or chosen.max_styles:
         blocks.append(_input("styles", "Style image(s)", _files(MAX_STYLE_FILES),

@@ -279,8 +279,12 @@ function tooBig(file, what) {
   return null;
 }
 
+// Clips (animated images, short videos) may be the content; styles and masks are pictures.
+const isVideo = (file) => file.type.startsWith("video/");
+
 function setImages(kind, files) {
-  files = Array.from(files).filter((f) => f.type.startsWith("image/") || f.type === "");
+  files = Array.from(files).filter((f) => f.type.startsWith("image/") || f.type === ""
+                                    || (kind === "content" && isVideo(f)));
   if (!files.length) return;
   const what = { content: "content image", style: "style image", mask: "mask" }[kind];
   for (const f of files) {
@@ -289,8 +293,8 @@ function setImages(kind, files) {
   }
   if (kind === "content") {
     state.content = files[0];
-    showThumb($("#content-drop img"), files[0]);
-    showThumb($("#input-img"), files[0]);
+    showThumb($("#content-drop img"), files[0], $("#content-drop video"));
+    showThumb($("#input-img"), files[0], $("#input-video"));
     $("#input-frame .empty").hidden = true;
   } else if (kind === "mask") {
     state.mask = files[0];
@@ -303,11 +307,14 @@ function setImages(kind, files) {
   }
 }
 
-function showThumb(img, file) {
-  if (img.dataset.url) URL.revokeObjectURL(img.dataset.url);
-  img.dataset.url = URL.createObjectURL(file);
-  img.src = img.dataset.url;
-  img.hidden = false;
+// A picked file in its <img>, or for a video in the <video> beside it.
+function showThumb(img, file, video = null) {
+  const shown = video && isVideo(file) ? video : img;
+  if (video) (shown === video ? img : video).hidden = true;
+  if (shown.dataset.url) URL.revokeObjectURL(shown.dataset.url);
+  shown.dataset.url = URL.createObjectURL(file);
+  shown.src = shown.dataset.url;
+  shown.hidden = false;
 }
 
 function renderStyles() {
@@ -433,19 +440,22 @@ function onEvent(event) {
   } else if (event.type === "done") {
     state.running = false;
     const m = event.meta;
-    showStatus("done", `Done in ${m.seconds.toFixed(1)} s on ${m.device}.`);
+    const clip = m.clip;  // a clip result: frames and fps as served, and what fitting lowered
+    showStatus("done", `Done in ${m.seconds.toFixed(1)} s on ${m.device}` +
+      (clip ? `: ${clip.facts}${clip.note ? ", " + clip.note : ""}.` : "."));
     setProgress(1, false);
-    showResult(`${event.result}?v=${event.job}`, false);
+    showResult(`${event.result}?v=${event.job}`, false, Boolean(clip && clip.video));
     const link = $("#download");
     link.href = event.download;
-    link.setAttribute("download", `stylebot-${m.method}-${event.job}.png`);
+    link.setAttribute("download", event.download_name || `stylebot-${m.method}-${event.job}.png`);
     link.hidden = false;
     $("#reroll").disabled = !hasSeed();
     $("#cancel").disabled = true;
     const opts = Object.entries(m.options).filter(([k, v]) => v !== null && k !== "seed")
       .map(([k, v]) => `${k} ${v}`).join(", ");
     const seed = hasSeed(m.method) ? ` \u00b7 seed ${m.seed}` : "";
-    $("#meta").textContent = `${m.method}${seed} \u00b7 ${m.size[0]}\u00d7${m.size[1]}${opts ? " \u00b7 " + opts : ""}`;
+    const frames = clip ? ` \u00b7 ${clip.facts}` : "";
+    $("#meta").textContent = `${m.method}${seed} \u00b7 ${m.size[0]}\u00d7${m.size[1]}${frames}${opts ? " \u00b7 " + opts : ""}`;
     addRecent(event, m);
   } else if (event.type === "failed") {
     state.running = false;
@@ -462,10 +472,17 @@ function onEvent(event) {
   }
 }
 
-function showResult(src, preview) {
+function showResult(src, preview, video = false) {
   const img = $("#result-img");
-  img.src = src;
-  img.hidden = false;
+  const player = $("#result-video");
+  (video ? img : player).hidden = true;
+  if (video) {
+    player.src = src;
+    player.hidden = false;
+  } else {
+    img.src = src;
+    img.hidden = false;
+  }
   img.classList.toggle("preview", preview);
   $("#result-frame .empty").hidden = true;
   $("#result-frame").classList.remove("previous");
@@ -476,7 +493,7 @@ function showResult(src, preview) {
 // it is greyed and labelled, and its Download, Re-roll and description go with it.
 function retireResult() {
   const frame = $("#result-frame");
-  if ($("#result-img").hidden || frame.classList.contains("previous")) return;
+  if (($("#result-img").hidden && $("#result-video").hidden) || frame.classList.contains("previous")) return;
   frame.classList.add("previous");
   $("#previous-label").hidden = false;
   $("#download").hidden = true;
@@ -488,9 +505,10 @@ function retireResult() {
 }
 
 function addRecent(event, meta) {
-  const thumb = el("img", { src: `${event.result}?v=${event.job}`, alt: `${meta.method} result`,
-    title: `${meta.method}, seed ${meta.seed}`,
-    onclick: () => { showResult(`${event.result}?v=${event.job}`, false); $("#download").href = event.download; } });
+  const video = Boolean(meta.clip && meta.clip.video);
+  const thumb = el(video ? "video" : "img", { src: `${event.result}?v=${event.job}`, alt: `${meta.method} result`,
+    title: `${meta.method}, seed ${meta.seed}`, muted: video, loop: video, autoplay: video,
+    onclick: () => { showResult(`${event.result}?v=${event.job}`, false, video); $("#download").href = event.download; } });
   const box = $("#recent");
   box.prepend(thumb);
   while (box.children.length > 8) box.lastChild.remove();

@@ -96,8 +96,8 @@ async def test_sync_registers_every_command_in_a_guild_or_globally(fake, bot_set
          "Stylize with preset…", "Stylebot info"])
     stylize = next(c for c in put.json if c["name"] == "stylize")
     options = {o["name"]: o for o in stylize["options"]}
-    assert options["content"] == {"type": 11, "name": "content", "description": "The image to restyle",
-                                  "required": True}
+    assert options["content"] == {"type": 11, "name": "content", "required": True,
+                                  "description": "The image, animation or short video to restyle"}
     assert [c["value"] for c in options["method"]["choices"]] == method_names()
     assert options["preset"]["autocomplete"] is True
     sd = next(c for c in put.json if c["name"] == "sd")

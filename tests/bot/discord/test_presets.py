@@ -128,7 +128,7 @@ async def test_message_command_offers_your_presets_then_runs_the_chosen_one(bot,
 
 async def test_message_command_needs_an_image_and_a_preset(bot, fake):
     no_image = send(bot, fake.message_command(MENU, fake.user_message([])))
-    assert "That message has no image attached" in await ephemeral_refusal(fake, no_image)
+    assert "That message has no image or clip attached" in await ephemeral_refusal(fake, no_image)
     posted = fake.user_message([fake.attachment(png_bytes(), "cat.png")])
     no_presets = send(bot, fake.message_command(MENU, posted, who=BOB))
     assert await ephemeral_refusal(fake, no_presets) == (

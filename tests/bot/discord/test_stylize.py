@@ -113,8 +113,9 @@ async def test_non_images_oversized_and_foreign_attachments_are_refused_before_d
     text_file = fake.attachment(b"hello", "notes.txt", "text/plain")
     payload = send(bot, fake.slash("stylize", {"content": text_file, "method": "toy"}))
     assert await ephemeral_refusal(fake, payload) == (
-        "⚠️ The content image 'notes.txt' is a text/plain file; attach an image "
-        "(PNG, JPEG, WebP, GIF, BMP or TIFF).")
+        "⚠️ The content image 'notes.txt' is a text/plain file; attach an image or a clip "
+        "(PNG, JPEG, WebP, GIF, BMP or TIFF; animated GIF, WebP or PNG; or a short MP4, WebM "
+        "or MOV).")
 
     big = fake.attachment(png_bytes(), "huge.png", size=5 * 1024 * 1024)  # limit is 1 MB here
     payload = send(bot, fake.slash("stylize", {"content": big, "method": "toy"}))

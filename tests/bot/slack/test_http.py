@@ -72,7 +72,7 @@ async def test_mention_without_any_image_or_with_a_document(slack, fake):
     assert "Attach an image to the message you mention me in" in texts[0]
     await slack.mention("tint", files=[fake.add_file(b"a,b", "data.csv", mimetype="text/csv")])
     texts = await fake.wait_for(lambda: fake.ephemeral_texts()[1:], what="the refusal")
-    assert "Your message has no image: 'data.csv' is text/csv" in texts[0]
+    assert "Your message has no image or clip: 'data.csv' is text/csv" in texts[0]
     assert not fake.called("chat.postMessage")
 
 

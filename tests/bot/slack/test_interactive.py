@@ -44,7 +44,7 @@ async def test_shortcut_on_a_message_without_an_image_says_so(slack, fake):
     message = fake.share("C1", "U7", [fake.add_file(b"%PDF", "report.pdf", mimetype="application/pdf")])
     await slack.shortcut(message)
     texts = await fake.wait_for(fake.ephemeral_texts, what="the refusal")
-    assert "That message has no image: 'report.pdf' is application/pdf" in texts[0]
+    assert "That message has no image or clip: 'report.pdf' is application/pdf" in texts[0]
     assert not fake.called("views.open")
 
 

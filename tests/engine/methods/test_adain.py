@@ -472,3 +472,55 @@ def test_slivers_under_the_reference_minimum_still_run(make_context, method, sty
     content = sample_content(64).resize(size)
     out = method.run(make_input(method, content, [style_a]), make_context())
     assert out.size == size
+
+
+# --- clips -------------------------------------------------------------------------------
+
+def test_clip_reads_the_style_once_per_job_and_frame_zero_is_the_still(settings, weights,
+                                                                        monkeypatch):
+    """Nine GIF frames through the engine's real path (decode, run_clip in batches of 4):
+    the encoder sees the style image once for the whole job, not once per batch or frame."""
+    from engine.catalogue import ADAIN_VGG
+    from engine.engine import StyleEngine
+    from engine.request import ImageUpload, Requester, StyleRequest
+    from tests.bot.clips import gif_bytes, noisy_frames
+
+    monkeypatch.setattr(settings, "cpu_runtime", "torch")  # torch's hooks count the passes
+    engine = StyleEngine(settings, weights, device="cpu")
+    style = sample_style(80)  # square, so its passes are told apart from the 64x48 frames'
+    frames = [f.resize((64, 48)) for f in noisy_frames(9)]
+
+    def request(data: bytes) -> StyleRequest:
+        return StyleRequest(method="adain", content=ImageUpload(data, "clip.gif"),
+                            requester=Requester("test", "u"), options={"size": 64},
+                            styles=[ImageUpload(png_of(style), "style.png")])
+
+    def run(data: bytes):
+        return engine.execute([engine.prepare(request(data))], engine.context(None, threading.Event()))[0]
+
+    first = frames[0]
+    still = run(png_of(first))  # loads the networks into the engine's cache
+    encoder = engine.models.get(f"adain:encoder:{ADAIN_VGG}:cpu:float32", lambda: None)
+    shapes: list[tuple[int, ...]] = []
+    handle = encoder.register_forward_hook(lambda mod, args, out: shapes.append(tuple(args[0].shape)))
+    try:
+        clip = run(gif_bytes(frames))
+    finally:
+        handle.remove()
+    style_passes = [s for s in shapes if s[-2:] == (64, 64)]
+    frame_passes = [s for s in shapes if s[-2:] != (64, 64)]
+    assert len(style_passes) == 1  # once per job
+    assert [s[0] for s in frame_passes] == [4, 4, 1]  # max_batch frames a pass
+    assert len(clip.frames) == 9 and clip.kind == "gif"
+    # Frame 0 of the clip is the still result of frame 0 (GIF palettes aside).
+    decoded_first = engine.prepare(request(gif_bytes(frames))).input.clip.frames[0]
+    assert max_diff(run(png_of(decoded_first)), clip.frames[0]) <= 1
+    assert still.size == clip.frames[0].size
+
+
+def png_of(image: Image.Image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
