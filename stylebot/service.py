@@ -404,6 +404,10 @@ class StyleService:
             self.limiter.hit(requester)
         return await self.trainings.start(requester, style, name)
 
+    def trained_styles(self, requester: Requester) -> list[str]:
+        """The names of the requester's own trained styles."""
+        return self.trained.names(requester)
+
     def model_choices(self, requester: Requester, method: str | None, typed: str = "") -> list[str]:
         """The values of option ``model`` this requester may give ``method`` (default fast) that
         contain ``typed``: the server's models, then the requester's own, never anyone else's."""

@@ -28,6 +28,7 @@ from stylebot.results import format_options, queue_eta, queue_where, stats_lines
 
 from . import render as blocks
 from .flow import JobFlow, Place
+from .training import TrainCommand
 from .inputs import (Downloader, FileFinder, SlackFile, foreign_link_error, require_images,
                      split_links)
 
@@ -94,6 +95,7 @@ class Listeners:
         app.command("/stats")(self.on_stats)
         app.command("/settings")(self.on_settings)
         app.command("/cancel")(self.on_cancel)
+        app.command("/train")(TrainCommand(self).on_train)
         app.command("/methods")(self.on_help)
         app.command("/help")(self.on_help)
         app.command(re.compile(r"^/"))(self.on_unknown)  # Bolt tries listeners in this order

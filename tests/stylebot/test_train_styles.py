@@ -192,3 +192,24 @@ async def test_a_broken_style_image_is_refused_before_training(service):
     with pytest.raises(UserError, match="style image"):
         await service.train(ALICE, ImageUpload(b"not an image", "x.png"), "mine")
     assert service.trainings.running(ALICE) is None
+
+
+@pytest.mark.parametrize("folder", ["unset", "missing", "empty", "photos"])
+def test_start_warns_when_the_training_photos_folder_is_unusable(train_settings, tmp_path,
+                                                                  folder):
+    from stylebot.checks import validate_settings
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    images = {"unset": None, "missing": tmp_path / "nowhere", "empty": empty,
+              "photos": train_settings.training_images}[folder]
+    warnings = validate_settings(train_settings.model_copy(update={"training_images": images}),
+                                 [], check_device=False)
+    training = [w for w in warnings if "STYLEBOT_TRAINING_IMAGES" in w]
+    if folder in ("unset", "photos"):
+        assert training == []  # off by choice, or usable
+    else:
+        [line] = training
+        reason = "is not a folder" if folder == "missing" else "holds no images"
+        assert line.startswith(f"/train is off: STYLEBOT_TRAINING_IMAGES {images} {reason}")
+        assert line.endswith("; point it at a folder of photos (docs/training.md).")

@@ -1,0 +1,101 @@
+"""/train on Slack against the fake: refusals in the ack, channel progress, the ready message,
+and a trained style that only its owner can list and use.
+
+The training is the real one (VGG19 loss, 3 steps on 32-pixel photos made here).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bot.slack import render as blocks
+from tests.bot.helpers import png_bytes
+from tests.stylebot.test_train_styles import NOT_SET_UP, content_photos
+
+
+@pytest.fixture
+def slack_settings(slack_settings, tmp_path):
+    return slack_settings.model_copy(update=dict(
+        training_images=content_photos(tmp_path / "photos"), allow_cpu_training=True,
+        training_steps=3, training_image_size=32, training_batch_size=2, cpu_runtime="torch",
+        chat_rate_limit=50))
+
+
+def share_style(fake, user="U1"):
+    from engine.samples import sample_style
+
+    fake.share("C1", user, [fake.add_file(png_bytes(sample_style(48)), "swirl.png", user=user)])
+
+
+def share_photo(fake, user="U1"):
+    from engine.samples import sample_content
+
+    fake.share("C1", user, [fake.add_file(png_bytes(sample_content(48)), "photo.png", user=user)])
+
+
+def ready_messages(fake):
+    return [m for m in fake.posted.values() if "is ready" in (m.get("text") or "")]
+
+
+@pytest.mark.slow
+async def test_train_reports_in_the_channel_and_only_its_owner_gets_the_style(slack, fake,
+                                                                              shared_weights):
+    share_style(fake)
+    status, body = await slack.command("/train", "mine")
+    assert status == 200 and not body
+    [ready] = await fake.wait_for(lambda: ready_messages(fake), 120, "the ready message")
+    assert ready["text"] == (":white_check_mark: <@U1>, your style `mine` is ready: use it with "
+                             "`/stylize method=fast model=mine` (only you can).")
+    assert ready["channel"] == "C1"
+    [progress] = [m for m in fake.posted.values() if m is not ready]
+    texts = [progress["text"]] if not progress["edits"] else [e["text"] for e in progress["edits"]]
+    assert texts[-1] == (":mortar_board: Training style `mine` for <@U1>: 3/3 steps "
+                         ":white_check_mark:")
+    steps = [int(re.search(r"(\d)/3", t).group(1)) for t in texts]
+    assert steps == sorted(steps)
+
+    _, mine = await slack.command("/train", "")
+    assert mine["text"].endswith("Your styles: `mine`.")
+    _, theirs = await slack.command("/train", "", user="U2")
+    assert theirs["text"].endswith("You have no trained styles yet.")
+
+    share_photo(fake)
+    status, body = await slack.command("/stylize", "method=fast model=mine")
+    assert status == 200 and not body
+    [summary] = await fake.wait_for(fake.results, 60, "the result")  # the training's message stays
+    assert "fast" in summary["blocks"][0]["text"]["text"]
+
+    share_photo(fake, "U2")
+    _, refused = await slack.command("/stylize", "method=fast model=mine", user="U2")
+    _, unknown = await slack.command("/stylize", "method=fast model=nosuch", user="U2")
+    assert "unknown model 'mine'" in refused["text"]
+    assert refused["text"] == unknown["text"].replace("nosuch", "mine")
+
+
+async def test_train_is_refused_on_a_cpu_without_the_setting_before_any_download(slack, fake,
+                                                                                 service):
+    service.settings.allow_cpu_training = False
+    share_style(fake)
+    _, body = await slack.command("/train", "mine")
+    assert body == {"text": blocks.refused(
+        "Training a style needs a GPU and this server has none (its operator can allow slow "
+        "CPU training with STYLEBOT_ALLOW_CPU_TRAINING)."), "response_type": "ephemeral"}
+    assert fake.downloads == [] and fake.posted == {}
+
+
+async def test_train_without_content_photos_or_with_two_names_is_one_line(slack, fake, service,
+                                                                          tmp_path):
+    _, body = await slack.command("/train", "starry night")
+    assert body["text"].startswith("⚠️ Give one name for your style, e.g. `/train starry-night`.")
+    service.settings.training_images = tmp_path / "nowhere"
+    _, body = await slack.command("/train", "name=mine")
+    assert body["text"] == blocks.refused(NOT_SET_UP)
+
+
+async def test_train_without_a_shared_image_says_how(slack, fake, shared_weights):
+    status, body = await slack.command("/train", "mine")
+    assert status == 200 and not body
+    [told] = await fake.wait_for(fake.ephemeral_texts, 15, "the answer")
+    assert told.startswith("⚠️ I found no image you shared here in the last 10 min: share the style")
