@@ -414,7 +414,7 @@ class StyleService:
         m = get_method(method or "fast")
         own = m.own_model_names(self.trained.folder(requester))
         server = [x for x in m.available_models(self.engine.weights, self.settings) or []
-                  if x not in own]
+                  if x not in own and "<" not in x]  # "26:<0..25>" describes values, is none
         text = typed.strip().lower()
         return [x for x in own + server if text in x.lower()]
 

@@ -292,13 +292,16 @@ class Listeners:
     async def open_run_modal(self, trigger_id: str, parsed: ParsedCommand, place: Place) -> None:
         options = dict(parsed.options)
         strength = options.pop("strength", None)
+        models = self.service.model_choices(self.requester(place), "fast")
+        model = options.pop("model", None) if options.get("model") in models else None
         options_text = " ".join(f"{k}={value_text(v)}" for k, v in options.items())
         presets = await self.service.list_presets(self.requester(place))
         view = blocks.run_modal(
             methods=self.methods(), method=parsed.method or (None if parsed.preset else DEFAULT_METHOD),
             prompt=parsed.prompt, strength=strength, options_text=options_text, presets=presets,
             preset=parsed.preset, meta=blocks.metadata(c=place.channel, t=place.thread_ts,
-                                                       w=parsed.style_weights))
+                                                       w=parsed.style_weights),
+            models=models, model=model)
         try:
             await self.client.views_open(trigger_id=trigger_id, view=view)
         except SlackApiError as exc:

@@ -220,7 +220,8 @@ def _files(max_files: int) -> dict[str, Any]:
 
 def _common_blocks(methods: list["Method"], method: str | None, prompt: str | None,
                    strength: str | None, options_text: str, presets: list["PresetSummary"],
-                   preset: str | None) -> list[dict[str, Any]]:
+                   preset: str | None, models: list[str] = (),
+                   model: str | None = None) -> list[dict[str, Any]]:
     chosen = next((m for m in methods if m.name == method), None)
     strength_opt = chosen.options.reader("strength") if chosen else None
     strength_hint = (f"{strength_opt.describe_range()}; {chosen.name}'s default is {strength_opt.default}"
@@ -237,6 +238,10 @@ def _common_blocks(methods: list["Method"], method: str | None, prompt: str | No
         blocks.append(_input("preset", "Preset", _select([(p.name, f"{p.name} · {p.method}")
                                                           for p in presets], preset),
                              hint="One of your presets; it fills in the method, options and styles."))
+    if models:
+        blocks.append(_input("model", "Model (fast)", _select([(m, m) for m in models], model),
+                             hint="For fast: a built-in network, or a style you trained with /train "
+                                  "(only you see yours)."))
     blocks.append(_input("options", "More options", _text_input(options_text, "seed=7 steps=30"),
                          hint="name=value pairs. " + "  ".join(option_hint(m) for m in methods
                                                                if m.name == method or chosen is None)))
@@ -245,11 +250,14 @@ def _common_blocks(methods: list["Method"], method: str | None, prompt: str | No
 
 def run_modal(*, methods: list["Method"], method: str | None, prompt: str | None,
               strength: str | None, options_text: str, presets: list["PresetSummary"],
-              preset: str | None, meta: str) -> dict[str, Any]:
-    """The form opened when no image was found: a file input and the command's own fields."""
+              preset: str | None, meta: str, models: list[str] = (),
+              model: str | None = None) -> dict[str, Any]:
+    """The form opened when no image was found: a file input and the command's own fields;
+    ``models``: the choices of fast's model for this user, their own styles included."""
     chosen = next((m for m in methods if m.name == method), None)
     blocks = [_input("content", "Image to restyle", _files(1), optional=False)]
-    blocks += _common_blocks(methods, method, prompt, strength, options_text, presets, preset)
+    blocks += _common_blocks(methods, method, prompt, strength, options_text, presets, preset,
+                             models, model)
     if chosen is None or chosen.max_styles:
         blocks.append(_input("styles", "Style image(s)", _files(MAX_STYLE_FILES),
                              hint="For methods that copy the look of a picture."))
@@ -259,7 +267,8 @@ def run_modal(*, methods: list["Method"], method: str | None, prompt: str | None
 
 
 def shortcut_modal(*, images: list[SlackFile], methods: list["Method"], method: str | None,
-                   presets: list["PresetSummary"], meta: str) -> dict[str, Any]:
+                   presets: list["PresetSummary"], meta: str,
+                   models: list[str] = ()) -> dict[str, Any]:
     """The form of the message shortcut: which of the message's images, and how to restyle it."""
     named = [(f.id, f"{i}. {f.name}") for i, f in enumerate(images, start=1)]
     if len(images) > 1:
@@ -267,7 +276,7 @@ def shortcut_modal(*, images: list[SlackFile], methods: list["Method"], method: 
     else:
         first = [{"type": "context", "elements": [
             {"type": "mrkdwn", "text": f"Restyling *{esc(images[0].name)}*"}]}]
-    blocks = first + _common_blocks(methods, method, None, None, "", presets, None)
+    blocks = first + _common_blocks(methods, method, None, None, "", presets, None, models)
     if len(images) > 1:
         blocks.append(_input("style_pick", "Style image from the message", _select(named),
                              hint="For methods that copy the look of a picture."))

@@ -11,6 +11,7 @@ import re
 import pytest
 
 from bot.slack import render as blocks
+from engine.samples import sample_content
 from tests.bot.helpers import png_bytes
 from tests.stylebot.test_train_styles import NOT_SET_UP, content_photos
 
@@ -30,8 +31,6 @@ def share_style(fake, user="U1"):
 
 
 def share_photo(fake, user="U1"):
-    from engine.samples import sample_content
-
     fake.share("C1", user, [fake.add_file(png_bytes(sample_content(48)), "photo.png", user=user)])
 
 
@@ -99,3 +98,44 @@ async def test_train_without_a_shared_image_says_how(slack, fake, shared_weights
     assert status == 200 and not body
     [told] = await fake.wait_for(fake.ephemeral_texts, 15, "the answer")
     assert told.startswith("⚠️ I found no image you shared here in the last 10 min: share the style")
+
+
+def give_style(service, user: str, name: str, shared_weights) -> None:
+    """A real trained-style file in the user's folder, as /train leaves it (a staged network)."""
+    import shutil
+
+    from engine.request import Requester
+
+    folder = service.trained.folder(Requester("slack", user))
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shared_weights / "fast_neural_style" / "mosaic.pth", folder / f"{name}.pth")
+
+
+def model_field(view):
+    [block] = [b for b in view["blocks"] if b.get("block_id") == "model"]
+    return [o["value"] for o in block["element"]["options"]]
+
+
+async def test_the_run_form_offers_the_users_own_styles_and_only_theirs(slack, fake, service,
+                                                                        shared_weights):
+    give_style(service, "U1", "mine", shared_weights)
+    await slack.command("/stylize", "method=fast model=mine")  # no image shared: the form opens
+    await slack.command("/stylize", "method=fast", user="U2")
+    mine, theirs = [c.args["view"] for c in await fake.wait_for(
+        lambda: (lambda opened: opened if len(opened) == 2 else None)(fake.called("views.open")))]
+    assert model_field(mine)[0] == "mine" and "candy" in model_field(mine)
+    assert [b for b in mine["blocks"] if b.get("block_id") == "model"][0]["element"][
+        "initial_option"]["value"] == "mine"
+    assert "mine" not in model_field(theirs) and "candy" in model_field(theirs)
+
+    content = [fake.add_file(png_bytes(sample_content(48)))]
+    status, body = await slack.submit(theirs, user="U2", content=content, model="candy",
+                                      options="model=mine")
+    assert body["errors"] == {"options": "Model is given twice; keep only the Model field."}
+    status, body = await slack.submit(theirs, user="U2", content=content, options="model=mine")
+    assert "unknown model 'mine'" in body["errors"]["options"]
+    status, body = await slack.submit(mine, content=content)
+    assert status == 200 and not body
+    [summary] = await fake.wait_for(fake.results, 60, "the result")
+    ran = service.result(summary["blocks"][2]["block_id"].removeprefix("result_"))
+    assert ran.meta.options["model"] == "mine"
