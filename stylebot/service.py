@@ -291,8 +291,14 @@ class StyleService:
         return await job_log.job_stats(self.db, since=since)
 
     def cancel(self, requester: Requester, job_id: str | None = None) -> str:
-        """Cancel one of the requester's jobs (the newest when no id is given); say what happened."""
+        """Cancel one of the requester's jobs (the newest when no id is given), or their training
+        (by its id, or when they have no job); say which."""
         mine = self.queue.jobs_of(requester)
+        training = self.trainings.running(requester)
+        if training is not None and ((job_id or "").strip() == training.id
+                                     or (job_id is None and not mine)):
+            training.cancel(f"cancelled by you (training {training.id}); nothing was saved.")
+            return training.id
         if not mine:
             raise UserError("You have no jobs queued or running.")
         if job_id is None:
@@ -407,6 +413,10 @@ class StyleService:
     def trained_styles(self, requester: Requester) -> list[str]:
         """The names of the requester's own trained styles."""
         return self.trained.names(requester)
+
+    def delete_trained_style(self, requester: Requester, name: str) -> None:
+        """Delete one of the requester's own styles (theirs only: their folder alone is looked at)."""
+        self.trained.delete(requester, name)
 
     def model_choices(self, requester: Requester, method: str | None, typed: str = "") -> list[str]:
         """The values of option ``model`` this requester may give ``method`` (default fast) that

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # platform names and chat user ids, never a path
 NETWORK_BYTES = 6_800_000  # one TransformerNet saved in fp32 (1,679,235 parameters)
 INDEX = "index.json"
+COMMAND_WORDS = frozenset({"delete", "list", "help"})  # `/train delete x` must not train "delete"
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class TrainedStyles:
                             "starting with a letter or digit.")
         if name.lower().replace("-", "_") in NAMED_STYLES or name.startswith(MULTI_PREFIX):
             raise UserError(f"'{name}' is a built-in style; choose another name.")
+        if name.lower() in COMMAND_WORDS:
+            raise UserError(f"'{name}' is a word the commands use; choose another name.")
         if name in trained_names(self.settings):
             raise UserError(f"'{name}' is a style this server already has; choose another name.")
         if name in self.names(requester):
@@ -85,6 +88,20 @@ class TrainedStyles:
                             f"{self.settings.trained_mb_per_user:g} MB per user.")
         return folder
 
+    def delete(self, requester: Requester, name: str) -> None:
+        """Delete one of the requester's styles; the same refusal whoever else has that name."""
+        name = name.strip()
+        mine = self.names(requester)
+        if name not in mine:
+            listed = ("Your styles: " + ", ".join(mine) + ".") if mine else "You have no styles yet."
+            raise UserError(f"You have no style named '{name}'. {listed}")
+        folder = self.folder(requester)
+        assert folder is not None
+        (folder / f"{name}.pth").unlink(missing_ok=True)
+        index = self.index(requester)
+        if index.pop(name, None) is not None:
+            self._write_index(folder, index)
+
     def record(self, requester: Requester, name: str, *, steps: int, source: str) -> None:
         """Describe a network just saved in the requester's folder."""
         folder = self.folder(requester)
@@ -93,6 +110,10 @@ class TrainedStyles:
         index[name] = {"trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                        "steps": steps, "style_image": source,
                        "bytes": (folder / f"{name}.pth").stat().st_size}
+        self._write_index(folder, index)
+
+    @staticmethod
+    def _write_index(folder: Path, index: dict[str, Any]) -> None:
         data = json.dumps(index, indent=1, sort_keys=True).encode()
         atomic_write(folder / INDEX, lambda tmp: Path(tmp).write_bytes(data))
 

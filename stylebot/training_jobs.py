@@ -67,6 +67,7 @@ class TrainingHandle:
         self.name = name
         self.total = total
         self.cancel_event = threading.Event()
+        self.cancel_reason = STOPPED
         self.history: list[TrainingEvent] = [TrainingProgress(0, total)]
         self._listeners: list[asyncio.Queue] = []
 
@@ -85,7 +86,9 @@ class TrainingHandle:
         for listener in list(self._listeners):
             listener.put_nowait(event)
 
-    def cancel(self) -> None:
+    def cancel(self, reason: str = STOPPED) -> None:
+        """Stop at the next step (or while waiting for one); ``reason`` is told to the user."""
+        self.cancel_reason = reason
         self.cancel_event.set()
 
     async def events(self) -> AsyncIterator[TrainingEvent]:
@@ -177,7 +180,7 @@ class TrainingJobs:
             handle.emit(TrainingReady(handle.name, steps))
             log.info("training %s: '%s' ready after %d steps", handle.id, handle.name, steps)
         except JobCancelled:
-            handle.emit(TrainingFailed(STOPPED))
+            handle.emit(TrainingFailed(handle.cancel_reason))
         except UserError as exc:
             log.info("training %s refused: %s", handle.id, exc.message)
             handle.emit(TrainingFailed(exc.message))

@@ -135,6 +135,24 @@ async def train(interaction: discord.Interaction, style: discord.Attachment,
     await start_training(interaction.client.flow, interaction, style, name)
 
 
+async def own_style_names(interaction: discord.Interaction,
+                          current: str) -> list[app_commands.Choice[str]]:
+    """The user's own trained styles whose names contain what they have typed."""
+    text = current.strip().lower()
+    names = interaction.client.service.trained_styles(requester_of(interaction.user))
+    return [app_commands.Choice(name=n, value=n) for n in names if text in n.lower()][:25]
+
+
+@app_commands.command(name="delete-style")
+@app_commands.describe(name="One of your styles from /train")
+@app_commands.autocomplete(name=own_style_names)
+async def delete_style(interaction: discord.Interaction, name: str) -> None:
+    """Delete one of the styles you trained with /train."""
+    interaction.client.service.delete_trained_style(requester_of(interaction.user), name)
+    await interaction.response.send_message(f"🗑️ Deleted your style **{name.strip()}**.",
+                                            ephemeral=True)
+
+
 @app_commands.context_menu(name=MESSAGE_COMMAND)
 async def stylize_message(interaction: discord.Interaction, message: discord.Message) -> None:
     await interaction.client.flow.offer_presets(interaction, message)
@@ -352,7 +370,7 @@ class StylebotTree(app_commands.CommandTree):
         choices = [app_commands.Choice(name=name, value=name) for name in method_names()]
         for command in (stylize, presets.save):
             app_commands.choices(method=choices)(command)
-        for command in (stylize, sd, nada, train, presets, methods, queue, stats, SettingsGroup(),
+        for command in (stylize, sd, nada, train, delete_style, presets, methods, queue, stats, SettingsGroup(),
                         cancel, stylize_message, info_message):
             self.add_command(command)
 

@@ -56,7 +56,7 @@ async def start_training(flow: "InteractionFlow", interaction: discord.Interacti
                                                          guild_id=interaction.guild_id)
     await interaction.edit_original_response(
         content=f"🎓 Training **{handle.name}** started ({handle.total} steps, between other "
-                "people's jobs); its progress is in this channel.")
+                "people's jobs); its progress is in this channel. `/cancel` stops it.")
     flow.track(asyncio.create_task(_follow(handle, channel, interaction.user, flow.edit_interval_s),
                                    name=f"discord-train-{handle.id}"))
 

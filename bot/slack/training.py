@@ -4,7 +4,8 @@
 /stylize finds its content. The service's refusals (CPU, content photos, limits, the name)
 come in the ack, before any download. Progress is one channel message edited with the steps
 done (``ProgressMessage``); when the network is ready a second message tells its owner how to
-use it. `/train` alone lists the user's own styles: Slack has no autocomplete for commands.
+use it. `/train` alone lists the user's own styles: Slack has no autocomplete for commands;
+`/train delete NAME` deletes one. `/cancel` stops a training (``StyleService.cancel``).
 """
 
 from __future__ import annotations
@@ -52,8 +53,11 @@ class TrainCommand:
         slash = core.read(command)
         me = core.requester(slash.place)
         text = slash.text.strip()
-        if not text:
+        if not text or text.lower() == "list":
             await ack(text=self.listing(me), response_type="ephemeral")
+            return
+        if text.split()[0].lower() == "delete":
+            await core.answer(ack, slash, self.delete(me, text.split()[1:]))
             return
         match = _NAME.fullmatch(text)
         try:
@@ -73,7 +77,14 @@ class TrainCommand:
         own = self.core.service.trained_styles(me)
         styles = ("Your styles: " + ", ".join(f"`{blocks.esc(n)}`" for n in own) + "."
                   if own else "You have no trained styles yet.")
-        return f"{USAGE}\n{styles}"
+        return f"{USAGE}\n{styles} `/train delete NAME` deletes one; `/cancel` stops a training."
+
+    async def delete(self, me, words: list[str]) -> str:
+        """`/train delete NAME`: one of the user's own styles."""
+        if len(words) != 1:
+            raise UserError("Name the style to delete, e.g. `/train delete starry-night`.")
+        self.core.service.delete_trained_style(me, words[0])
+        return f"Deleted your style `{blocks.esc(words[0])}`."
 
     async def start(self, name: str, slash: Any) -> None:
         core, place = self.core, slash.place

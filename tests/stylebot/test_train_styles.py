@@ -134,9 +134,16 @@ async def test_one_training_per_user_and_a_server_wide_cap(train_settings, share
             service.check_training(ALICE, "other")
         with pytest.raises(UserError, match=r"^Stylebot is already training 1 style, its limit; "):
             await service.train(BOB, style_upload(), "other")
+        with pytest.raises(UserError, match="^You have no jobs queued or running"):
+            service.cancel(BOB)  # Alice's training is not Bob's to stop
+        assert handle.final is None
+        assert service.cancel(ALICE) == handle.id
+        final = await handle.wait()
+        assert final == TrainingFailed(f"cancelled by you (training {handle.id}); nothing was saved.")
+        again = await service.train(ALICE, style_upload(), "long")  # free to start another
     finally:
         await service.close(grace_s=1)  # stops the training at its next step
-    final = await handle.wait()
+    final = await again.wait()
     assert isinstance(final, TrainingFailed) and "restarting" in final.message
     assert not (train_settings.home / "styles" / "discord" / "111" / "long.pth").exists()
     assert not (train_settings.home / "styles" / "discord" / "111" / "long.ckpt").exists()
@@ -174,6 +181,7 @@ async def test_no_content_photos_is_one_line_for_the_user(train_settings, tmp_pa
     ("26:3", "must be 1-64 letters"),
     ("../../etc", "must be 1-64 letters"),
     ("a b", "must be 1-64 letters"),
+    ("Delete", "a word the commands use"),
 ])
 async def test_bad_names_are_refused(service, name, message):
     with pytest.raises(UserError, match=message):
@@ -213,3 +221,19 @@ def test_start_warns_when_the_training_photos_folder_is_unusable(train_settings,
         reason = "is not a folder" if folder == "missing" else "holds no images"
         assert line.startswith(f"/train is off: STYLEBOT_TRAINING_IMAGES {images} {reason}")
         assert line.endswith("; point it at a folder of photos (docs/training.md).")
+
+
+async def test_a_user_deletes_only_their_own_styles(service, shared_weights):
+    import shutil
+
+    folder = service.trained.folder(ALICE)
+    folder.mkdir(parents=True)
+    shutil.copy(shared_weights / "fast_neural_style" / "mosaic.pth", folder / "mine.pth")
+    service.trained.record(ALICE, "mine", steps=3, source="swirl.png")
+    with pytest.raises(UserError) as bobs:
+        service.delete_trained_style(BOB, "mine")
+    assert str(bobs.value) == "You have no style named 'mine'. You have no styles yet."
+    assert service.trained_styles(ALICE) == ["mine"]
+    service.delete_trained_style(ALICE, "mine")
+    assert service.trained_styles(ALICE) == [] and "mine" not in service.model_choices(ALICE, "fast")
+    assert json.loads((folder / "index.json").read_text()) == {}

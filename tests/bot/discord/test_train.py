@@ -56,7 +56,7 @@ async def test_train_reports_in_the_channel_and_only_its_owner_gets_the_style(bo
     payload = send(bot, fake.slash("train", {"style": style(fake), "name": "mine"}))
     assert await last_edit(fake, payload, "🎓") == (
         "🎓 Training **mine** started (3 steps, between other people's jobs); its progress is in "
-        "this channel.")
+        "this channel. `/cancel` stops it.")
     ready = await fake.wait_call("POST", CHANNEL, n=2, timeout=120)
     assert ready.json["content"] == (
         f"✅ <@{ALICE['id']}>, your style **mine** is ready: use it with "
@@ -104,14 +104,43 @@ async def test_train_without_content_photos_is_one_line(bot, fake, tmp_path):
     assert await ephemeral_refusal(fake, payload) == "⚠️ " + NOT_SET_UP
 
 
-async def test_one_training_at_a_time_per_user(bot, fake, shared_weights):
+async def test_one_training_at_a_time_per_user_and_cancel_stops_it(bot, fake, shared_weights):
     bot.service.settings.training_steps = 10_000
     first = send(bot, fake.slash("train", {"style": style(fake), "name": "long"}))
     await last_edit(fake, first, "🎓")
     second = send(bot, fake.slash("train", {"style": style(fake), "name": "other"}))
     assert await ephemeral_refusal(fake, second) == (
         "⚠️ You are already training 'long'; wait until it is ready.")
-    bot.service.trainings.running(Requester("discord", ALICE["id"])).cancel()
+    training = bot.service.trainings.running(Requester("discord", ALICE["id"]))
+    bobs = await ephemeral_refusal(fake, send(bot, fake.slash("cancel", {}, who=BOB)))
+    assert bobs == "⚠️ You have no jobs queued or running."
+    cancel = send(bot, fake.slash("cancel", {}))
+    answer = await fake.wait_call("POST", f"/interactions/{cancel['id']}/")
+    assert answer.json["data"]["content"] == f"🛑 Cancelling job `{training.id}`."
     stopped = await fake.wait_call("PATCH", CHANNEL, where=lambda c: "stopped" in c.json["content"],
                                    timeout=60)
-    assert stopped.json["content"].startswith("⚠️ Training **long** stopped: ")
+    assert stopped.json["content"] == (f"⚠️ Training **long** stopped: cancelled by you (training "
+                                       f"{training.id}); nothing was saved.")
+
+
+async def test_delete_style_offers_and_deletes_only_your_own(bot, fake, shared_weights):
+    import shutil
+
+    folder = bot.service.trained.folder(Requester("discord", ALICE["id"]))
+    folder.mkdir(parents=True)
+    shutil.copy(shared_weights / "fast_neural_style" / "mosaic.pth", folder / "mine.pth")
+    offered = send(bot, fake.slash("delete-style", {"name": "m"}, autocomplete="name"))
+    call = await fake.wait_call("POST", f"/interactions/{offered['id']}/")
+    assert call.json["data"]["choices"] == [{"name": "mine", "value": "mine"}]
+    offered = send(bot, fake.slash("delete-style", {"name": ""}, autocomplete="name", who=BOB))
+    call = await fake.wait_call("POST", f"/interactions/{offered['id']}/")
+    assert call.json["data"]["choices"] == []
+
+    bobs = await ephemeral_refusal(fake, send(bot, fake.slash("delete-style", {"name": "mine"},
+                                                              who=BOB)))
+    assert bobs == "⚠️ You have no style named 'mine'. You have no styles yet."
+    assert (folder / "mine.pth").exists()
+    deleted = send(bot, fake.slash("delete-style", {"name": "mine"}))
+    answer = await fake.wait_call("POST", f"/interactions/{deleted['id']}/")
+    assert answer.json["data"]["content"] == "🗑️ Deleted your style **mine**."
+    assert not (folder / "mine.pth").exists()

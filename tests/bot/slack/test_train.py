@@ -11,6 +11,7 @@ import re
 import pytest
 
 from bot.slack import render as blocks
+from engine.request import Requester
 from engine.samples import sample_content
 from tests.bot.helpers import png_bytes
 from tests.stylebot.test_train_styles import NOT_SET_UP, content_photos
@@ -56,9 +57,9 @@ async def test_train_reports_in_the_channel_and_only_its_owner_gets_the_style(sl
     assert steps == sorted(steps)
 
     _, mine = await slack.command("/train", "")
-    assert mine["text"].endswith("Your styles: `mine`.")
+    assert "\nYour styles: `mine`. " in mine["text"]
     _, theirs = await slack.command("/train", "", user="U2")
-    assert theirs["text"].endswith("You have no trained styles yet.")
+    assert "\nYou have no trained styles yet. " in theirs["text"]
 
     share_photo(fake)
     status, body = await slack.command("/stylize", "method=fast model=mine")
@@ -104,8 +105,6 @@ def give_style(service, user: str, name: str, shared_weights) -> None:
     """A real trained-style file in the user's folder, as /train leaves it (a staged network)."""
     import shutil
 
-    from engine.request import Requester
-
     folder = service.trained.folder(Requester("slack", user))
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(shared_weights / "fast_neural_style" / "mosaic.pth", folder / f"{name}.pth")
@@ -139,3 +138,26 @@ async def test_the_run_form_offers_the_users_own_styles_and_only_theirs(slack, f
     [summary] = await fake.wait_for(fake.results, 60, "the result")
     ran = service.result(summary["blocks"][2]["block_id"].removeprefix("result_"))
     assert ran.meta.options["model"] == "mine"
+
+
+async def test_train_delete_and_cancel_are_the_users_own(slack, fake, service, shared_weights):
+    give_style(service, "U1", "mine", shared_weights)
+    _, listing = await slack.command("/train", "list")
+    assert "Your styles: `mine`. `/train delete NAME` deletes one" in listing["text"]
+    _, bobs = await slack.command("/train", "delete mine", user="U2")
+    assert bobs["text"] == "⚠️ You have no style named 'mine'. You have no styles yet."
+    _, deleted = await slack.command("/train", "delete mine")
+    assert deleted["text"] == "Deleted your style `mine`."
+    _, listing = await slack.command("/train", "")
+    assert "You have no trained styles yet." in listing["text"]
+
+    service.settings.training_steps = 10_000
+    share_style(fake)
+    await slack.command("/train", "long")
+    training = await fake.wait_for(lambda: service.trainings.running(Requester("slack", "U1")), 60)
+    _, cancelled = await slack.command("/cancel", "")
+    assert cancelled["text"] == f"Cancelling job `{training.id}`."
+    stopped = await fake.wait_for(lambda: [m for m in fake.posted.values()
+                                           if "stopped" in (m.get("text") or "")], 60)
+    assert stopped[0]["text"] == (f":warning: Training `long` stopped: cancelled by you (training "
+                                  f"{training.id}); nothing was saved.")
