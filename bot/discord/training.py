@@ -73,8 +73,12 @@ async def _follow(handle: "TrainingHandle", channel: discord.abc.Messageable, us
         shown = time.monotonic()
         async for event in handle.events():
             if isinstance(event, TrainingProgress) and time.monotonic() - shown >= interval_s:
-                await message.edit(content=progress_text(handle.name, who, event.step, event.total))
                 shown = time.monotonic()
+                try:
+                    await message.edit(content=progress_text(handle.name, who, event.step,
+                                                             event.total))
+                except discord.HTTPException as exc:  # a missed edit is not worth stopping for
+                    log.info("training %s: progress edit failed: %s", handle.id, exc)
             elif isinstance(event, TrainingReady):
                 await message.edit(content=progress_text(handle.name, who, event.steps, event.steps)
                                    + " ✅")
