@@ -2,9 +2,10 @@
 
 The trainer is the same code as `stylebot train fast` (``engine.training.fast.train``), told
 to save into the requester's own folder (``trained_styles``) and to take a background turn
-of the device (``engine.turns``) around each step, so stylize jobs go first. Who may train
-what (the CPU rule, the content photos, per-user and server limits) is decided here, once,
-for every front end; the front ends only show a ``TrainingHandle``'s events.
+of the device (``engine.turns``) around each step, so stylize jobs go first. At most
+``trainings_at_once`` train together; later ones wait in line (``TrainingWaiting``). Who may
+train what (the CPU rule, the content photos, per-user limits) is decided here, once, for
+every front end; the front ends only show a ``TrainingHandle``'s events.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STOPPED = "Stylebot is restarting, so your training was stopped; start it again in a while."
+LINE_POLL_S = 0.2  # how often a waiting training looks for a free slot (and its cancel flag)
 STYLE_SIDE = 1024  # the style image is read at the training size anyway; keep the copy small
+
+
+@dataclass(frozen=True)
+class TrainingWaiting:
+    ahead: int  # trainings that start before this one (STYLEBOT_TRAININGS_AT_ONCE run at once)
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,8 @@ class TrainingFailed:
     internal: bool = False
 
 
-TrainingEvent = Union[TrainingProgress, TrainingReady, TrainingFailed]
+TrainingEvent = Union[TrainingWaiting, TrainingProgress, TrainingReady, TrainingFailed]
+UNDER_WAY = (TrainingWaiting, TrainingProgress)  # the events before the final one
 
 
 class TrainingHandle:
@@ -74,13 +82,13 @@ class TrainingHandle:
     @property
     def final(self) -> TrainingEvent | None:
         last = self.history[-1]
-        return None if isinstance(last, TrainingProgress) else last
+        return None if isinstance(last, UNDER_WAY) else last
 
     def emit(self, event: TrainingEvent) -> None:
         if self.final is not None:
             return
-        if isinstance(event, TrainingProgress) and isinstance(self.history[-1], TrainingProgress):
-            self.history[-1] = event  # only the latest progress is worth replaying
+        if isinstance(event, UNDER_WAY) and isinstance(self.history[-1], UNDER_WAY):
+            self.history[-1] = event  # only the latest state is worth replaying
         else:
             self.history.append(event)
         for listener in list(self._listeners):
@@ -102,7 +110,7 @@ class TrainingHandle:
             while True:
                 event = await listener.get()
                 yield event
-                if not isinstance(event, TrainingProgress):
+                if not isinstance(event, UNDER_WAY):
                     return
         finally:
             if listener in self._listeners:
@@ -110,7 +118,7 @@ class TrainingHandle:
 
     async def wait(self) -> TrainingEvent:
         async for event in self.events():
-            if not isinstance(event, TrainingProgress):
+            if not isinstance(event, UNDER_WAY):
                 return event
         raise AssertionError("training events ended without a final event")  # pragma: no cover
 
@@ -123,6 +131,8 @@ class TrainingJobs:
         self.engine = engine
         self.styles = styles
         self._running: dict[str, TrainingHandle] = {}  # requester key -> their training
+        self._line: list[TrainingHandle] = []  # started, waiting for one of the slots
+        self._training = 0  # trainings on the device (at most settings.trainings_at_once)
         self._tasks: set[asyncio.Task] = set()
 
     def check(self, requester: Requester, name: str) -> None:
@@ -134,9 +144,6 @@ class TrainingJobs:
         mine = self._running.get(requester.key)
         if mine is not None:
             raise UserError(f"You are already training '{mine.name}'; wait until it is ready.")
-        if len(self._running) >= self.settings.trainings_at_once:
-            raise UserError(f"Stylebot is already training {len(self._running)} style"
-                            f"{'s' if len(self._running) != 1 else ''}, its limit; try again later.")
         self.styles.check_new(requester, name)
 
     def running(self, requester: Requester) -> TrainingHandle | None:
@@ -150,6 +157,8 @@ class TrainingJobs:
         self.check(requester, name)  # others may have started meanwhile
         handle = TrainingHandle(requester, name, self.settings.training_steps)
         self._running[requester.key] = handle
+        self._line.append(handle)
+        self._announce()
         task = asyncio.create_task(self._run(handle, image, style.filename),
                                    name=f"stylebot-train-{handle.id}")
         self._tasks.add(task)
@@ -174,7 +183,9 @@ class TrainingJobs:
 
         folder = self.styles.folder(handle.requester)
         assert folder is not None
+        slot = False
         try:
+            slot = await self._take_slot(handle)
             steps = await asyncio.to_thread(self._train, handle, image, folder, on_step)
             self.styles.record(handle.requester, handle.name, steps=steps, source=source)
             handle.emit(TrainingReady(handle.name, steps))
@@ -190,8 +201,33 @@ class TrainingJobs:
             handle.emit(TrainingFailed(f"Something went wrong on our side (training {handle.id}); "
                                        "it has been logged.", internal=True))
         finally:
+            if slot:
+                self._training -= 1
+            elif handle in self._line:
+                self._line.remove(handle)
+            self._announce()
             shutil.rmtree(folder / f"{handle.name}.ckpt", ignore_errors=True)
             self._running.pop(handle.requester.key, None)
+
+    async def _take_slot(self, handle: TrainingHandle) -> bool:
+        """Wait in line until one of the ``trainings_at_once`` slots is free; True once taken."""
+        while not (self._line[0] is handle and self._training < self.settings.trainings_at_once):
+            if handle.cancel_event.is_set():
+                raise JobCancelled()
+            await asyncio.sleep(LINE_POLL_S)
+        self._line.pop(0)
+        self._training += 1
+        handle.emit(TrainingProgress(0, handle.total))
+        self._announce()
+        return True
+
+    def _announce(self) -> None:
+        """Tell each waiting training how many start before it."""
+        free = max(0, self.settings.trainings_at_once - self._training)
+        for position, handle in enumerate(self._line):
+            ahead = max(0, position + 1 - free)
+            if ahead and handle.history[-1] != TrainingWaiting(ahead):
+                handle.emit(TrainingWaiting(ahead))
 
     def _train(self, handle: TrainingHandle, image, folder: Path, on_step) -> int:
         """In a worker thread: the real trainer, a step per background turn of the device."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from engine.errors import UserError
-from stylebot.training_jobs import TrainingFailed, TrainingProgress, TrainingReady
+from stylebot.training_jobs import TrainingFailed, TrainingProgress, TrainingReady, TrainingWaiting
 
 from . import render
 from .inputs import requester_of
@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 
 def progress_text(name: str, user: str, step: int, total: int) -> str:
     return f"🎓 Training style **{name}** for {user}: {step}/{total} steps"
+
+
+def waiting_text(name: str, user: str, ahead: int) -> str:
+    return (f"⏳ Training style **{name}** for {user}: waiting for {ahead} other training"
+            f"{'s' if ahead != 1 else ''} to finish")
 
 
 def ready_text(mention: str, name: str) -> str:
@@ -72,7 +77,9 @@ async def _follow(handle: "TrainingHandle", channel: discord.abc.Messageable, us
                                      allowed_mentions=nobody)
         shown = time.monotonic()
         async for event in handle.events():
-            if isinstance(event, TrainingProgress) and time.monotonic() - shown >= interval_s:
+            if isinstance(event, TrainingWaiting):
+                await message.edit(content=waiting_text(handle.name, who, event.ahead))
+            elif isinstance(event, TrainingProgress) and time.monotonic() - shown >= interval_s:
                 shown = time.monotonic()
                 try:
                     await message.edit(content=progress_text(handle.name, who, event.step,

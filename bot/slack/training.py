@@ -16,7 +16,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import UserError
-from stylebot.training_jobs import TrainingFailed, TrainingProgress, TrainingReady
+from stylebot.training_jobs import TrainingFailed, TrainingProgress, TrainingReady, TrainingWaiting
 
 from . import render as blocks
 from .flow import Place, ProgressMessage
@@ -34,6 +34,11 @@ _NAME = re.compile(r"(?:name\s*[:=]\s*)?(\S+)", re.I)
 
 def progress_text(name: str, user: str, step: int, total: int) -> str:
     return f":mortar_board: Training style `{blocks.esc(name)}` for <@{user}>: {step}/{total} steps"
+
+
+def waiting_text(name: str, user: str, ahead: int) -> str:
+    return (f":hourglass: Training style `{blocks.esc(name)}` for <@{user}>: waiting for {ahead} "
+            f"other training{'s' if ahead != 1 else ''} to finish")
 
 
 def ready_text(user: str, name: str) -> str:
@@ -106,7 +111,9 @@ class TrainCommand:
         """The progress message, edited; the ready message; a failure in the progress message."""
         try:
             async for event in handle.events():
-                if isinstance(event, TrainingProgress):
+                if isinstance(event, TrainingWaiting):
+                    await progress.show(waiting_text(handle.name, place.user, event.ahead))
+                elif isinstance(event, TrainingProgress):
                     await progress.show(progress_text(handle.name, place.user, event.step, event.total))
                 elif isinstance(event, TrainingReady):
                     await progress.finish(progress_text(handle.name, place.user, event.steps,

@@ -17,7 +17,7 @@ from engine.events import Done
 from engine.request import ImageUpload, Requester, StyleRequest
 from engine.samples import sample_content, sample_style
 from stylebot.service import StyleService
-from stylebot.training_jobs import TrainingFailed, TrainingProgress, TrainingReady
+from stylebot.training_jobs import TrainingFailed, TrainingProgress, TrainingReady, TrainingWaiting
 from tests.bot.helpers import png_bytes
 
 ALICE = Requester("discord", "111")
@@ -126,25 +126,39 @@ async def test_limits_count_and_bytes_per_user(train_settings, shared_weights):
         await service.close(grace_s=1)
 
 
-async def test_one_training_per_user_and_a_server_wide_cap(train_settings, shared_weights):
+async def first_step(handle) -> None:
+    async for event in handle.events():
+        if isinstance(event, TrainingProgress) and event.step >= 1:
+            return
+
+
+async def test_one_training_per_user_and_the_rest_wait_in_line(train_settings, shared_weights):
+    carol = Requester("discord", "333")
     service = await open_service(train_settings.model_copy(update={"training_steps": 10_000}))
     try:
         handle = await service.train(ALICE, style_upload(), "long")
         with pytest.raises(UserError, match="^You are already training 'long'; wait until"):
             service.check_training(ALICE, "other")
-        with pytest.raises(UserError, match=r"^Stylebot is already training 1 style, its limit; "):
-            await service.train(BOB, style_upload(), "other")
+        bobs = await service.train(BOB, style_upload(), "other")  # one at a time: Bob waits
+        carols = await service.train(carol, style_upload(), "third")
+        assert bobs.history[-1] == TrainingWaiting(1) and carols.history[-1] == TrainingWaiting(2)
         with pytest.raises(UserError, match="^You have no jobs queued or running"):
-            service.cancel(BOB)  # Alice's training is not Bob's to stop
-        assert handle.final is None
+            service.cancel(Requester("discord", "444"))  # nobody else's training to stop
+        await first_step(handle)
         assert service.cancel(ALICE) == handle.id
         final = await handle.wait()
         assert final == TrainingFailed(f"cancelled by you (training {handle.id}); nothing was saved.")
+        await first_step(bobs)  # Alice's slot went to Bob, and Carol moved up
+        assert carols.history[-1] == TrainingWaiting(1)
+        service.cancel(carol)
+        assert isinstance(await carols.wait(), TrainingFailed)  # left the line without training
         again = await service.train(ALICE, style_upload(), "long")  # free to start another
+        assert again.history[-1] == TrainingWaiting(1)
     finally:
         await service.close(grace_s=1)  # stops the training at its next step
-    final = await again.wait()
-    assert isinstance(final, TrainingFailed) and "restarting" in final.message
+    for stopped in (bobs, again):
+        final = await stopped.wait()
+        assert isinstance(final, TrainingFailed) and "restarting" in final.message
     assert not (train_settings.home / "styles" / "discord" / "111" / "long.pth").exists()
     assert not (train_settings.home / "styles" / "discord" / "111" / "long.ckpt").exists()
 

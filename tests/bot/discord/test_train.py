@@ -112,13 +112,20 @@ async def test_one_training_at_a_time_per_user_and_cancel_stops_it(bot, fake, sh
     assert await ephemeral_refusal(fake, second) == (
         "⚠️ You are already training 'long'; wait until it is ready.")
     training = bot.service.trainings.running(Requester("discord", ALICE["id"]))
-    bobs = await ephemeral_refusal(fake, send(bot, fake.slash("cancel", {}, who=BOB)))
-    assert bobs == "⚠️ You have no jobs queued or running."
+    send(bot, fake.slash("train", {"style": style(fake), "name": "other"}, who=BOB))
+    waiting = await fake.wait_call("PATCH", CHANNEL, where=lambda c: "⏳" in c.json["content"])
+    assert waiting.json["content"] == (
+        "⏳ Training style **other** for Bob: waiting for 1 other training to finish")
+    bobs = bot.service.trainings.running(Requester("discord", BOB["id"]))
+    bobs_cancel = send(bot, fake.slash("cancel", {}, who=BOB))  # his own, not Alice's
+    answer = await fake.wait_call("POST", f"/interactions/{bobs_cancel['id']}/")
+    assert answer.json["data"]["content"] == f"🛑 Cancelling job `{bobs.id}`."
+    assert training.final is None
     cancel = send(bot, fake.slash("cancel", {}))
     answer = await fake.wait_call("POST", f"/interactions/{cancel['id']}/")
     assert answer.json["data"]["content"] == f"🛑 Cancelling job `{training.id}`."
-    stopped = await fake.wait_call("PATCH", CHANNEL, where=lambda c: "stopped" in c.json["content"],
-                                   timeout=60)
+    stopped = await fake.wait_call("PATCH", CHANNEL, n=2, timeout=60,
+                                   where=lambda c: "stopped" in c.json["content"])
     assert stopped.json["content"] == (f"⚠️ Training **long** stopped: cancelled by you (training "
                                        f"{training.id}); nothing was saved.")
 
