@@ -202,6 +202,7 @@ async def test_bad_names_are_refused(service, name, message):
         service.check_training(ALICE, name)
 
 
+@pytest.mark.security
 async def test_a_user_id_that_is_no_folder_name_cannot_train_or_reach_files(service, train_settings):
     sneaky = Requester("discord", "../111")
     with pytest.raises(UserError, match="cannot name a folder"):
@@ -237,6 +238,7 @@ def test_start_warns_when_the_training_photos_folder_is_unusable(train_settings,
         assert line.endswith("; point it at a folder of photos (docs/training.md).")
 
 
+@pytest.mark.security
 async def test_a_user_deletes_only_their_own_styles(service, shared_weights):
     import shutil
 

@@ -41,6 +41,7 @@ def owned(inp: MethodInput, folder: Path | None) -> MethodInput:
     return inp
 
 
+@pytest.mark.security
 def test_the_requesters_own_network_runs_and_batches_never_mix(folders, settings, one_torch_thread):
     method = get_method("fast")
     alice, bob = folders
@@ -56,6 +57,7 @@ def test_the_requesters_own_network_runs_and_batches_never_mix(folders, settings
         assert np.array_equal(np.asarray(single), np.asarray(batched))
 
 
+@pytest.mark.security
 def test_a_name_outside_the_requesters_folder_reads_as_unknown(folders, settings):
     method = get_method("fast")
     alice, _ = folders
