@@ -253,3 +253,28 @@ async def test_a_user_deletes_only_their_own_styles(service, shared_weights):
     service.delete_trained_style(ALICE, "mine")
     assert service.trained_styles(ALICE) == [] and "mine" not in service.model_choices(ALICE, "fast")
     assert json.loads((folder / "index.json").read_text()) == {}
+
+
+def steps_done(handle) -> int:
+    last = handle.history[-1]
+    return last.step if isinstance(last, TrainingProgress) else 0
+
+
+@pytest.mark.slow
+async def test_a_stylize_job_runs_during_a_real_training_which_then_goes_on(train_settings,
+                                                                             shared_weights):
+    """The real trainer and the real queue share the device through the turns: no deadlock,
+    the job is done while the training waits, and the training carries on after it."""
+    service = await open_service(train_settings.model_copy(update={"training_steps": 10_000}))
+    try:
+        handle = await service.train(ALICE, style_upload(), "long")
+        await first_step(handle)
+        done = await (await service.submit(fast(BOB, "mosaic"))).wait()
+        assert isinstance(done, Done)
+        after_job = steps_done(handle)
+        async for event in handle.events():
+            if isinstance(event, TrainingProgress) and event.step > after_job:
+                break
+        assert handle.final is None
+    finally:
+        await service.close(grace_s=1)
