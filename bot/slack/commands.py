@@ -84,6 +84,7 @@ class Listeners:
         self.downloader = downloader
         self.requests = 0
         self.team_id: str | None = None
+        self.training = TrainCommand(self)
 
     def register(self, app) -> None:
         """One listener per slash command; Slack sends only those the app's manifest declares."""
@@ -95,7 +96,7 @@ class Listeners:
         app.command("/stats")(self.on_stats)
         app.command("/settings")(self.on_settings)
         app.command("/cancel")(self.on_cancel)
-        app.command("/train")(TrainCommand(self).on_train)
+        app.command("/train")(self.training.on_train)
         app.command("/methods")(self.on_help)
         app.command("/help")(self.on_help)
         app.command(re.compile(r"^/"))(self.on_unknown)  # Bolt tries listeners in this order

@@ -28,6 +28,7 @@ REROLL, STRONGER, WEAKER, SAVE, CANCEL = (ACTION_PREFIX + a for a in
 RUN_VIEW, SHORTCUT_VIEW, SAVE_VIEW = "stylebot_run", "stylebot_shortcut", "stylebot_save_preset"
 SHORTCUT_ID = "stylebot_restyle"
 INFO_SHORTCUT_ID = "stylebot_info"
+TRAIN_SHORTCUT_ID, TRAIN_VIEW = "stylebot_train", "stylebot_train_view"
 
 
 def esc(text: Any) -> str:
@@ -297,6 +298,19 @@ def save_modal(job_id: str, method: str, shown: dict[str, Any], styles: int) -> 
                 _input("replace", "If you already have a preset of that name",
                        {"type": "checkboxes", "action_id": "value", "options": [
                            {"text": _plain("Replace it"), "value": "replace"}]}),
+            ]}
+
+
+def train_modal(image_name: str, meta: str) -> dict[str, Any]:
+    """The form of the *Train a style* shortcut: a name for the style of the message's image."""
+    return {"type": "modal", "callback_id": TRAIN_VIEW, "private_metadata": meta,
+            "title": _plain("Train a style", 24), "submit": _plain("Train", 24),
+            "close": _plain("Cancel", 24), "blocks": [
+                {"type": "context", "elements": [
+                    {"type": "mrkdwn", "text": f"Learning the style of *{esc(image_name)}*"}]},
+                _input("name", "Name", _text_input(None, "starry-night"), optional=False,
+                       hint="1-64 letters, digits, '-' or '_'. Only you can use the style: "
+                            "/stylize method=fast model=NAME once it is ready."),
             ]}
 
 

@@ -5,7 +5,8 @@
 come in the ack, before any download. Progress is one channel message edited with the steps
 done (``ProgressMessage``); when the network is ready a second message tells its owner how to
 use it. `/train` alone lists the user's own styles: Slack has no autocomplete for commands;
-`/train delete NAME` deletes one. `/cancel` stops a training (``StyleService.cancel``).
+`/train delete NAME` deletes one. `/cancel` stops a training (``StyleService.cancel``). The
+*Train a style* message shortcut (``ui.Forms``) asks for a name and ends in ``begin`` too.
 """
 
 from __future__ import annotations
@@ -99,7 +100,13 @@ class TrainCommand:
             raise UserError("I found no image you shared here in the last "
                             f"{blocks.window_text(core.settings.slack_image_window_s)}: share the "
                             f"style image (or paste its Slack file link), then `/train {name}` again.")
-        upload = await core.downloader.fetch(images[0])
+        await self.begin(name, place, images[0])
+
+    async def begin(self, name: str, place: Place, style: Any) -> None:
+        """Download ``style`` (a ``SlackFile``), start training it and follow the training;
+        the /train command and the *Train a style* shortcut both end here."""
+        core = self.core
+        upload = await core.downloader.fetch(style)
         handle = await core.service.train(core.requester(place), upload, name)
         progress = ProgressMessage(core.client, place, core.flow.edit_interval_s)
         task = asyncio.create_task(self.follow(handle, progress, place),

@@ -39,6 +39,8 @@ class Forms:
         app.view(blocks.RUN_VIEW)(self.on_run_view)
         app.view(blocks.SHORTCUT_VIEW)(self.on_shortcut_view)
         app.view(blocks.SAVE_VIEW)(self.on_save_view)
+        app.shortcut(blocks.TRAIN_SHORTCUT_ID)(self.on_train_shortcut)
+        app.view(blocks.TRAIN_VIEW)(self.on_train_view)
         app.action(re.compile(r"^stylebot_"))(self.on_button)
 
     # -- modals ---------------------------------------------------------------------------------------
@@ -186,6 +188,44 @@ class Forms:
             styles = [await self.core.finder.by_id(picked_style)] if picked_style else []
             styles += await self.core.finder.resolve(uploaded)
             await self.core.run(parsed, place, content, require_images(styles, "The style upload"))
+
+        await self.core.safely(place, work())
+
+    async def on_train_shortcut(self, ack, shortcut: dict[str, Any]) -> None:
+        """*Train a style* on a message: a form asking for the name (``training.py`` does the rest)."""
+        self.core.requests += 1
+        await ack()
+        message = shortcut.get("message") or {}
+        place = self.shortcut_place(shortcut)
+
+        async def work() -> None:
+            images = require_images(await self.core.finder.resolve(message.get("files") or []),
+                                    "That message")
+            if not images:
+                raise UserError("That message has no image; use *Train a style* on a message "
+                                "with the image whose style you want.")
+            view = blocks.train_modal(images[0].name, blocks.metadata(
+                c=place.channel, t=place.thread_ts, f=images[0].id))
+            await self.core.client.views_open(trigger_id=shortcut.get("trigger_id", ""), view=view)
+
+        await self.core.safely(place, work())
+
+    async def on_train_view(self, ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        self.core.requests += 1
+        values = blocks.state_values(view)
+        meta = json.loads(view.get("private_metadata") or "{}")
+        place = self.form_place(body, meta)
+        name = values.get("name") or ""
+        try:
+            self.core.service.check_training(self.core.requester(place), name)
+        except UserError as exc:
+            await ack(response_action="errors", errors={"name": exc.message[:300]})
+            return
+        await ack()
+
+        async def work() -> None:
+            style = await self.core.finder.by_id(meta.get("f", ""))
+            await self.core.training.begin(name.strip(), place, style)
 
         await self.core.safely(place, work())
 

@@ -161,3 +161,36 @@ async def test_train_delete_and_cancel_are_the_users_own(slack, fake, service, s
                                            if "stopped" in (m.get("text") or "")], 60)
     assert stopped[0]["text"] == (f":warning: Training `long` stopped: cancelled by you (training "
                                   f"{training.id}); nothing was saved.")
+
+
+async def test_train_a_style_shortcut_asks_for_a_name_then_trains(slack, fake, service,
+                                                                  shared_weights):
+    from engine.samples import sample_style
+
+    style = fake.add_file(png_bytes(sample_style(48)), "swirl.png", user="U7")
+    message = fake.share("C1", "U7", [style], text="this look")
+    status, _ = await slack.shortcut(message, user="U1", callback_id=blocks.TRAIN_SHORTCUT_ID)
+    assert status == 200
+    view = (await fake.wait_for(lambda: fake.called("views.open"), what="the form"))[0].args["view"]
+    assert view["callback_id"] == blocks.TRAIN_VIEW
+    assert view["blocks"][0]["elements"][0]["text"] == "Learning the style of *swirl.png*"
+
+    status, body = await slack.submit(view, name="candy")
+    assert body == {"response_action": "errors",
+                    "errors": {"name": "'candy' is a built-in style; choose another name."}}
+    assert fake.downloads == []
+    status, body = await slack.submit(view, name="swirly")
+    assert status == 200 and not body
+    [ready] = await fake.wait_for(lambda: ready_messages(fake), 120, "the ready message")
+    assert ready["text"].startswith(":white_check_mark: <@U1>, your style `swirly` is ready")
+    assert [d[0].rsplit("/", 1)[-1] for d in fake.downloads] == ["swirl.png"]
+    assert service.trained_styles(Requester("slack", "U1")) == ["swirly"]
+    assert service.trained_styles(Requester("slack", "U7")) == []  # the image's poster gets nothing
+
+
+async def test_train_a_style_on_a_message_without_an_image_says_so(slack, fake):
+    message = fake.share("C1", "U7", [fake.add_file(b"%PDF", "report.pdf", mimetype="application/pdf")])
+    await slack.shortcut(message, callback_id=blocks.TRAIN_SHORTCUT_ID)
+    texts = await fake.wait_for(fake.ephemeral_texts, what="the refusal")
+    assert "That message has no image" in texts[0]
+    assert not fake.called("views.open")
