@@ -21,7 +21,7 @@ from .methods.base import MethodInput, RunContext, normalise_style_weights
 from .models import ModelCache
 from .request import ImageUpload, StyleRequest
 from .settings import EngineSettings
-from .turns import DeviceTurns
+from .device_turns import DeviceTurns
 from .video import Clip, decode_clip, is_clip, smooth_frames
 from .weights import WeightStore
 

@@ -18,7 +18,7 @@ from engine.events import Done
 from engine.methods.base import Method, MethodInput, RunContext
 from engine.options import SEED, Option, OptionSet
 from engine.queue import JobQueue
-from engine.turns import DeviceTurns
+from engine.device_turns import DeviceTurns
 from tests.engine.conftest import toy_request
 
 LOG: list[tuple[str, int]] = []
