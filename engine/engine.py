@@ -21,6 +21,7 @@ from .methods.base import MethodInput, RunContext, normalise_style_weights
 from .models import ModelCache
 from .request import ImageUpload, StyleRequest
 from .settings import EngineSettings
+from .device_turns import DeviceTurns
 from .video import Clip, decode_clip, is_clip, smooth_frames
 from .weights import WeightStore
 
@@ -64,6 +65,7 @@ class StyleEngine:
         self.settings = settings
         self.weights = weights or WeightStore.from_settings(settings)
         self.models = ModelCache(settings.model_memory_mb * 1_000_000)
+        self.turns = DeviceTurns()  # background training yields the device to these jobs
         self._device = device
         self._threads_set = False
 
@@ -130,7 +132,7 @@ class StyleEngine:
         inp = MethodInput(content=content, options=options, seed=seed, size=max(content.size),
                           styles=styles, style_weights=weights,
                           prompt=request.prompt.strip() if has_prompt else None, mask=mask,
-                          clip=clip)
+                          clip=clip, own_models=request.own_models)
         method.check_sizes(inp)
         method.check(inp, self.settings)
         return PreparedJob(method=method, input=inp, request=request)
@@ -180,7 +182,8 @@ class StyleEngine:
         """Run jobs sharing one batch key (or a single job); retry smaller once on OOM.
         A clip job (always alone) gives a ``Clip`` of the same kind back."""
         try:
-            return self._execute(jobs, ctx)
+            with self.turns.interactive():
+                return self._execute(jobs, ctx)
         finally:
             release_memory()  # what the method freed stays in this thread's arena otherwise
 
@@ -235,4 +238,4 @@ class StyleEngine:
                 if inp.clip is not None else None)
         return MethodInput(content=content, options=inp.options, seed=inp.seed, size=max(content.size),
                            styles=inp.styles, style_weights=inp.style_weights, prompt=inp.prompt,
-                           mask=inp.mask, clip=clip)
+                           mask=inp.mask, clip=clip, own_models=inp.own_models)

@@ -170,6 +170,7 @@ class JobQueue:
         self._accepting = True
         self._observer_events: asyncio.Queue = asyncio.Queue()
         self._observer_task: asyncio.Task | None = None
+        engine.turns.watch(lambda: self.waiting_count + self.running_count > 0)  # jobs go first
 
     # -- lifecycle -------------------------------------------------------------------
 

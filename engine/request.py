@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -47,6 +48,8 @@ class StyleRequest:
     options validate and convert them. ``preset`` names a saved preset of the requester
     whose method, options and style images fill whatever the request leaves out.
     ``place`` says where it was asked (None: a CLI, the playground), for per-place settings.
+    ``own_models`` is the folder of networks the requester trained (``/train``), which only
+    their requests may use; the application sets it from the requester, never a front end.
     """
 
     method: str | None
@@ -59,3 +62,4 @@ class StyleRequest:
     preset: str | None = None
     mask: ImageUpload | None = None
     place: Place | None = None
+    own_models: Path | None = None

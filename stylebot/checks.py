@@ -104,6 +104,7 @@ def validate_settings(settings: "Settings", frontends: Iterable["Frontend"], *,
             problems.append(f"STYLEBOT_HUB_ENTRYPOINTS entry '{name}' must look like "
                             f"'owner/repo:entrypoint' or '/local/dir:entrypoint', not '{spec}'.")
     problems += _method_problems(warnings)
+    warnings += _training_warnings(settings)
     if check_device and not problems:
         from engine.device import resolve_device
 
@@ -147,6 +148,19 @@ def _folder_problems(s: "Settings") -> list[str]:
         elif problem := database_url_problem(s.database_url):
             out.append(f"STYLEBOT_DATABASE_URL: {problem}.")
     return out
+
+
+def _training_warnings(s: "Settings") -> list[str]:
+    """/train with STYLEBOT_TRAINING_IMAGES set but unusable: every user would be refused."""
+    if s.training_images is None:
+        return []  # /train is off, as the operator chose
+    from .training_jobs import count_training_photos
+
+    try:
+        count_training_photos(s, for_user=False)
+    except UserError as exc:
+        return [exc.message]
+    return []
 
 
 def _method_problems(warnings: list[str]) -> list[str]:

@@ -14,6 +14,7 @@ import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from engine.engine import StyleEngine
@@ -38,6 +39,8 @@ from .owners import Owner, is_gone, this_process
 from .server_settings import PlaceRules, PlaceSettingsView, parse_changes
 from .results import PresetStyle, Result, changed_options, check_clicker, result_actions, variant
 from .settings import Settings
+from .trained_styles import TrainedStyles
+from .training_jobs import TrainingHandle, TrainingJobs
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,8 @@ class StyleService:
         self._ephemeral: OrderedDict[str, bool] = OrderedDict()  # job id -> result is ephemeral
         self._submitting: Counter[tuple[str, str]] = Counter()  # (user key, space) -> in submit()
         queue.observers.append(self._record_event)
+        self.trained = TrainedStyles(settings)
+        self.trainings = TrainingJobs(settings, self.engine, self.trained)
 
     @classmethod
     async def open(cls, settings: Settings, *, engine: StyleEngine | None = None,
@@ -100,6 +105,7 @@ class StyleService:
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Refuse new jobs, tell waiting users, give the running job ``grace_s`` to finish."""
+        await self.trainings.stop()
         await self.queue.stop(grace_s)
 
     async def close(self, grace_s: float | None = None) -> None:
@@ -121,10 +127,13 @@ class StyleService:
     # -- checks ------------------------------------------------------------------------
 
     def check(self, method: str | None, options: dict[str, Any], *, prompt: str | None = None,
-              n_styles: int | None = None, has_mask: bool = False) -> Method:
-        """Refuse what cannot work before anything is downloaded or queued (``check_request``)."""
+              n_styles: int | None = None, has_mask: bool = False,
+              requester: Requester | None = None) -> Method:
+        """Refuse what cannot work before anything is downloaded or queued (``check_request``);
+        with ``requester``, their own trained styles are models they may name."""
+        own = self.trained.folder(requester) if requester is not None else None
         return check_request(self.settings, method, options, prompt=prompt, n_styles=n_styles,
-                             has_mask=has_mask)
+                             has_mask=has_mask, own_models=own)
 
     async def check_at(self, requester: Requester, place: Place | None, method: str | None,
                        options: dict[str, Any], *, prompt: str | None = None,
@@ -135,11 +144,13 @@ class StyleService:
         if place is not None:
             method = (method or "").strip().lower() or rules.default_method or DEFAULT_METHOD
             rules.check_method(method)
-        return self.check(method, options, prompt=prompt, n_styles=n_styles)
+        return self.check(method, options, prompt=prompt, n_styles=n_styles, requester=requester)
 
-    def check_preset(self, method: str, options: dict[str, Any], *, n_styles: int) -> Method:
+    def check_preset(self, method: str, options: dict[str, Any], *, n_styles: int,
+                     requester: Requester | None = None) -> Method:
         """Refuse a preset that could never work, before its style images are fetched."""
-        return check_preset(self.settings, method, options, n_styles=n_styles)
+        own = self.trained.folder(requester) if requester is not None else None
+        return check_preset(self.settings, method, options, n_styles=n_styles, own_models=own)
 
     # -- jobs --------------------------------------------------------------------------
 
@@ -155,8 +166,10 @@ class StyleService:
         rules = await self.place_rules(request.requester, request.place)
         if request.place is not None:
             request = rules.apply(request)
+        request.own_models = self.trained.folder(request.requester)  # theirs, whatever was passed
         self.check(request.method, request.options, prompt=request.prompt,
-                   n_styles=len(request.styles), has_mask=request.mask is not None)
+                   n_styles=len(request.styles), has_mask=request.mask is not None,
+                   requester=request.requester)
         handle = await self._submit_within(request, rules)
         self._ephemeral[handle.id] = not rules.public
         while len(self._ephemeral) > VISIBILITY_KEPT:
@@ -281,8 +294,14 @@ class StyleService:
         return await job_log.job_stats(self.db, since=since)
 
     def cancel(self, requester: Requester, job_id: str | None = None) -> str:
-        """Cancel one of the requester's jobs (the newest when no id is given); say what happened."""
+        """Cancel one of the requester's jobs (the newest when no id is given), or their training
+        (by its id, or when they have no job); say which."""
         mine = self.queue.jobs_of(requester)
+        training = self.trainings.running(requester)
+        if training is not None and ((job_id or "").strip() == training.id
+                                     or (job_id is None and not mine)):
+            training.cancel(f"cancelled by you (training {training.id}); nothing was saved.")
+            return training.id
         if not mine:
             raise UserError("You have no jobs queued or running.")
         if job_id is None:
@@ -374,7 +393,7 @@ class StyleService:
                           style_weights: list[float] | None = None, *, replace: bool = False) -> PresetRecord:
         """Check the preset would work, store its style images, and save it for this user only."""
         styles = styles or []
-        m = self.check_preset(method, options or {}, n_styles=len(styles))
+        m = self.check_preset(method, options or {}, n_styles=len(styles), requester=requester)
         given = m.options.normalise_names(options or {})
         typed = m.options.validate(given, method=m.name)
         stored_options = {k: typed[k] for k in given}
@@ -396,6 +415,37 @@ class StyleService:
     async def delete_preset(self, requester: Requester, name: str) -> None:
         await preset_store.delete_preset(self.db, requester.platform, requester.user_id, name)
 
+    # -- styles users train (/train) -------------------------------------------------------
+
+    def check_training(self, requester: Requester, name: str) -> None:
+        """Every /train refusal that needs no image: answered before any download."""
+        self.trainings.check(requester, name)
+
+    async def train(self, requester: Requester, style: ImageUpload, name: str) -> TrainingHandle:
+        """Start training ``style`` as the requester's own fast model ``name``, in the
+        background at low priority; ``UserError`` refuses."""
+        if requester.platform not in LOCAL_PLATFORMS:
+            self.limiter.hit(requester)
+        return await self.trainings.start(requester, style, name)
+
+    def trained_styles(self, requester: Requester) -> list[str]:
+        """The names of the requester's own trained styles."""
+        return self.trained.names(requester)
+
+    def delete_trained_style(self, requester: Requester, name: str) -> None:
+        """Delete one of the requester's own styles (theirs only: their folder alone is looked at)."""
+        self.trained.delete(requester, name)
+
+    def model_choices(self, requester: Requester, method: str | None, typed: str = "") -> list[str]:
+        """The values of option ``model`` this requester may give ``method`` (default fast) that
+        contain ``typed``: the server's models, then the requester's own, never anyone else's."""
+        m = get_method(method or "fast")
+        own = m.own_model_names(self.trained.folder(requester))
+        server = [x for x in m.available_models(self.engine.weights, self.settings) or []
+                  if x not in own and "<" not in x]  # "26:<0..25>" describes values, is none
+        text = typed.strip().lower()
+        return [x for x in own + server if text in x.lower()]
+
     # -- information ---------------------------------------------------------------------
 
     def methods_info(self) -> list[dict[str, Any]]:
@@ -409,7 +459,7 @@ class StyleService:
 
 def check_request(settings: Settings, method: str | None, options: dict[str, Any], *,
                   prompt: str | None = None, n_styles: int | None = None,
-                  has_mask: bool = False) -> Method:
+                  has_mask: bool = False, own_models: Path | None = None) -> Method:
     """Refuse what cannot work before anything is downloaded or queued; the method.
 
     Options are checked against the method's declarations, so the message lists what
@@ -420,7 +470,7 @@ def check_request(settings: Settings, method: str | None, options: dict[str, Any
     m = get_method(method or DEFAULT_METHOD)
     try:
         typed = m.options.validate(options, method=m.name)
-        m.check_options(typed, settings)
+        m.check_options_of(typed, settings, own_models)
     except OptionError as exc:
         raise InputError("options", exc.message) from None
     has_prompt = bool(prompt and prompt.strip())
@@ -444,11 +494,11 @@ def check_request(settings: Settings, method: str | None, options: dict[str, Any
 
 
 def check_preset(settings: Settings, method: str, options: dict[str, Any], *,
-                 n_styles: int) -> Method:
+                 n_styles: int, own_models: Path | None = None) -> Method:
     """Refuse a preset that could never work, before its style images are fetched."""
     m = get_method(method)
     typed = m.options.validate(m.options.normalise_names(options), method=m.name)
-    m.check_options(typed, settings)
+    m.check_options_of(typed, settings, own_models)
     if n_styles > m.max_styles:
         m.check_inputs(n_styles=n_styles, has_prompt=True, has_mask=False)
     return m

@@ -9,6 +9,7 @@ stays out of ``engine/``.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
@@ -52,6 +53,18 @@ class Settings(EngineSettings):
     slack_upload_mb: float = Field(
         1024.0, gt=0, description="Largest clip result uploaded to Slack, in MB; Slack's "
                                   "documented limit for a file is 1 GB (stylebot/fitting.py).")
+
+    # Styles users train from chat (/train), in the background between stylize jobs.
+    training_images: Path | None = Field(
+        None, description="Folder of content photos /train learns from (searched recursively); "
+                          "unset: /train is off.")
+    allow_cpu_training: bool = Field(False, description="Let /train run on a CPU-only server (slow).")
+    training_steps: int = Field(2000, ge=1, description="Optimisation steps of one /train.")
+    training_image_size: int = Field(256, ge=16, le=1024, description="/train's content crop, pixels.")
+    training_batch_size: int = Field(4, ge=1, le=64, description="Content photos per /train step.")
+    trained_styles_per_user: int = Field(5, ge=0, description="Styles one user may keep.")
+    trained_mb_per_user: float = Field(100.0, ge=0, description="Disk one user's styles may take.")
+    trainings_at_once: int = Field(1, ge=1, description="/train runs at the same time, all users.")
 
     # The HTTP server (playground and /healthz).
     http_host: str = "127.0.0.1"
@@ -104,6 +117,11 @@ class Settings(EngineSettings):
                 raise ValueError(f"'{part}' is not a shard id or range; write e.g. 0-3 or 0,2")
             ids += range(int(first), int(last or first) + 1)
         return ids
+
+    @field_validator("training_images", mode="after")
+    @classmethod
+    def _expand_training_images(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
     @property
     def resolved_database_url(self) -> str:

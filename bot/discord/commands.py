@@ -22,6 +22,7 @@ from stylebot.server_settings import EPHEMERAL, PUBLIC, show_lines
 
 from . import render
 from .inputs import merge_options, parse_extra_options, place_of, requester_of
+from .training import start_training
 
 if TYPE_CHECKING:
     from engine.queue import JobHandle
@@ -56,24 +57,38 @@ async def job_ids(interaction: discord.Interaction, current: str) -> list[app_co
                                 value=j.job_id) for j in jobs if j.job_id.startswith(current.strip())][:25]
 
 
+async def model_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """The models of the chosen method (fast by default) this user may name: the server's and
+    their own trained styles, never anyone else's."""
+    method = getattr(interaction.namespace, "method", None) or "fast"
+    try:
+        names = interaction.client.service.model_choices(requester_of(interaction.user), method,
+                                                         current)
+    except UserError:  # a method that does not exist: nothing to offer
+        return []
+    return [app_commands.Choice(name=n, value=n) for n in names][:25]
+
+
 # -- restyling ---------------------------------------------------------------------------------
 
 @app_commands.command()
 @app_commands.describe(content="The image, animation or short video to restyle", style="A style image (methods that take one)",
                        style2="A second style image to blend", method=f"The method (default {DEFAULT_METHOD})",
                        preset="One of your presets; its settings fill what you leave out",
-                       prompt="Text prompt (sd, nada)", **DESCRIBE_OPTIONS)
-@app_commands.autocomplete(preset=preset_names)
+                       prompt="Text prompt (sd, nada)",
+                       model="Style network (fast): a built-in one or one you trained with /train",
+                       **DESCRIBE_OPTIONS)
+@app_commands.autocomplete(preset=preset_names, model=model_names)
 async def stylize(interaction: discord.Interaction, content: discord.Attachment,
                   style: discord.Attachment | None = None, style2: discord.Attachment | None = None,
                   method: str | None = None, preset: str | None = None,
                   strength: float | None = None, style_weight: float | None = None,
                   preserve_color: bool | None = None, size: int | None = None,
                   prompt: str | None = None, seed: int | None = None,
-                  options: str | None = None) -> None:
+                  options: str | None = None, model: str | None = None) -> None:
     """Restyle an image with neural style transfer."""
     typed = dict(strength=strength, style_weight=style_weight, preserve_color=preserve_color,
-                 size=size, seed=seed)
+                 size=size, seed=seed, model=model)
     extra, blend = parse_extra_options(options)
     await _stylize(interaction, method=method, preset=preset, content=content,
                    styles=[s for s in (style, style2) if s is not None], prompt=prompt,
@@ -109,6 +124,33 @@ async def nada(interaction: discord.Interaction, image: discord.Attachment, prom
     extra, _ = parse_extra_options(options)
     await _stylize(interaction, method="nada", preset=None, content=image, styles=[],
                    prompt=prompt, options=extra)
+
+
+@app_commands.command()
+@app_commands.describe(style="The image whose style to learn",
+                       name="A name for your style: letters, digits, - or _")
+async def train(interaction: discord.Interaction, style: discord.Attachment,
+                name: app_commands.Range[str, 1, 64]) -> None:
+    """Train your own fast style from an image; it runs between other jobs, only you can use it."""
+    await start_training(interaction.client.flow, interaction, style, name)
+
+
+async def own_style_names(interaction: discord.Interaction,
+                          current: str) -> list[app_commands.Choice[str]]:
+    """The user's own trained styles whose names contain what they have typed."""
+    text = current.strip().lower()
+    names = interaction.client.service.trained_styles(requester_of(interaction.user))
+    return [app_commands.Choice(name=n, value=n) for n in names if text in n.lower()][:25]
+
+
+@app_commands.command(name="delete-style")
+@app_commands.describe(name="One of your styles from /train")
+@app_commands.autocomplete(name=own_style_names)
+async def delete_style(interaction: discord.Interaction, name: str) -> None:
+    """Delete one of the styles you trained with /train."""
+    interaction.client.service.delete_trained_style(requester_of(interaction.user), name)
+    await interaction.response.send_message(f"🗑️ Deleted your style **{name.strip()}**.",
+                                            ephemeral=True)
 
 
 @app_commands.context_menu(name=MESSAGE_COMMAND)
@@ -213,7 +255,8 @@ async def _save_preset(interaction: discord.Interaction, name: str, method: str,
                        style_weights: list[float] | None, *, replace: bool) -> None:
     """Refuse a preset that cannot work before deferring; then download its styles and save it."""
     flow = interaction.client.flow
-    chosen = flow.service.check_preset(method, options, n_styles=len(styles))
+    chosen = flow.service.check_preset(method, options, n_styles=len(styles),
+                                       requester=requester_of(interaction.user))
     for i, attachment in enumerate(styles):
         flow.check(attachment, _style_word(i, len(styles)))
     await interaction.response.defer(ephemeral=True, thinking=True)
@@ -327,8 +370,8 @@ class StylebotTree(app_commands.CommandTree):
         choices = [app_commands.Choice(name=name, value=name) for name in method_names()]
         for command in (stylize, presets.save):
             app_commands.choices(method=choices)(command)
-        for command in (stylize, sd, nada, presets, methods, queue, stats, SettingsGroup(), cancel,
-                        stylize_message, info_message):
+        for command in (stylize, sd, nada, train, delete_style, presets, methods, queue, stats, SettingsGroup(),
+                        cancel, stylize_message, info_message):
             self.add_command(command)
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:

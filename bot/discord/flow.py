@@ -166,6 +166,11 @@ class InteractionFlow:
         log.info("job %s delivered to discord user %s (%d bytes%s)", handle.id, reply.user.id,
                  len(data), f", {said}" if said else "")
 
+    def track(self, task: asyncio.Task) -> None:
+        """Keep following ``task`` (a training's messages) as jobs are, until it ends."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def idle(self) -> None:
         """Wait until every job being followed has been delivered (shutdown and tests)."""
         while self._tasks:

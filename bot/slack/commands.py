@@ -28,6 +28,7 @@ from stylebot.results import format_options, queue_eta, queue_where, stats_lines
 
 from . import render as blocks
 from .flow import JobFlow, Place
+from .training import TrainCommand
 from .inputs import (Downloader, FileFinder, SlackFile, foreign_link_error, require_images,
                      split_links)
 
@@ -83,6 +84,7 @@ class Listeners:
         self.downloader = downloader
         self.requests = 0
         self.team_id: str | None = None
+        self.training = TrainCommand(self)
 
     def register(self, app) -> None:
         """One listener per slash command; Slack sends only those the app's manifest declares."""
@@ -94,6 +96,7 @@ class Listeners:
         app.command("/stats")(self.on_stats)
         app.command("/settings")(self.on_settings)
         app.command("/cancel")(self.on_cancel)
+        app.command("/train")(self.training.on_train)
         app.command("/methods")(self.on_help)
         app.command("/help")(self.on_help)
         app.command(re.compile(r"^/"))(self.on_unknown)  # Bolt tries listeners in this order
@@ -290,13 +293,16 @@ class Listeners:
     async def open_run_modal(self, trigger_id: str, parsed: ParsedCommand, place: Place) -> None:
         options = dict(parsed.options)
         strength = options.pop("strength", None)
+        models = self.service.model_choices(self.requester(place), "fast")
+        model = options.pop("model", None) if options.get("model") in models else None
         options_text = " ".join(f"{k}={value_text(v)}" for k, v in options.items())
         presets = await self.service.list_presets(self.requester(place))
         view = blocks.run_modal(
             methods=self.methods(), method=parsed.method or (None if parsed.preset else DEFAULT_METHOD),
             prompt=parsed.prompt, strength=strength, options_text=options_text, presets=presets,
             preset=parsed.preset, meta=blocks.metadata(c=place.channel, t=place.thread_ts,
-                                                       w=parsed.style_weights))
+                                                       w=parsed.style_weights),
+            models=models, model=model)
         try:
             await self.client.views_open(trigger_id=trigger_id, view=view)
         except SlackApiError as exc:

@@ -29,6 +29,7 @@ REROLL, STRONGER, WEAKER, SAVE, CANCEL = (ACTION_PREFIX + a for a in
 RUN_VIEW, SHORTCUT_VIEW, SAVE_VIEW = "stylebot_run", "stylebot_shortcut", "stylebot_save_preset"
 SHORTCUT_ID = "stylebot_restyle"
 INFO_SHORTCUT_ID = "stylebot_info"
+TRAIN_SHORTCUT_ID, TRAIN_VIEW = "stylebot_train", "stylebot_train_view"
 
 
 def esc(text: Any) -> str:
@@ -229,7 +230,8 @@ def _files(max_files: int, filetypes: tuple[str, ...] = IMAGE_FILETYPES) -> dict
 
 def _common_blocks(methods: list["Method"], method: str | None, prompt: str | None,
                    strength: str | None, options_text: str, presets: list["PresetSummary"],
-                   preset: str | None) -> list[dict[str, Any]]:
+                   preset: str | None, models: list[str] = (),
+                   model: str | None = None) -> list[dict[str, Any]]:
     chosen = next((m for m in methods if m.name == method), None)
     strength_opt = chosen.options.reader("strength") if chosen else None
     strength_hint = (f"{strength_opt.describe_range()}; {chosen.name}'s default is {strength_opt.default}"
@@ -246,6 +248,10 @@ def _common_blocks(methods: list["Method"], method: str | None, prompt: str | No
         blocks.append(_input("preset", "Preset", _select([(p.name, f"{p.name} · {p.method}")
                                                           for p in presets], preset),
                              hint="One of your presets; it fills in the method, options and styles."))
+    if models:
+        blocks.append(_input("model", "Model (fast)", _select([(m, m) for m in models], model),
+                             hint="For fast: a built-in network, or a style you trained with /train "
+                                  "(only you see yours)."))
     blocks.append(_input("options", "More options", _text_input(options_text, "seed=7 steps=30"),
                          hint="name=value pairs. " + "  ".join(option_hint(m) for m in methods
                                                                if m.name == method or chosen is None)))
@@ -254,12 +260,15 @@ def _common_blocks(methods: list["Method"], method: str | None, prompt: str | No
 
 def run_modal(*, methods: list["Method"], method: str | None, prompt: str | None,
               strength: str | None, options_text: str, presets: list["PresetSummary"],
-              preset: str | None, meta: str) -> dict[str, Any]:
-    """The form opened when no image was found: a file input and the command's own fields."""
+              preset: str | None, meta: str, models: list[str] = (),
+              model: str | None = None) -> dict[str, Any]:
+    """The form opened when no image was found: a file input and the command's own fields;
+    ``models``: the choices of fast's model for this user, their own styles included."""
     chosen = next((m for m in methods if m.name == method), None)
     blocks = [_input("content", "Image or clip to restyle", _files(1, CONTENT_FILETYPES),
                      optional=False, hint="A picture, an animated GIF or a short MP4, WebM or MOV.")]
-    blocks += _common_blocks(methods, method, prompt, strength, options_text, presets, preset)
+    blocks += _common_blocks(methods, method, prompt, strength, options_text, presets, preset,
+                             models, model)
     if chosen is None or chosen.max_styles:
         blocks.append(_input("styles", "Style image(s)", _files(MAX_STYLE_FILES),
                              hint="For methods that copy the look of a picture."))
@@ -269,7 +278,8 @@ def run_modal(*, methods: list["Method"], method: str | None, prompt: str | None
 
 
 def shortcut_modal(*, images: list[SlackFile], methods: list["Method"], method: str | None,
-                   presets: list["PresetSummary"], meta: str) -> dict[str, Any]:
+                   presets: list["PresetSummary"], meta: str,
+                   models: list[str] = ()) -> dict[str, Any]:
     """The form of the message shortcut: which of the message's images, and how to restyle it."""
     named = [(f.id, f"{i}. {f.name}") for i, f in enumerate(images, start=1)]
     if len(images) > 1:
@@ -277,7 +287,7 @@ def shortcut_modal(*, images: list[SlackFile], methods: list["Method"], method: 
     else:
         first = [{"type": "context", "elements": [
             {"type": "mrkdwn", "text": f"Restyling *{esc(images[0].name)}*"}]}]
-    blocks = first + _common_blocks(methods, method, None, None, "", presets, None)
+    blocks = first + _common_blocks(methods, method, None, None, "", presets, None, models)
     if len(images) > 1:
         blocks.append(_input("style_pick", "Style image from the message", _select(named),
                              hint="For methods that copy the look of a picture."))
@@ -298,6 +308,19 @@ def save_modal(job_id: str, method: str, shown: dict[str, Any], styles: int) -> 
                 _input("replace", "If you already have a preset of that name",
                        {"type": "checkboxes", "action_id": "value", "options": [
                            {"text": _plain("Replace it"), "value": "replace"}]}),
+            ]}
+
+
+def train_modal(image_name: str, meta: str) -> dict[str, Any]:
+    """The form of the *Train a style* shortcut: a name for the style of the message's image."""
+    return {"type": "modal", "callback_id": TRAIN_VIEW, "private_metadata": meta,
+            "title": _plain("Train a style", 24), "submit": _plain("Train", 24),
+            "close": _plain("Cancel", 24), "blocks": [
+                {"type": "context", "elements": [
+                    {"type": "mrkdwn", "text": f"Learning the style of *{esc(image_name)}*"}]},
+                _input("name", "Name", _text_input(None, "starry-night"), optional=False,
+                       hint="1-64 letters, digits, '-' or '_'. Only you can use the style: "
+                            "/stylize method=fast model=NAME once it is ready."),
             ]}
 
 

@@ -22,6 +22,8 @@ from stylebot.results import changed_options, read_settings, reuse_command
 from .flow import Place
 
 if TYPE_CHECKING:
+    from engine.request import Requester
+
     from .commands import Listeners
 
 
@@ -37,12 +39,16 @@ class Forms:
         app.view(blocks.RUN_VIEW)(self.on_run_view)
         app.view(blocks.SHORTCUT_VIEW)(self.on_shortcut_view)
         app.view(blocks.SAVE_VIEW)(self.on_save_view)
+        app.shortcut(blocks.TRAIN_SHORTCUT_ID)(self.on_train_shortcut)
+        app.view(blocks.TRAIN_VIEW)(self.on_train_view)
         app.action(re.compile(r"^stylebot_"))(self.on_button)
 
     # -- modals ---------------------------------------------------------------------------------------
 
-    def parse_form(self, values: dict[str, Any], n_styles: int) -> ParsedCommand:
-        """A submitted form as the command it stands for; ``InputError`` names the bad field."""
+    def parse_form(self, values: dict[str, Any], n_styles: int,
+                   requester: Requester | None = None) -> ParsedCommand:
+        """A submitted form as the command it stands for; ``InputError`` names the bad field.
+        ``requester``: whose own trained styles the Model field may name."""
         method = values.get("method")
         try:
             parsed = parse_command(values.get("options") or "", command=method or "stylize")
@@ -67,9 +73,14 @@ class Forms:
             if any(chosen.options.target(name) is target for name in parsed.options):
                 raise InputError("options", "Strength is given twice; keep only the Strength field.")
             parsed.options["strength"] = values["strength"]
+        if values.get("model") is not None:
+            if "model" in parsed.options:
+                raise InputError("options", "Model is given twice; keep only the Model field.")
+            parsed.options["model"] = values["model"]
         if parsed.method or not parsed.preset:  # with a preset and no method, the preset decides
             self.core.service.check(parsed.method, parsed.options, prompt=parsed.prompt,
-                                    n_styles=None if parsed.preset else n_styles)
+                                    n_styles=None if parsed.preset else n_styles,
+                                    requester=requester)
         return parsed
 
     @staticmethod
@@ -84,7 +95,8 @@ class Forms:
         meta = json.loads(view.get("private_metadata") or "{}")
         place = self.form_place(body, meta)
         try:
-            parsed = self.parse_form(values, len(values.get("styles") or []))
+            parsed = self.parse_form(values, len(values.get("styles") or []),
+                                     self.core.requester(place))
             parsed.style_weights = meta.get("w")
         except InputError as exc:
             await ack(response_action="errors", errors={exc.field: exc.message[:300]})
@@ -146,10 +158,12 @@ class Forms:
                 raise UserError("That message has no image; use *Restyle with Stylebot* on a message "
                                 "with an image.")
             images = images[:10]
-            presets = await self.core.service.list_presets(self.core.requester(place))
+            me = self.core.requester(place)
+            presets = await self.core.service.list_presets(me)
             view = blocks.shortcut_modal(
                 images=images, methods=self.core.methods(), method=DEFAULT_METHOD, presets=presets,
-                meta=blocks.metadata(c=place.channel, t=place.thread_ts, f=[f.id for f in images]))
+                meta=blocks.metadata(c=place.channel, t=place.thread_ts, f=[f.id for f in images]),
+                models=self.core.service.model_choices(me, "fast"))
             await self.core.client.views_open(trigger_id=shortcut.get("trigger_id", ""), view=view)
 
         await self.core.safely(place, work())
@@ -162,7 +176,8 @@ class Forms:
         picked_style = values.get("style_pick")
         uploaded = values.get("styles") or []
         try:
-            parsed = self.parse_form(values, len(uploaded) + (1 if picked_style else 0))
+            parsed = self.parse_form(values, len(uploaded) + (1 if picked_style else 0),
+                                     self.core.requester(place))
         except InputError as exc:
             await ack(response_action="errors", errors={exc.field: exc.message[:300]})
             return
@@ -173,6 +188,44 @@ class Forms:
             styles = [await self.core.finder.by_id(picked_style)] if picked_style else []
             styles += await self.core.finder.resolve(uploaded)
             await self.core.run(parsed, place, content, require_images(styles, "The style upload"))
+
+        await self.core.safely(place, work())
+
+    async def on_train_shortcut(self, ack, shortcut: dict[str, Any]) -> None:
+        """*Train a style* on a message: a form asking for the name (``training.py`` does the rest)."""
+        self.core.requests += 1
+        await ack()
+        message = shortcut.get("message") or {}
+        place = self.shortcut_place(shortcut)
+
+        async def work() -> None:
+            images = require_images(await self.core.finder.resolve(message.get("files") or []),
+                                    "That message")
+            if not images:
+                raise UserError("That message has no image; use *Train a style* on a message "
+                                "with the image whose style you want.")
+            view = blocks.train_modal(images[0].name, blocks.metadata(
+                c=place.channel, t=place.thread_ts, f=images[0].id))
+            await self.core.client.views_open(trigger_id=shortcut.get("trigger_id", ""), view=view)
+
+        await self.core.safely(place, work())
+
+    async def on_train_view(self, ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        self.core.requests += 1
+        values = blocks.state_values(view)
+        meta = json.loads(view.get("private_metadata") or "{}")
+        place = self.form_place(body, meta)
+        name = values.get("name") or ""
+        try:
+            self.core.service.check_training(self.core.requester(place), name)
+        except UserError as exc:
+            await ack(response_action="errors", errors={"name": exc.message[:300]})
+            return
+        await ack()
+
+        async def work() -> None:
+            style = await self.core.finder.by_id(meta.get("f", ""))
+            await self.core.training.begin(name.strip(), place, style)
 
         await self.core.safely(place, work())
 

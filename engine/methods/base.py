@@ -16,6 +16,8 @@ from ..errors import ImageError, JobCancelled, OptionError
 from ..options import OptionSet
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from PIL import Image
 
     from ..models import ModelCache
@@ -55,7 +57,8 @@ class MethodInput:
     their own size (capped by the engine); ``options`` are validated and typed; ``seed``
     is always set (chosen at random when the user gave none, and reported back).
     For a clip, ``clip`` holds every frame (at the working size) and ``content`` is frame 0,
-    so every check made on a still's content holds for the clip.
+    so every check made on a still's content holds for the clip. ``own_models`` is the
+    requester's own trained networks (``StyleRequest.own_models``).
     """
 
     content: "Image.Image"
@@ -67,6 +70,7 @@ class MethodInput:
     prompt: str | None = None
     mask: "Image.Image | None" = None
     clip: "Clip | None" = None
+    own_models: "Path | None" = None
 
     def style_mix(self) -> list[float]:
         """How much each style image counts, summing to 1."""
@@ -163,6 +167,12 @@ class Method(ABC):
         not have, a malformed list); raise ``OptionError``. Runs without images, so presets
         are checked when saved, not when first used."""
 
+    def check_options_of(self, options: dict[str, Any], settings: "EngineSettings",
+                         own_models: "Path | None") -> None:
+        """``check_options`` for one requester, whose own trained networks are in
+        ``own_models``; only methods that load such networks need to look."""
+        self.check_options(options, settings)
+
     def resolve_defaults(self, options: dict[str, Any], weights: "WeightStore") -> dict[str, Any]:
         """``options`` with the defaults that depend on what is installed filled in.
 
@@ -175,6 +185,10 @@ class Method(ABC):
                          settings: "EngineSettings") -> list[str] | None:
         """The values of option ``model`` usable here without a download; None: no such option."""
         return None
+
+    def own_model_names(self, own_models: "Path | None") -> list[str]:
+        """The requester's own trained networks this method can load from ``own_models``."""
+        return []
 
     def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
         """Refuse inputs the option ranges cannot express; raise ``OptionError``."""

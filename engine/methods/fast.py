@@ -55,15 +55,18 @@ MODEL = Option(
 class ModelSpec:
     """A parsed ``model`` option: which network, and for the 26-style one, which mix."""
 
-    kind: str  # "named" | "multi" | "trained"
+    kind: str  # "named" | "multi" | "trained" | "own" (the requester's own, from /train)
     name: str = ""
     blend: tuple[tuple[int, float], ...] = ()  # (style index, normalised weight), weight > 0
+    path: str = ""  # an own network's file: two users' "mine" are different networks
 
     @property
     def key(self) -> str:
         """Canonical text: equal keys run the same network on the same weights."""
         if self.kind == "multi":
             return MULTI_PREFIX + ",".join(f"{i}={w:.6g}" for i, w in self.blend)
+        if self.kind == "own":
+            return f"own:{self.path}"
         return f"{self.kind}:{self.name}"
 
     def weight_vector(self) -> list[float]:
@@ -87,6 +90,14 @@ def trained_names(settings: "EngineSettings") -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.stem for p in folder.glob("*.pth")
+                  if p.is_file() and TRAINED_NAME.fullmatch(p.stem))
+
+
+def own_names(own_models: Path | None) -> list[str]:
+    """The networks in a requester's own folder (``StyleRequest.own_models``)."""
+    if own_models is None or not own_models.is_dir():
+        return []
+    return sorted(p.stem for p in own_models.glob("*.pth")
                   if p.is_file() and TRAINED_NAME.fullmatch(p.stem))
 
 
@@ -127,11 +138,13 @@ def parse_blend(text: str) -> ModelSpec:
     return ModelSpec("multi", blend=blend)
 
 
-def parse_model(text: Any, settings: "EngineSettings | None" = None) -> ModelSpec:
+def parse_model(text: Any, settings: "EngineSettings | None" = None,
+                own_models: Path | None = None) -> ModelSpec:
     """Turn the ``model`` option into a ``ModelSpec``, or raise ``OptionError``.
 
-    With ``settings`` a trained network must exist; without them (``weight_names``,
-    ``batch_key``) any well-formed name is taken to be one.
+    A name in ``own_models`` (the requester's folder) is their own network, before the
+    server's trained ones. With ``settings`` a trained network must exist; without them
+    (``weight_names``, ``batch_key``) any other well-formed name is taken to be one.
     """
     raw = str(text if text is not None else PREFERRED_MODEL).strip()
     lowered = raw.lower().replace("-", "_").replace(" ", "_")
@@ -139,10 +152,13 @@ def parse_model(text: Any, settings: "EngineSettings | None" = None) -> ModelSpe
         return ModelSpec("named", lowered)
     if raw.startswith(MULTI_PREFIX):
         return parse_blend(raw)
-    if TRAINED_NAME.fullmatch(raw) and (settings is None or trained_path(settings, raw).is_file()):
-        return ModelSpec("trained", raw)
+    if TRAINED_NAME.fullmatch(raw):
+        if own_models is not None and (own_models / f"{raw}.pth").is_file():
+            return ModelSpec("own", raw, path=str(own_models / f"{raw}.pth"))
+        if settings is None or trained_path(settings, raw).is_file():
+            return ModelSpec("trained", raw)
     raise OptionError(f"Option 'model': unknown model {raw!r}; "
-                      f"available: {available_models(settings)}.")
+                      f"available: {available_models(settings, own_models)}.")
 
 
 def default_model(weights: "WeightStore") -> str:
@@ -151,12 +167,16 @@ def default_model(weights: "WeightStore") -> str:
     return PREFERRED_MODEL if where != "missing" else BUILTIN_MODEL
 
 
-def available_models(settings: "EngineSettings | None") -> str:
+def available_models(settings: "EngineSettings | None", own_models: Path | None = None) -> str:
+    """The models one requester may name: never another requester's own networks."""
     trained = trained_names(settings) if settings is not None else []
     listed = ", ".join(NAMED_STYLES) + ", 26:<0..25>, a blend like 26:3=0.7,12=0.3"
     if trained:
         shown = trained[:20] + (["..."] if len(trained) > 20 else [])
         listed += ", or a trained network: " + ", ".join(shown)
+    own = own_names(own_models)
+    if own:
+        listed += ", or one of yours: " + ", ".join(own)
     return listed
 
 
@@ -184,6 +204,16 @@ class FastMethod(Method):
     def check_options(self, options: dict[str, Any], settings: "EngineSettings") -> None:
         parse_model(options.get("model"), settings)
 
+    def check_options_of(self, options: dict[str, Any], settings: "EngineSettings",
+                         own_models: Path | None) -> None:
+        parse_model(options.get("model"), settings, own_models)
+
+    def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
+        parse_model(inp.options.get("model"), settings, inp.own_models)
+
+    def own_model_names(self, own_models: Path | None) -> list[str]:
+        return own_names(own_models)
+
     def resolve_defaults(self, options: dict[str, Any], weights: "WeightStore") -> dict[str, Any]:
         if options.get("model") is not None:
             return options
@@ -197,7 +227,7 @@ class FastMethod(Method):
 
     def batch_key(self, inp: MethodInput) -> Hashable | None:
         try:
-            spec = parse_model(inp.options.get("model"))
+            spec = parse_model(inp.options.get("model"), own_models=inp.own_models)
         except OptionError:
             return None
         return (spec.key, inp.content.height, inp.content.width)
@@ -218,7 +248,7 @@ class FastMethod(Method):
         for n, indices in enumerate(groups.values()):
             share = 1.0 / len(groups)
             group = [inputs[i] for i in indices]
-            spec = parse_model(group[0].options.get("model"), ctx.settings)
+            spec = parse_model(group[0].options.get("model"), ctx.settings, group[0].own_models)
             ctx.progress(n * share, "loading network")
             net = self._network(spec, ctx)
             ctx.progress((n + 0.2) * share, "stylising")
@@ -279,7 +309,7 @@ class FastMethod(Method):
             path = ctx.weights.path(name)
             return ctx.models.get(f"fast/{spec.name}:{path}@{device}",
                                   lambda: load(path, lambda: ctx.weights.load(name, load_transformer_net)))
-        path = trained_path(ctx.settings, spec.name)
+        path = Path(spec.path) if spec.kind == "own" else trained_path(ctx.settings, spec.name)
         stat = path.stat()  # retraining under the same name must not hit the stale entry
 
         def load_trained():
@@ -290,7 +320,7 @@ class FastMethod(Method):
                 raise UserError(f"The trained network '{spec.name}' cannot be loaded (the file "
                                 "is damaged or not a TransformerNet); train it again.") from exc
 
-        return ctx.models.get(f"fast/trained/{spec.name}:{path}:{stat.st_mtime_ns}:"
+        return ctx.models.get(f"fast/{spec.kind}/{spec.name}:{path}:{stat.st_mtime_ns}:"
                               f"{stat.st_size}@{device}", load_trained)
 
     def _forward(self, spec: ModelSpec, net: "torch.nn.Module", contents: list["Image.Image"],

@@ -19,9 +19,10 @@ import logging
 import math
 import pickle
 import re
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import UserError
 from ..methods.fast import NAMED_STYLES, TRAINED_NAME, trained_dir
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from ..settings import EngineSettings
 
 log = logging.getLogger(__name__)
+
+Turn = Callable[[], AbstractContextManager]  # held around each use of the device
+StepHook = Callable[[int, int], None]  # (steps done, total steps), after each step
 
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_4", "relu4_4")
 CONTENT_LAYER = "relu2_2"
@@ -182,21 +186,29 @@ def checkpoint_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
 
 
-def train(config: TrainConfig, settings: "EngineSettings") -> TrainResult:
-    """Train (or resume) a style network and save it where the fast method finds it."""
+def train(config: TrainConfig, settings: "EngineSettings", *, out_dir: Path | None = None,
+          turn: Turn = nullcontext, on_step: StepHook | None = None) -> TrainResult:
+    """Train (or resume) a style network and save it where the fast method finds it.
+
+    A server training in the background passes ``out_dir`` (the requester's own folder
+    instead of the shared ``trained_dir``), ``turn`` (taken around each use of the device,
+    so interactive jobs go first: ``engine.turns``) and ``on_step(step, total)`` (progress;
+    it may raise ``JobCancelled`` to stop).
+    """
     import torch
 
     from ..nets.transformer_net import TransformerNet
 
     config.check()
     name = resolve_name(config)
-    files = OutputFiles.for_name(settings, name)
+    files = OutputFiles.in_folder(out_dir or trained_dir(settings), name)
     existing = files.check(name, config.resume)
     paths = find_images(config.images, "--images")
     style_image = load_style_image(config.style, config.style_size or config.image_size, settings)
     device = resolve_device(config.device, settings)
     torch.manual_seed(config.seed)
-    loss = PerceptualLoss(settings, style_image, device)
+    with turn():
+        loss = PerceptualLoss(settings, style_image, device)
 
     net = TransformerNet().to(device).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
@@ -211,7 +223,8 @@ def train(config: TrainConfig, settings: "EngineSettings") -> TrainResult:
     loader = epoch_loader(ContentImages(paths, config.image_size), batch_size=config.batch_size,
                           seed=config.seed, workers=config.workers, device=device,
                           start=step, stop=total)
-    step = _optimise(net, optimizer, loss, loader, files, config, name, step, total, history)
+    step = _optimise(net, optimizer, loss, loader, files, config, name, step, total, history,
+                     turn=turn, on_step=on_step)
 
     _atomic_save({k: v.detach().float().cpu() for k, v in net.state_dict().items()}, files.final)
     log.info("saved fast network %s (%d steps)", files.final, step)
@@ -227,7 +240,10 @@ class OutputFiles:
 
     @classmethod
     def for_name(cls, settings: "EngineSettings", name: str) -> "OutputFiles":
-        out_dir = trained_dir(settings)
+        return cls.in_folder(trained_dir(settings), name)
+
+    @classmethod
+    def in_folder(cls, out_dir: Path, name: str) -> "OutputFiles":
         return cls(out_dir / f"{name}.pth", out_dir / f"{name}.ckpt")
 
     def check(self, name: str, resume: bool) -> list[Path]:
@@ -288,16 +304,21 @@ class PerceptualLoss:
 
 def _optimise(net, optimizer, loss: PerceptualLoss, loader, files: OutputFiles,
               config: TrainConfig, name: str, step: int, total: int,
-              history: list[dict[str, float]]) -> int:
+              history: list[dict[str, float]], *, turn: Turn = nullcontext,
+              on_step: StepHook | None = None) -> int:
     """Steps until ``total``, checkpointing on schedule, on Ctrl-C and at the end."""
     from tqdm import tqdm
 
     saved_at = step
-    bar = tqdm(total=total, initial=step, desc=f"train fast {name}", unit="step")
+    bar = tqdm(total=total, initial=step, desc=f"train fast {name}", unit="step",
+               disable=on_step is not None)  # a server reports through on_step instead
     try:
         for batch in loader:
-            record = _step(net, optimizer, loss, batch, config, step + 1)
+            with turn():
+                record = _step(net, optimizer, loss, batch, config, step + 1)
             step += 1
+            if on_step is not None:
+                on_step(step, total)
             history.append(record)
             bar.update(1)
             bar.set_postfix(content=f"{record['content']:.3g}", style=f"{record['style']:.3g}")

@@ -92,14 +92,18 @@ async def test_sync_registers_every_command_in_a_guild_or_globally(fake, bot_set
     names = await sync_commands(bot_settings, guild_id=GUILD_ID)
     put = fake.find("PUT", f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands")[0]
     assert sorted(names) == _command_names(put.json) == sorted(
-        ["stylize", "sd", "nada", "preset", "methods", "queue", "stats", "settings", "cancel",
-         "Stylize with preset…", "Stylebot info"])
+        ["stylize", "sd", "nada", "train", "delete-style", "preset", "methods", "queue", "stats",
+         "settings", "cancel", "Stylize with preset…", "Stylebot info"])
     stylize = next(c for c in put.json if c["name"] == "stylize")
     options = {o["name"]: o for o in stylize["options"]}
     assert options["content"] == {"type": 11, "name": "content", "required": True,
                                   "description": "The image, animation or short video to restyle"}
     assert [c["value"] for c in options["method"]["choices"]] == method_names()
     assert options["preset"]["autocomplete"] is True
+    assert options["model"]["autocomplete"] is True  # the user's own /train styles among them
+    train = next(c for c in put.json if c["name"] == "train")
+    assert [(o["name"], o["type"], o["required"]) for o in train["options"]] == [
+        ("style", 11, True), ("name", 3, True)]
     sd = next(c for c in put.json if c["name"] == "sd")
     assert [o["name"] for o in sd["options"]] == ["image", "prompt", "negative", "strength", "guidance",
                                                    "steps", "seed", "options"]
@@ -124,7 +128,7 @@ async def test_stylebot_discord_sync_on_the_command_line(fake, bot_settings, bot
     code = await asyncio.to_thread(cli.main, ["discord", "sync", "--guild", str(GUILD_ID)])
     assert code == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"registered 11 commands in guild {GUILD_ID}: ")
+    assert out.startswith(f"registered 13 commands in guild {GUILD_ID}: ")
     assert fake.find("PUT", f"/guilds/{GUILD_ID}/commands")
 
     monkeypatch.setenv("STYLEBOT_DISCORD_TOKEN", "wrong")
