@@ -136,7 +136,7 @@ async def test_the_run_form_offers_the_users_own_styles_and_only_theirs(slack, f
     status, body = await slack.submit(mine, content=content)
     assert status == 200 and not body
     [summary] = await fake.wait_for(fake.results, 60, "the result")
-    ran = service.result(summary["blocks"][2]["block_id"].removeprefix("result_"))
+    ran = await service.result(summary["blocks"][2]["block_id"].removeprefix("result_"))
     assert ran.meta.options["model"] == "mine"
 
 
