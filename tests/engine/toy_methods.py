@@ -8,20 +8,25 @@ reports a preview image with each step, as gatys does.
 
 from __future__ import annotations
 
+import os
 import random
-import threading
+import tempfile
 import time
+from pathlib import Path
 
 from PIL import Image, ImageOps
 
 from engine.errors import UserError
 from engine.methods.base import Method, MethodInput, RunContext
 from engine.options import SEED, SIZE, STRENGTH, Option, OptionSet
+from tests.engine.shared_state import SharedDict, SharedGate, SharedList
 
-BATCHES: list[int] = []  # sizes of batches run, across instances
-OOM_ABOVE: dict[str, int] = {"side": 10**9}
-RAN: list[str] = []  # tags of jobs in the order they ran
-GATE = threading.Event()  # when cleared, runs with wait=true block until it is set
+# Shared through files, so the tests see what the toys did in an engine process too.
+_STATE = Path(os.environ.setdefault("STYLEBOT_TOY_STATE", tempfile.mkdtemp(prefix="stylebot-toys-")))
+BATCHES = SharedList(_STATE / "batches")  # sizes of batches run, across instances
+OOM_ABOVE = SharedDict(_STATE / "oom-above", {"side": 10**9})
+RAN = SharedList(_STATE / "ran")  # tags of jobs in the order they ran
+GATE = SharedGate(_STATE / "gate-closed")  # when cleared, runs with wait=true block until it is set
 
 
 class ToyInvert(Method):
