@@ -116,3 +116,46 @@ class ToyPreview(ToyInvert):
         if inp.options["fail"] == "user":
             raise UserError("toy says no")
         return result
+
+
+CRASHES = SharedList(_STATE / "crashes")  # one entry per run of ToyCrash that crashed
+
+
+class ToyCrash(Method):
+    """Ends its engine process the ways native code does: abort, exhausted memory, or a
+    hang that ignores cancellation; ``times`` > 0 crashes only that many runs in all."""
+
+    name = "toycrash"
+    title = "Toy crasher"
+    summary = "Takes down the engine process; used by the engine process tests."
+    options = OptionSet([
+        Option("how", "choice", "abort", "how to crash", choices=("abort", "memory", "hang", "none")),
+        Option("times", "int", 0, "crash only the first N runs (0: every run)", min=0, max=10),
+        SIZE, SEED,
+    ])
+
+    def run(self, inp: MethodInput, ctx: RunContext) -> Image.Image:
+        ctx.progress(0.1, "crashing")
+        how, times = inp.options["how"], inp.options["times"]
+        if how != "none" and (times == 0 or len(CRASHES) < times):
+            CRASHES.append(how)
+            if how == "abort":
+                os.abort()
+            if how == "memory":
+                _exhaust_memory()
+            if how == "hang":
+                time.sleep(3600)  # no progress calls: cancellation never reaches it
+        return ImageOps.invert(inp.content)
+
+
+def _exhaust_memory() -> None:
+    """Cap this process's address space a little above what it uses, then allocate past it."""
+    import resource
+
+    status = Path("/proc/self/status").read_text()
+    used_kb = int(next(line for line in status.splitlines() if line.startswith("VmSize:")).split()[1])
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (used_kb * 1024 + 256 * 2**20, hard))
+    hoard = []
+    while True:
+        hoard.append(bytearray(32 * 2**20))
