@@ -71,7 +71,7 @@ class ProcessBackend(Backend):
         self._crashes_in_a_row = 0
         self._stopping = False
         self._supervisor: asyncio.Task | None = None
-        self._changed: asyncio.Condition | None = None
+        self._changed = asyncio.Event()  # set, and replaced, at each change of state
         self._first_turn = asyncio.Event()
         self._batches = itertools.count(1)
         self._poisoned: deque[str] = deque(maxlen=POISON_KEPT)
@@ -92,7 +92,6 @@ class ProcessBackend(Backend):
         a job's time limit never counts the first start; one that fails is retried."""
         if self._supervisor is None:
             self._stopping = False
-            self._changed = asyncio.Condition()
             self._first_turn = asyncio.Event()
             self.state = "starting"  # before the supervisor's first turn, so jobs wait
             self._supervisor = asyncio.create_task(self._supervise(), name="stylebot-engine-process")
@@ -120,47 +119,51 @@ class ProcessBackend(Backend):
         context = multiprocessing.get_context("spawn")
         try:
             while not self._stopping:
-                child = self._child = EngineChild(context, self.engine.settings)
-                self._set_state("starting" if self.restarts == 0 and self.last_crash is None
-                                else "restarting")
-                await child.started()
-                self._first_turn.set()
-                if child.ready.is_set():
-                    log.info("engine process %s ready on %s", child.pid, child.device)
-                    self._set_state("ready")
-                await child.exited.wait()
+                reason = await self._one_life(context)
                 if self._stopping:
                     return
-                reason = child.exit_reason or "exited"
                 self._crashes_in_a_row += 1
                 self.restarts += 1
                 self.last_crash, self.last_crash_at = reason, time.time()
-                log.error("engine process %s died: %s (restart %d)", child.pid, reason, self.restarts)
-                self._set_state("restarting" if child.ready.is_set() else "down")
+                ready = self._child is not None and self._child.ready.is_set()
+                log.error("engine process %s died: %s (restart %d)", self.pid, reason, self.restarts)
+                self._set_state("restarting" if ready else "down")
                 await asyncio.sleep(self._backoff())
         finally:
             if self._child is not None and not self._child.exited.is_set():
                 await self._child.stop()
+
+    async def _one_life(self, context: Any) -> str:
+        """Start one engine process and wait for its end; why it ended."""
+        self._set_state("starting" if self.restarts == 0 else "restarting")
+        try:
+            child = self._child = EngineChild(context, self.engine.settings)
+            await child.started()
+        except Exception as exc:  # noqa: BLE001 - e.g. no more processes: shown on /healthz
+            log.exception("could not start the engine process")
+            self._first_turn.set()
+            return f"could not start: {type(exc).__name__}: {exc}"
+        self._first_turn.set()
+        if child.ready.is_set():
+            log.info("engine process %s ready on %s", child.pid, child.device)
+            self._set_state("ready")
+        await child.exited.wait()
+        return child.exit_reason or "exited"
 
     def _backoff(self) -> float:
         return min(self.max_restart_delay_s,
                    self.restart_delay_s * 2 ** max(0, self._crashes_in_a_row - 1))
 
     def _set_state(self, state: str) -> None:
+        """Change the state and wake whoever waits for a change."""
         self.state = state
-        if self._changed is not None:
-            asyncio.ensure_future(self._notify())
-
-    async def _notify(self) -> None:
-        assert self._changed is not None
-        async with self._changed:
-            self._changed.notify_all()
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def _ready_child(self, cancel: threading.Event) -> EngineChild:
         """The running engine process, waiting while it (re)starts; refuse if it cannot start."""
         if self._supervisor is None:
             await self.start()
-        assert self._changed is not None
         while True:
             child = self._child
             if self.state == "ready" and child is not None and not child.exited.is_set():
@@ -170,11 +173,10 @@ class ProcessBackend(Backend):
                                  "start); the operators can see why. Please try again later.")
             if cancel.is_set():
                 raise JobCancelled()
-            async with self._changed:
-                try:
-                    await asyncio.wait_for(self._changed.wait(), 0.1)
-                except asyncio.TimeoutError:
-                    pass
+            try:
+                await asyncio.wait_for(self._changed.wait(), 0.1)
+            except asyncio.TimeoutError:
+                pass
 
     # -- running ------------------------------------------------------------------------------
 
