@@ -65,30 +65,72 @@ def image_512() -> Image.Image:
 
 # -- 1. transport ----------------------------------------------------------------------------
 
-def _echo(conn, use_shm: bool) -> None:
+TRANSPORTS = ("Connection.send (pickle)", "wire.py (pickle 5, pixels out of band)",
+              "shared memory (a segment per image)")
+
+
+class _Duplex:
+    """Two one-way pipes, as the engine process uses, behind one Connection-like object."""
+
+    def __init__(self, reader, writer) -> None:
+        self.reader, self.writer = reader, writer
+
+    def send(self, obj) -> None:
+        self.writer.send(obj)
+
+    def send_bytes(self, data) -> None:
+        self.writer.send_bytes(data)
+
+    def recv(self):
+        return self.reader.recv()
+
+    def recv_bytes(self):
+        return self.reader.recv_bytes()
+
+
+def _echo(reader, writer, how: int) -> None:
     from multiprocessing import shared_memory
 
-    while (message := conn.recv()) is not None:
-        if not use_shm:
+    from engine.backends import wire
+
+    conn = _Duplex(reader, writer)
+    while True:
+        if how == 0:
+            message = conn.recv()
+            if message is None:
+                return
             conn.send(message)
-            continue
-        name, size = message
-        block = shared_memory.SharedMemory(name=name)
-        image = Image.frombytes("RGB", size, bytes(block.buf[:size[0] * size[1] * 3]))
-        block.close()
-        data = image.tobytes()
-        out = shared_memory.SharedMemory(create=True, size=len(data))
-        out.buf[:len(data)] = data
-        conn.send((out.name, image.size))
-        out.close()
+        elif how == 1:
+            message = wire.recv(conn)
+            if message is None:
+                return
+            wire.send(conn, message)
+        else:
+            message = conn.recv()
+            if message is None:
+                return
+            name, size = message
+            block = shared_memory.SharedMemory(name=name)
+            image = Image.frombytes("RGB", size, bytes(block.buf[:size[0] * size[1] * 3]))
+            block.close()
+            data = image.tobytes()
+            out = shared_memory.SharedMemory(create=True, size=len(data))
+            out.buf[:len(data)] = data
+            conn.send((out.name, image.size))
+            out.close()
 
 
-def _round_trip(conn, image: Image.Image, use_shm: bool) -> Image.Image:
+def _round_trip(conn, image: Image.Image, how: int) -> Image.Image:
     from multiprocessing import shared_memory
 
-    if not use_shm:
+    from engine.backends import wire
+
+    if how == 0:
         conn.send(image)
         return conn.recv()
+    if how == 1:
+        wire.send(conn, image)
+        return wire.recv(conn)
     data = image.tobytes()
     block = shared_memory.SharedMemory(create=True, size=len(data))
     block.buf[:len(data)] = data
@@ -104,22 +146,37 @@ def _round_trip(conn, image: Image.Image, use_shm: bool) -> Image.Image:
 
 
 def transport(rounds: int) -> dict[str, float]:
+    """Median round trip of each transport, the transports interleaved round by round."""
+    from engine.backends.engine_child import _widen
+
     context = multiprocessing.get_context("spawn")
-    image, medians = image_512(), {}
-    for use_shm in (False, True):
-        ours, theirs = context.Pipe()
-        process = context.Process(target=_echo, args=(theirs, use_shm), daemon=True)
+    image, times = image_512(), {name: [] for name in TRANSPORTS}
+    ends, processes = [], []
+    for how in range(len(TRANSPORTS)):
+        their_reader, our_writer = context.Pipe(duplex=False)
+        our_reader, their_writer = context.Pipe(duplex=False)
+        _widen(our_writer, our_reader)
+        process = context.Process(target=_echo, args=(their_reader, their_writer, how), daemon=True)
         process.start()
-        times = []
-        for i in range(rounds + 10):
+        ends.append(_Duplex(our_reader, our_writer))
+        processes.append(process)
+    for how in range(len(TRANSPORTS)):  # every transport gives the very pixels back
+        assert _round_trip(ends[how], image, how).tobytes() == image.tobytes()
+    for i in range(rounds + 10):
+        for how, name in enumerate(TRANSPORTS):
             started = time.perf_counter()
-            assert _round_trip(ours, image, use_shm).size == image.size
+            assert _round_trip(ends[how], image, how).size == image.size
             if i >= 10:
-                times.append(time.perf_counter() - started)
-        ours.send(None)
+                times[name].append(time.perf_counter() - started)
+    for how, (conn, process) in enumerate(zip(ends, processes)):
+        if how == 1:
+            from engine.backends import wire
+
+            wire.send(conn, None)
+        else:
+            conn.send(None)
         process.join()
-        medians["shared memory" if use_shm else "pickled bytes over a pipe"] = statistics.median(times)
-    return medians
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 # -- 2 and 3. overhead and restart -----------------------------------------------------------

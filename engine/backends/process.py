@@ -203,12 +203,14 @@ class ProcessBackend(Backend):
     async def _run_on(self, child: EngineChild, jobs: list["PreparedJob"],
                       on_progress: "ProgressFn", cancel: threading.Event) -> list[Any]:
         batch = next(self._batches)
-        await child.send(("run", batch, [(method_path(j.method), j.input) for j in jobs]))
+        child.cancel.clear()
+        await child.send(("run", batch, [(method_path(j.method), j.input) for j in jobs]),
+                         size=_pixel_bytes(jobs))
         kill_at: float | None = None
         while True:
             if cancel.is_set() and kill_at is None:
                 kill_at = time.monotonic() + self.kill_grace_s
-                await child.send(("cancel", batch))
+                child.cancel.set()
             if kill_at is not None and time.monotonic() > kill_at:
                 child.kill(f"hung: did not stop within {self.kill_grace_s:g}s of being "
                            "cancelled or timing out, so it was killed")
@@ -262,6 +264,17 @@ def _fingerprint(job: "PreparedJob") -> str:
     digest.update(repr(options).encode())
     digest.update(job.input.content.tobytes())
     return digest.hexdigest()
+
+
+def _pixel_bytes(jobs: list["PreparedJob"]) -> int:
+    """About how many bytes a batch's images take on the wire."""
+    total = 0
+    for job in jobs:
+        inp = job.input
+        frames = inp.clip.frames if inp.clip is not None else []
+        for image in [inp.content, *inp.styles, *([inp.mask] if inp.mask else []), *frames]:
+            total += image.width * image.height * len(image.getbands())
+    return total
 
 
 def _names(jobs: list["PreparedJob"]) -> str:

@@ -1,10 +1,12 @@
 """What runs inside the engine process: one StyleEngine, fed batches over a pipe.
 
 The bot's process (``engine/backends/process.py``) sends commands; this process answers
-with messages. Both are plain tuples pickled by ``multiprocessing.connection``; images
-travel pickled as raw pixel bytes (measured against shared memory in bench/README.md).
+with messages. Both are plain tuples, written by ``engine/backends/wire.py`` (images as
+raw pixels beside the pickle).
 
-Commands:  ("run", batch, [(method path, MethodInput), ...])  ("cancel", batch)  ("stop",)
+Commands:  ("run", batch, [(method path, MethodInput), ...])  ("stop",)
+Cancelling: the bot sets a ``multiprocessing.Event`` both processes share; a method sees it
+at its next progress call, as it would see the queue's ``threading.Event``.
 Messages:  ("ready", pid, device)  ("failed_to_start", reason)
            ("progress", batch, fraction, stage, preview)
            ("result", batch, results, models loaded)  ("error", batch, kind, detail)
@@ -23,9 +25,11 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from ..errors import JobCancelled, UserError
+from . import wire
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
+    from multiprocessing.synchronize import Event as CancelFlag
 
     from ..engine import StyleEngine
     from ..methods.base import Method, MethodInput
@@ -43,10 +47,11 @@ def method_path(method: "Method") -> str:
 
 
 def serve(settings: "EngineSettings", commands: "Connection", replies: "Connection",
-          log_level: int = logging.INFO) -> None:
-    """The engine process's main: build the engine, then obey commands until told to stop
-    or until the bot's process goes away (the command pipe closes)."""
+          cancel: "CancelFlag", log_level: int = logging.INFO) -> None:
+    """The engine process's main: build the engine, then run batches on this thread until
+    told to stop or until the bot's process goes away (the command pipe closes)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the bot's; it stops us in order
+    _die_with_parent()
     logging.basicConfig(level=log_level,
                         format="%(asctime)s engine-process %(levelname)s %(name)s: %(message)s")
     sender = _Sender(replies)
@@ -59,12 +64,32 @@ def serve(settings: "EngineSettings", commands: "Connection", replies: "Connecti
         sender.send(("failed_to_start", f"{type(exc).__name__}: {exc}"))
         return
     sender.send(("ready", os.getpid(), str(device)))
-    _Worker(engine, sender).obey(commands)
-    os._exit(0)  # a method thread still stuck in native code must not keep us alive
+    worker = _Worker(engine, sender, cancel)
+    while True:
+        try:
+            command = wire.recv(commands)
+        except (EOFError, OSError):
+            log.warning("the bot's process went away; the engine process stops")
+            break
+        if command[0] == "run":
+            worker.run(command[1], command[2])
+        elif command[0] == "stop":
+            break
+    os._exit(0)  # a thread a method started must not keep us alive
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel end this process when the bot's process dies, even mid-batch."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the closed pipe ends us after the batch
+        pass
 
 
 class _Sender:
-    """One writer at a time on the reply pipe (the worker thread and the main thread share it)."""
+    """One writer at a time on the reply pipe (a method may report progress from threads)."""
 
     def __init__(self, conn: "Connection") -> None:
         self._conn = conn
@@ -72,41 +97,19 @@ class _Sender:
 
     def send(self, message: tuple) -> None:
         with self._lock:
-            self._conn.send(message)
+            wire.send(self._conn, message)
 
 
 class _Worker:
-    """Runs one batch at a time on a thread, so the main thread can still hear ``cancel``."""
+    """Runs one batch at a time; the bot sets ``cancel`` (shared memory) to stop it."""
 
-    def __init__(self, engine: "StyleEngine", sender: _Sender) -> None:
+    def __init__(self, engine: "StyleEngine", sender: _Sender, cancel: "CancelFlag") -> None:
         self.engine = engine
         self.sender = sender
-        self.cancel = threading.Event()
-        self.batch: int | None = None
+        self.cancel = cancel
         self.methods: dict[str, "Method"] = {}
 
-    def obey(self, commands: "Connection") -> None:
-        while True:
-            try:
-                command = commands.recv()
-            except (EOFError, OSError):
-                log.warning("the bot's process went away; the engine process stops")
-                return
-            kind = command[0]
-            if kind == "run":
-                _, batch, jobs = command
-                self.cancel = threading.Event()
-                self.batch = batch
-                threading.Thread(target=self._run, args=(batch, jobs, self.cancel),
-                                 name=f"engine-batch-{batch}", daemon=True).start()
-            elif kind == "cancel" and command[1] == self.batch:
-                self.cancel.set()
-            elif kind == "stop":
-                self.cancel.set()
-                return
-
-    def _run(self, batch: int, jobs: list[tuple[str, "MethodInput"]],
-             cancel: threading.Event) -> None:
+    def run(self, batch: int, jobs: list[tuple[str, "MethodInput"]]) -> None:
         from ..engine import PreparedJob
 
         def on_progress(fraction: float, stage: str, preview) -> None:
@@ -115,7 +118,7 @@ class _Worker:
         try:
             prepared = [PreparedJob(method=self._method(path), input=inp, request=None)  # type: ignore[arg-type]
                         for path, inp in jobs]
-            results = self.engine.execute(prepared, self.engine.context(on_progress, cancel))
+            results = self.engine.execute(prepared, self.engine.context(on_progress, self.cancel))  # type: ignore[arg-type]
             self.sender.send(("result", batch, results, self.engine.models.keys()))
         except MemoryError:
             # Python's heap is exhausted: this process may be half-broken, so it quits and
