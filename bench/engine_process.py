@@ -253,8 +253,9 @@ async def loop_latency(settings: EngineSettings, size: int, iterations: int,
     await child.start()
     results: dict[str, list[dict[str, float]]] = {"inline": [], "child": []}
     try:
-        for name, backend in (("inline", inline), ("child", child)):  # warm: weights loaded
-            await backend.run([job], lambda *a: None, threading.Event())
+        for _ in range(2):  # warm: weights loaded, first-run allocations made, in both
+            for name, backend in (("inline", inline), ("child", child)):
+                await backend.run([job], lambda *a: None, threading.Event())
         for _ in range(rounds):
             for name, backend in (("inline", inline), ("child", child)):
                 stop = asyncio.Event()
@@ -277,7 +278,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--gatys-size", type=int, default=128)
     parser.add_argument("--gatys-iterations", type=int, default=10)
-    parser.add_argument("--gatys-rounds", type=int, default=2)
+    parser.add_argument("--gatys-rounds", type=int, default=3)
     parser.add_argument("--skip-gatys", action="store_true")
     args = parser.parse_args()
     settings = EngineSettings(engine_process="child")

@@ -185,3 +185,14 @@ async def test_an_engine_process_that_cannot_start_is_down_and_jobs_are_refused(
     handle = await queue.submit(toy_request("ann"))
     final = await handle.wait()
     assert isinstance(final, Failed) and "not running right now" in final.message
+
+
+def test_engine_process_restart_delays_double_up_to_the_cap():
+    settings = EngineSettings(device="cpu", weights_dir=None, allow_downloads=False)
+    backend = ProcessBackend(StyleEngine(settings, device="cpu"), restart_delay_s=0.5,
+                             max_restart_delay_s=30)
+    delays = []
+    for crashes in range(1, 9):
+        backend._crashes_in_a_row = crashes
+        delays.append(backend._backoff())
+    assert delays == [0.5, 1, 2, 4, 8, 16, 30, 30]

@@ -8,8 +8,11 @@ reports a preview image with each step, as gatys does.
 
 from __future__ import annotations
 
+import atexit
+import multiprocessing
 import os
 import random
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -21,8 +24,12 @@ from engine.methods.base import Method, MethodInput, RunContext
 from engine.options import SEED, SIZE, STRENGTH, Option, OptionSet
 from tests.engine.shared_state import SharedDict, SharedGate, SharedList
 
-# Shared through files, so the tests see what the toys did in an engine process too.
-_STATE = Path(os.environ.setdefault("STYLEBOT_TOY_STATE", tempfile.mkdtemp(prefix="stylebot-toys-")))
+# Shared through files, so the tests see what the toys did in an engine process too (which
+# inherits the folder through the environment); the process that made it removes it.
+if "STYLEBOT_TOY_STATE" not in os.environ:
+    os.environ["STYLEBOT_TOY_STATE"] = tempfile.mkdtemp(prefix="stylebot-toys-")
+    atexit.register(shutil.rmtree, os.environ["STYLEBOT_TOY_STATE"], ignore_errors=True)
+_STATE = Path(os.environ["STYLEBOT_TOY_STATE"])
 BATCHES = SharedList(_STATE / "batches")  # sizes of batches run, across instances
 OOM_ABOVE = SharedDict(_STATE / "oom-above", {"side": 10**9})
 RAN = SharedList(_STATE / "ran")  # tags of jobs in the order they ran
@@ -135,6 +142,8 @@ class ToyCrash(Method):
     ])
 
     def run(self, inp: MethodInput, ctx: RunContext) -> Image.Image:
+        if multiprocessing.parent_process() is None:
+            raise RuntimeError("toycrash runs only in an engine process, never in the tests' own")
         ctx.progress(0.1, "crashing")
         how, times = inp.options["how"], inp.options["times"]
         if how != "none" and (times == 0 or len(CRASHES) < times):
