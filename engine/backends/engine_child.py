@@ -96,7 +96,9 @@ class EngineChild:
 
     async def started(self) -> None:
         """Launch the process and wait until it is ready or has died trying."""
-        await self._loop.run_in_executor(None, self.process.start)
+        # On the loop's thread: the kernel's parent-death signal (process_main) follows the
+        # thread that started the process, and an executor thread may end before we do.
+        self.process.start()
         for end in self._ends_for_child:
             end.close()  # the child holds its own copies; ours would hide its death
         self.pid = self.process.pid

@@ -124,6 +124,7 @@ class ProcessBackend(Backend):
                     return
                 self._crashes_in_a_row += 1
                 self.restarts += 1
+                self._models = []  # they died with it
                 self.last_crash, self.last_crash_at = reason, time.time()
                 ready = self._child is not None and self._child.ready.is_set()
                 log.error("engine process %s died: %s (restart %d)", self.pid, reason, self.restarts)

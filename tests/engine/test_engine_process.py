@@ -10,6 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +23,8 @@ from engine.events import Done, Failed, Progress
 from engine.queue import JobQueue
 from engine.settings import EngineSettings
 from tests.engine.conftest import toy_request
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX signals and rlimits")
 
@@ -196,3 +202,60 @@ def test_engine_process_restart_delays_double_up_to_the_cap():
         backend._crashes_in_a_row = crashes
         delays.append(backend._backoff())
     assert delays == [0.5, 1, 2, 4, 8, 16, 30, 30]
+
+
+BOT_SCRIPT = """
+import asyncio, sys, threading
+from PIL import Image
+from engine.backends.process import ProcessBackend
+from engine.engine import PreparedJob, StyleEngine
+from engine.methods.base import MethodInput
+from engine.settings import EngineSettings
+from tests.engine.toy_methods import CRASHES, ToyCrash
+
+async def main():
+    settings = EngineSettings(home=sys.argv[1], device="cpu", weights_dir=None, allow_downloads=False)
+    backend = ProcessBackend(StyleEngine(settings, device="cpu"))
+    await backend.start()
+    options = {"how": "hang", "times": 0, "size": None, "seed": 0}
+    job = PreparedJob(ToyCrash(), MethodInput(Image.new("RGB", (8, 8)), options, 0, 8), None)
+    running = asyncio.ensure_future(backend.run([job], lambda *a: None, threading.Event()))
+    while not len(CRASHES):
+        await asyncio.sleep(0.02)
+    print(backend.pid, flush=True)  # hanging inside the method now
+    await running
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_engine_process_dies_with_the_bot(tmp_path):
+    """A bot killed outright (no clean stop) mid-batch leaves no engine process holding the GPU."""
+    state = tmp_path / "toys"
+    state.mkdir()
+    bot = subprocess.Popen([sys.executable, "-c", BOT_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True, cwd=REPO,
+                           env={**os.environ, "PYTHONPATH": str(REPO), "STYLEBOT_TOY_STATE": str(state)})
+    try:
+        engine_pid = int(bot.stdout.readline())
+        assert _alive(engine_pid)
+        bot.kill()
+        bot.wait(30)
+        for _ in range(500):
+            if not _alive(engine_pid):
+                break
+            time.sleep(0.02)
+        assert not _alive(engine_pid)
+    finally:
+        bot.kill()
+        bot.stdout.close()
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a parent to reap it."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return status.rsplit(")", 1)[1].split()[0] != "Z"
