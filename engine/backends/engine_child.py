@@ -29,11 +29,11 @@ PIPE_BYTES = 1 << 20  # the default maximum pipe size an unprivileged process ma
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 _SIGNAL_HINTS = {
-    signal.SIGKILL: "killed (SIGKILL: the out-of-memory killer or an operator)",
-    signal.SIGABRT: "aborted (SIGABRT: a native library gave up)",
-    signal.SIGSEGV: "crashed (SIGSEGV: a segmentation fault in native code)",
-    signal.SIGBUS: "crashed (SIGBUS: a bad memory access in native code)",
-    signal.SIGTERM: "terminated (SIGTERM)",
+    signal.SIGKILL: "killed by SIGKILL: the out-of-memory killer or an operator",
+    signal.SIGABRT: "aborted by SIGABRT: a native library gave up",
+    signal.SIGSEGV: "crashed with SIGSEGV: a segmentation fault in native code",
+    signal.SIGBUS: "crashed with SIGBUS: a bad memory access in native code",
+    signal.SIGTERM: "terminated by SIGTERM",
 }
 
 

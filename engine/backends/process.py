@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import JobCancelled, UserError
 from . import Backend
-from .engine_child import EngineChild, describe_exit
+from .engine_child import EngineChild
 from .process_main import method_path
 
 if TYPE_CHECKING:
@@ -195,9 +195,9 @@ class ProcessBackend(Backend):
                     raise JobCancelled() from crash
                 if attempt == 2:
                     self._poisoned.extend(_fingerprint(job) for job in jobs)
-                    raise UserError(f"This job crashed the style engine twice ({crash}), so it "
-                                    "will not be run again; try a smaller size or another "
-                                    "method.") from crash
+                    raise UserError(f"This job crashed the style engine twice (last time: {crash}), "
+                                    "so it will not be run again; try a smaller size or "
+                                    "another method.") from crash
                 log.warning("engine died running %s; running the batch once more", _names(jobs))
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -282,4 +282,4 @@ def _names(jobs: list["PreparedJob"]) -> str:
     return f"{len(jobs)} {jobs[0].method.name} job(s)"
 
 
-__all__ = ["EngineCrashed", "EngineDown", "ProcessBackend", "describe_exit"]
+__all__ = ["EngineCrashed", "EngineDown", "EngineProcessError", "ProcessBackend"]

@@ -123,7 +123,7 @@ class _Worker:
         except MemoryError:
             # Python's heap is exhausted: this process may be half-broken, so it quits and
             # the bot starts a fresh one (with the memory back).
-            self._die("ran out of memory (MemoryError)", EXIT_OUT_OF_MEMORY)
+            self._die("ran out of memory: MemoryError", EXIT_OUT_OF_MEMORY)
         except JobCancelled:
             self.sender.send(("error", batch, "cancelled", None))
         except UserError as exc:

@@ -137,7 +137,7 @@ async def test_crash_by_abort_twice_refuses_the_job_and_others_survive(make_queu
     other = await queue.submit(toy_request("bob", dims=(10, 10)))
     final = await crasher.wait()
     assert isinstance(final, Failed) and not final.internal
-    assert final.message.startswith("This job crashed the style engine twice (aborted (SIGABRT")
+    assert final.message.startswith("This job crashed the style engine twice (last time: aborted by SIGABRT")
     assert "\n" not in final.message
     assert isinstance(await other.wait(), Done)
     assert crash_methods.CRASHES == ["abort", "abort"]  # retried once, then not again
@@ -162,10 +162,10 @@ async def test_crash_by_running_out_of_memory_under_an_address_space_limit(make_
     crasher = await queue.submit(toy_request("mallory", method="toycrash", how="memory"))
     other = await queue.submit(toy_request("bob", dims=(10, 10)))
     final = await crasher.wait()
-    assert isinstance(final, Failed) and "twice (ran out of memory (MemoryError))" in final.message
+    assert isinstance(final, Failed) and "twice (last time: ran out of memory: MemoryError)" in final.message
     assert isinstance(await other.wait(), Done)
     assert crash_methods.CRASHES == ["memory", "memory"]
-    assert queue.backend.health()["last_crash"] == "ran out of memory (MemoryError)"
+    assert queue.backend.health()["last_crash"] == "ran out of memory: MemoryError"
 
 
 async def test_a_hung_engine_process_is_killed_at_the_timeout_and_restarted(make_queue, crash_methods):
