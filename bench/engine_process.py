@@ -147,7 +147,7 @@ def _round_trip(conn, image: Image.Image, how: int) -> Image.Image:
 
 def transport(rounds: int) -> dict[str, float]:
     """Median round trip of each transport, the transports interleaved round by round."""
-    from engine.backends.engine_child import _widen
+    from engine.backends.engine_child import widen_pipes
 
     context = multiprocessing.get_context("spawn")
     image, times = image_512(), {name: [] for name in TRANSPORTS}
@@ -155,7 +155,7 @@ def transport(rounds: int) -> dict[str, float]:
     for how in range(len(TRANSPORTS)):
         their_reader, our_writer = context.Pipe(duplex=False)
         our_reader, their_writer = context.Pipe(duplex=False)
-        _widen(our_writer, our_reader)
+        widen_pipes(our_writer, our_reader)
         process = context.Process(target=_echo, args=(their_reader, their_writer, how), daemon=True)
         process.start()
         ends.append(_Duplex(our_reader, our_writer))

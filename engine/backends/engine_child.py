@@ -37,7 +37,7 @@ _SIGNAL_HINTS = {
 }
 
 
-def _widen(*conns: Any) -> None:
+def widen_pipes(*conns: Any) -> None:
     """Grow pipes to ``PIPE_BYTES`` (Linux): a 512 px image then crosses in one write,
     without the writer waiting for the reader 64 KiB at a time."""
     for conn in conns:
@@ -77,7 +77,7 @@ class EngineChild:
         self._loop = asyncio.get_running_loop()
         commands_out, self._commands = context.Pipe(duplex=False)
         self._replies, replies_in = context.Pipe(duplex=False)
-        _widen(self._commands, self._replies)
+        widen_pipes(self._commands, self._replies)
         self._ends_for_child = (commands_out, replies_in)
         self.cancel = context.Event()  # shared: set here, seen by the running method there
         self.process = context.Process(
