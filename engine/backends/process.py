@@ -93,6 +93,7 @@ class ProcessBackend(Backend):
         if self._supervisor is None:
             self._stopping = False
             self._first_turn = asyncio.Event()
+            self._changed = asyncio.Event()  # this loop's, should an earlier one have ended
             self.state = "starting"  # before the supervisor's first turn, so jobs wait
             self._supervisor = asyncio.create_task(self._supervise(), name="stylebot-engine-process")
             try:
