@@ -19,7 +19,7 @@ import pytest
 
 from engine.backends.process import ProcessBackend
 from engine.engine import StyleEngine
-from engine.events import Done, Failed, Progress
+from engine.events import Cancelled, Done, Failed, Progress
 from engine.queue import JobQueue
 from engine.settings import EngineSettings
 from tests.engine.conftest import toy_request
@@ -180,6 +180,18 @@ async def test_a_hung_engine_process_is_killed_at_the_timeout_and_restarted(make
     assert isinstance(await after.wait(), Done)
     assert crash_methods.CRASHES == ["hang"]  # a timed-out job is not run again
     assert queue.backend.restarts == 1 and queue.backend.last_crash.startswith("hung:")
+
+
+async def test_cancelling_a_job_whose_engine_hangs_kills_the_engine_process(make_queue, crash_methods):
+    queue = await make_queue(kill_grace_s=0.3)
+    hung = await queue.submit(toy_request("ann", method="toycrash", how="hang"))
+    await until(lambda: crash_methods.CRASHES == ["hang"])  # asleep inside the method
+    assert hung.cancel()
+    final = await hung.wait()
+    assert isinstance(final, Cancelled) and final.reason == "cancelled by the requester"
+    await until(lambda: queue.backend.state == "ready")
+    assert queue.backend.restarts == 1 and queue.backend.last_crash.startswith("hung:")
+    assert isinstance(await (await queue.submit(toy_request("bob"))).wait(), Done)
 
 
 async def test_an_engine_process_that_cannot_start_is_down_and_jobs_are_refused(make_queue):
