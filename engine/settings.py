@@ -46,6 +46,10 @@ class EngineSettings(BaseSettings):
     engine: Literal["local", "ray"] = Field(
         "local", description="Where methods run: 'local' (this machine's device) or 'ray' (a Ray "
         "Serve cluster, see docs/scaling.md).")
+    engine_process: Literal["child", "inline"] = Field(
+        "child", description="For the 'local' engine: 'child' runs methods in a process of "
+        "their own, restarted if it crashes; 'inline' on a thread of the bot's process "
+        "(simpler to debug, but a crash in native code takes the bot down).")
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'...")
     half_precision: bool = Field(True, description="fp16/bf16 on GPU where a method supports it.")
     model_memory_mb: int = Field(6000, ge=100, description="Budget for models kept loaded (LRU).")

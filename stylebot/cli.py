@@ -158,9 +158,11 @@ def _add_weights(sub) -> None:
 # -- commands -----------------------------------------------------------------------------
 
 def _settings():
+    """The settings, with the engine on a thread of this process: a one-shot command runs
+    one job for one user (or none), so an engine process would only add its start-up."""
     from stylebot.settings import Settings
 
-    return Settings()
+    return Settings().model_copy(update={"engine_process": "inline"})
 
 
 def _read_upload(path: str, what: str):

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 ADAPTER_FLUSH_S = 5.0
 HTTP_SHUTDOWN_S = 3.0  # open page connections get this long once the queue is stopped
 BOT = web.AppKey("bot", "Bot")
+# What /healthz shows of the backend: where methods run and how that process is doing.
+ENGINE_HEALTH = ("backend", "process", "state", "pid", "restarts", "last_crash", "last_crash_at")
 
 
 @dataclass
@@ -122,15 +124,19 @@ class Bot:
         service = self.service
         engine = service.health() if service is not None else {}
         adapters = {name: state.as_dict() for name, state in self.adapters.items()}
+        backend = engine.get("backend", {})
         if self.stopping:
             status = "stopping"
         elif any(not s.alive or s.state == "disconnected" for s in self.adapters.values()):
+            status = "degraded"
+        elif backend.get("state") in ("restarting", "down"):
             status = "degraded"
         else:
             status = "ok"
         return {"status": status, "uptime_s": round(time.time() - self._started_at, 1),
                 "engine": {"device": engine.get("device"), "accepting": engine.get("accepting"),
-                           "models_loaded": engine.get("models_loaded", [])},
+                           "models_loaded": engine.get("models_loaded", []),
+                           **{key: backend.get(key) for key in ENGINE_HEALTH}},
                 "queue": {"length": engine.get("waiting", 0) + engine.get("running", 0),
                           "waiting": engine.get("waiting", 0), "running": engine.get("running", 0)},
                 "adapters": adapters}

@@ -452,9 +452,11 @@ class StyleService:
         return describe_methods(self.engine)
 
     def health(self) -> dict[str, Any]:
-        return {"device": self.engine.device, "waiting": self.queue.waiting_count,
+        backend = self.queue.backend.health()
+        return {"device": self.queue.backend.device, "waiting": self.queue.waiting_count,
                 "running": self.queue.running_count, "accepting": self.queue.accepting,
-                "models_loaded": self.engine.models.keys()}
+                "models_loaded": backend.get("models_loaded", self.engine.models.keys()),
+                "backend": backend}
 
 
 def check_request(settings: Settings, method: str | None, options: dict[str, Any], *,

@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# The engine runs on a thread of the test process unless a run asks for the engine process
+# (STYLEBOT_ENGINE_PROCESS=child): spawning one per test queue would cost seconds each.
+# tests/engine/test_engine_process.py runs the engine process explicitly.
+os.environ.setdefault("STYLEBOT_ENGINE_PROCESS", "inline")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_WEIGHTS = Path(os.environ.get("STYLEBOT_TEST_WEIGHTS", REPO.parent / "shared" / "weights"))
 # A newcomer has no ../shared; CI proves that case by pointing at an empty folder.

@@ -1,8 +1,9 @@
 """Where methods run: one interface, chosen by the ``engine`` setting.
 
 The queue (``engine/queue.py``) decides *what* runs *when*: limits, order, batching,
-timeouts and the events users see. A backend decides *where*: in this process (``local``),
-or on a Ray Serve cluster (``ray``). Every backend takes a batch of prepared jobs and
+timeouts and the events users see. A backend decides *where*: on this machine (``local``:
+in an engine process of its own by default, or on a thread of this one), or on a Ray
+Serve cluster (``ray``). Every backend takes a batch of prepared jobs and
 gives back one result per job, reporting progress through ``on_progress`` and stopping at
 its next step once ``cancel`` is set.
 """
@@ -58,6 +59,10 @@ def make_backend(engine: "StyleEngine") -> Backend:
         from .ray import RayBackend
 
         return RayBackend(engine)
+    if engine.settings.engine_process == "child":
+        from .process import ProcessBackend
+
+        return ProcessBackend(engine)
     from .inprocess import InProcessBackend
 
     return InProcessBackend(engine)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import Backend
 
@@ -32,3 +33,7 @@ class InProcessBackend(Backend):
         ctx = self.engine.context(on_progress, cancel)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self.engine.execute, jobs, ctx)
+
+    def health(self) -> dict[str, Any]:
+        return {"backend": self.name, "process": "inline", "state": "ready", "pid": os.getpid(),
+                "restarts": 0, "last_crash": None, "models_loaded": self.engine.models.keys()}

@@ -8,20 +8,32 @@ reports a preview image with each step, as gatys does.
 
 from __future__ import annotations
 
+import atexit
+import multiprocessing
+import os
 import random
-import threading
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 from PIL import Image, ImageOps
 
 from engine.errors import UserError
 from engine.methods.base import Method, MethodInput, RunContext
 from engine.options import SEED, SIZE, STRENGTH, Option, OptionSet
+from tests.engine.shared_state import SharedDict, SharedGate, SharedList
 
-BATCHES: list[int] = []  # sizes of batches run, across instances
-OOM_ABOVE: dict[str, int] = {"side": 10**9}
-RAN: list[str] = []  # tags of jobs in the order they ran
-GATE = threading.Event()  # when cleared, runs with wait=true block until it is set
+# Shared through files, so the tests see what the toys did in an engine process too (which
+# inherits the folder through the environment); the process that made it removes it.
+if "STYLEBOT_TOY_STATE" not in os.environ:
+    os.environ["STYLEBOT_TOY_STATE"] = tempfile.mkdtemp(prefix="stylebot-toys-")
+    atexit.register(shutil.rmtree, os.environ["STYLEBOT_TOY_STATE"], ignore_errors=True)
+_STATE = Path(os.environ["STYLEBOT_TOY_STATE"])
+BATCHES = SharedList(_STATE / "batches")  # sizes of batches run, across instances
+OOM_ABOVE = SharedDict(_STATE / "oom-above", {"side": 10**9})
+RAN = SharedList(_STATE / "ran")  # tags of jobs in the order they ran
+GATE = SharedGate(_STATE / "gate-closed")  # when cleared, runs with wait=true block until it is set
 
 
 class ToyInvert(Method):
@@ -111,3 +123,48 @@ class ToyPreview(ToyInvert):
         if inp.options["fail"] == "user":
             raise UserError("toy says no")
         return result
+
+
+CRASHES = SharedList(_STATE / "crashes")  # one entry per run of ToyCrash that crashed
+
+
+class ToyCrash(Method):
+    """Ends its engine process the ways native code does: abort, exhausted memory, or a
+    hang that ignores cancellation; ``times`` > 0 crashes only that many runs in all."""
+
+    name = "toycrash"
+    title = "Toy crasher"
+    summary = "Takes down the engine process; used by the engine process tests."
+    options = OptionSet([
+        Option("how", "choice", "abort", "how to crash", choices=("abort", "memory", "hang", "none")),
+        Option("times", "int", 0, "crash only the first N runs (0: every run)", min=0, max=10),
+        SIZE, SEED,
+    ])
+
+    def run(self, inp: MethodInput, ctx: RunContext) -> Image.Image:
+        if multiprocessing.parent_process() is None:
+            raise RuntimeError("toycrash runs only in an engine process, never in the tests' own")
+        ctx.progress(0.1, "crashing")
+        how, times = inp.options["how"], inp.options["times"]
+        if how != "none" and (times == 0 or len(CRASHES) < times):
+            CRASHES.append(how)
+            if how == "abort":
+                os.abort()
+            if how == "memory":
+                _exhaust_memory()
+            if how == "hang":
+                time.sleep(3600)  # no progress calls: cancellation never reaches it
+        return ImageOps.invert(inp.content)
+
+
+def _exhaust_memory() -> None:
+    """Cap this process's address space a little above what it uses, then allocate past it."""
+    import resource
+
+    status = Path("/proc/self/status").read_text()
+    used_kb = int(next(line for line in status.splitlines() if line.startswith("VmSize:")).split()[1])
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (used_kb * 1024 + 256 * 2**20, hard))
+    hoard = []
+    while True:
+        hoard.append(bytearray(32 * 2**20))

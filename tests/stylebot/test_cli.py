@@ -295,3 +295,11 @@ def test_info_on_a_file_without_settings_is_one_line_and_exit_2(home, capsys):
                    "wrote as PNG, JPEG, WebP or GIF do).\n")
     code, _, err = run(capsys, "info", home / "notes.txt")
     assert (code, err) == (2, "stylebot: That file is not an image Stylebot can read.\n")
+
+
+def test_one_shot_commands_run_the_engine_inline_not_in_an_engine_process(monkeypatch, tmp_path):
+    from stylebot import cli
+
+    monkeypatch.setenv("STYLEBOT_HOME", str(tmp_path))
+    monkeypatch.setenv("STYLEBOT_ENGINE_PROCESS", "child")  # what a bot's environment says
+    assert cli._settings().engine_process == "inline"

@@ -295,3 +295,30 @@ async def test_shutdown_reaches_the_page_and_cancels_after_the_grace(settings, s
     expected = "cancelled" if isinstance(running_final, Cancelled) else "done"
     assert rows[first["job"]][0] == expected
 
+
+
+async def test_healthz_shows_the_engine_process_and_its_restarts_after_a_crash(settings):
+    import os
+    import signal
+
+    async def engine_health(http):
+        async with http.get("/healthz") as response:
+            assert response.status == 200
+            return await response.json()
+
+    async with running_bot(bot_settings(settings, engine_process="child")) as (bot, http):
+        body = await engine_health(http)
+        engine = body["engine"]
+        assert (engine["backend"], engine["process"], engine["state"]) == ("local", "child", "ready")
+        assert engine["restarts"] == 0 and engine["last_crash"] is None
+        assert engine["pid"] not in (None, os.getpid())
+        os.kill(engine["pid"], signal.SIGKILL)
+        for _ in range(3000):
+            body = await engine_health(http)
+            if body["engine"]["restarts"] == 1 and body["engine"]["state"] == "ready":
+                break
+            assert body["status"] in ("ok", "degraded")
+            await asyncio.sleep(0.02)
+        assert body["status"] == "ok"  # the bot, its HTTP server and its queue never went away
+        assert body["engine"]["restarts"] == 1 and "SIGKILL" in body["engine"]["last_crash"]
+        assert body["engine"]["pid"] not in (None, engine["pid"])
