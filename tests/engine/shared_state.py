@@ -60,6 +60,9 @@ class SharedList:
     def __len__(self) -> int:
         return len(self.items())
 
+    def __getitem__(self, index):
+        return self.items()[index]
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, (list, SharedList)) and self.items() == list(other)
 
