@@ -74,6 +74,29 @@ class EngineSettings(BaseSettings):
     job_timeout_s: float = Field(900.0, gt=0, description="A job running longer is stopped.")
     max_batch: int = Field(4, ge=1, description="Same-shape jobs run in one forward pass.")
 
+    # Ray (engine = 'ray'; docs/scaling.md).
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join ('auto', 'ray://head:10001'); unset: start a "
+        "local Ray instance on this machine.")
+    ray_app_name: str = Field("stylebot", description="Serve application name; bot processes "
+                              "sharing one cluster and one name share its replicas.")
+    ray_min_replicas: int = Field(1, ge=1, description="Replicas kept running (each hosts every "
+                                  "method on one device).")
+    ray_max_replicas: int = Field(1, ge=1, description="Replicas autoscaling may grow to; above "
+                                  "ray_min_replicas, Serve scales on ray_target_ongoing_requests.")
+    ray_target_ongoing_requests: float = Field(
+        1.0, gt=0, description="Batches per replica that autoscaling aims for.")
+    ray_max_ongoing_requests: int = Field(
+        1, ge=1, description="Batches one replica accepts at once (it runs one at a time on "
+        "its device; more only wait there).")
+    ray_max_queued_requests: int = Field(
+        64, ge=-1, description="Batches waiting in Serve for a free replica (-1: no bound); "
+        "beyond it a job is refused as 'busy'.")
+    ray_cpus_per_replica: float = Field(1.0, ge=0, description="CPUs Ray reserves per replica.")
+    ray_gpus_per_replica: float = Field(
+        0.0, ge=0, description="GPUs Ray reserves per replica: 1 on a GPU cluster (one replica "
+        "per GPU), 0 on CPU machines.")
+
     # Methods.
     sd_model: str = Field("stabilityai/sd-turbo", description="HF model id or local folder for `sd`.")
     sd_safety_checker: bool = Field(True, description="Refuse results the safety checker flags.")
