@@ -93,6 +93,7 @@ def toy_methods(monkeypatch):
     monkeypatch.setitem(methods.METHOD_PATHS, "toystyle", "tests.engine.toy_methods:ToyStyled")
     monkeypatch.setitem(methods.METHOD_PATHS, "toyfade", "tests.engine.toy_methods:ToyFade")
     monkeypatch.setitem(methods.METHOD_PATHS, "toypreview", "tests.engine.toy_methods:ToyPreview")
+    monkeypatch.setitem(methods.METHOD_PATHS, "toyportable", "tests.engine.toy_methods:ToyPortable")
     methods.get_method.cache_clear()
     methods.loadable_methods.cache_clear()
     toys.BATCHES.clear()
@@ -103,6 +104,19 @@ def toy_methods(monkeypatch):
     toys.GATE.set()
     methods.get_method.cache_clear()
     methods.loadable_methods.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One real local Ray for the whole session (Serve runs on it for real, not in its local
+    testing mode); skipped where ray is not installed."""
+    ray = pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[test]'")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
 
 
 @pytest.fixture(scope="session")
