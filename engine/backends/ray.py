@@ -83,6 +83,7 @@ class RayBackend(Backend):
                 raise UserError(f"Could not reach the Ray cluster at STYLEBOT_RAY_ADDRESS="
                                 f"'{address}': {exc}") from None
             self._owns_ray = True
+        logging.getLogger("ray.serve").setLevel(log.getEffectiveLevel())  # its INFO is chatty
         serve.start(proxy_location="Disabled")  # handles only, no HTTP proxy
         self._handle = serve.run(build_app(replica_settings(s)), name=s.ray_app_name,
                                  route_prefix=None)
@@ -98,10 +99,8 @@ class RayBackend(Backend):
 
     def _shutdown(self) -> None:
         import ray
-        from ray import serve
 
-        serve.shutdown()
-        ray.shutdown()
+        ray.shutdown()  # takes Serve with it (serve.shutdown first only adds retry warnings)
         self._owns_ray = False
 
     async def run(self, jobs: list["PreparedJob"], on_progress: "ProgressFn",
