@@ -15,9 +15,12 @@ import logging
 import os
 import pickle
 import threading
+import traceback
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from ray import serve
+
+from ..errors import JobCancelled, UserError
 
 if TYPE_CHECKING:
     from ..engine import PreparedJob
@@ -45,13 +48,6 @@ class StyleReplica:
     async def hold(self, key: str) -> str:
         """Tell Serve this replica holds ``key``; the method loads the weights on first use."""
         return key
-
-    def pid(self) -> int:
-        """This replica's process id (for operators and the tests that kill replicas)."""
-        return os.getpid()
-
-    def device(self) -> str:
-        return str(self.engine.device)
 
     async def execute(self, batch_id: str, jobs: list["PreparedJob"]) -> AsyncIterator[tuple]:
         """Yield ("progress", fraction, stage, preview)... then ("done", results) or
@@ -81,9 +77,10 @@ class StyleReplica:
             while (item := await items.get()) is not None:
                 yield item
             try:
-                yield ("done", future.result())
-            except BaseException as exc:  # noqa: BLE001 - handed to the driver as data
-                yield ("error", portable(exc))
+                outcome: tuple = ("done", future.result())
+            except Exception as exc:  # noqa: BLE001 - handed to the driver as data
+                outcome = ("error", portable(exc))
+            yield outcome
         finally:
             if not future.done():
                 cancel.set()  # the caller went away or cancelled: stop between steps
@@ -93,8 +90,12 @@ class StyleReplica:
                     log.info("batch %s stopped: %s", batch_id, type(future.exception()).__name__)
 
 
-def portable(exc: BaseException) -> BaseException:
-    """``exc`` if it survives pickling, else a RuntimeError naming it (for the driver's log)."""
+def portable(exc: Exception) -> Exception:
+    """``exc`` if it survives pickling, else a RuntimeError naming it; a bug carries this
+    replica's traceback as a note, so the driver's log shows where it happened."""
+    if not isinstance(exc, (UserError, JobCancelled)):
+        exc.add_note(f"raised on Ray replica pid {os.getpid()}:\n"
+                     + "".join(traceback.format_exception(exc)).rstrip())
     try:
         pickle.loads(pickle.dumps(exc))
         return exc

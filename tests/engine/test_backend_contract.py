@@ -138,7 +138,7 @@ async def test_out_of_memory_retries_smaller_then_fails_only_that_job(make_queue
     assert isinstance(await fine.wait(), Done)
 
 
-async def test_a_refusal_reaches_the_user_and_a_bug_is_logged_not_shown(make_queue):
+async def test_a_refusal_reaches_the_user_and_a_bug_is_logged_not_shown(make_queue, caplog):
     queue = await make_queue()
     refused = await queue.submit(portable("a", fail="user"))
     bug = await queue.submit(portable("b", dims=(11, 11), fail="bug"))
@@ -148,6 +148,8 @@ async def test_a_refusal_reaches_the_user_and_a_bug_is_logged_not_shown(make_que
     assert isinstance(bug_final, Failed) and bug_final.internal
     assert bug.id in bug_final.message and "toy bug" not in bug_final.message
     assert "RuntimeError: toy bug" in bug_final.detail
+    failure = next(r for r in caplog.records if r.levelname == "ERROR" and bug.id in r.getMessage())
+    assert "toy_methods.py" in caplog.text and failure.exc_info is not None  # where it was raised
 
 
 @pytest.mark.parametrize("backend", [
