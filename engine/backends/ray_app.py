@@ -104,7 +104,12 @@ def portable(exc: Exception) -> Exception:
 
 
 def build_app(settings: "EngineSettings"):
-    """The Serve application for ``settings``: queue bounds, autoscaling and resources."""
+    """The Serve application for ``settings``; its replicas receive ``settings``."""
+    return deployment_for(settings).bind(settings)
+
+
+def deployment_for(settings: "EngineSettings"):
+    """The replicas' deployment: queue bounds, autoscaling and resources from ``settings``."""
     s = settings
     options: dict[str, Any] = {"num_cpus": s.ray_cpus_per_replica}
     if s.ray_gpus_per_replica:
@@ -117,9 +122,8 @@ def build_app(settings: "EngineSettings"):
             "min_replicas": s.ray_min_replicas, "max_replicas": s.ray_max_replicas,
             "initial_replicas": max(1, s.ray_min_replicas),
             "target_ongoing_requests": s.ray_target_ongoing_requests}}
-    deployment = serve.deployment(
+    return serve.deployment(
         StyleReplica, name=DEPLOYMENT_NAME, ray_actor_options=options,
         max_ongoing_requests=s.ray_max_ongoing_requests,
         max_queued_requests=s.ray_max_queued_requests,
         health_check_period_s=5, graceful_shutdown_timeout_s=5, **scaling)
-    return deployment.bind(s)

@@ -152,6 +152,18 @@ async def test_a_refusal_reaches_the_user_and_a_bug_is_logged_not_shown(make_que
     assert "toy_methods.py" in caplog.text and failure.exc_info is not None  # where it was raised
 
 
+async def test_a_job_past_the_time_limit_fails_and_the_next_still_runs(make_queue, tmp_path):
+    queue = await make_queue(job_timeout_s=1.0)
+    marker = tmp_path / "marker"
+    marker.mkdir()
+    slow = await queue.submit(portable("a", steps=500, delay=0.02, marker=str(marker)))
+    fine = await queue.submit(portable("b", dims=(10, 10)))
+    final = await slow.wait()
+    assert isinstance(final, Failed) and "limit" in final.message and slow.id in final.message
+    assert isinstance(await fine.wait(), Done)
+    await until_file(marker, "stopped-after-*")  # the method was stopped, not abandoned
+
+
 @pytest.mark.parametrize("backend", [
     pytest.param("local", marks=pytest.mark.skip(
         reason="the local backend runs methods in this process: a method that kills its process "
