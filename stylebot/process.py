@@ -130,7 +130,8 @@ class Bot:
             status = "ok"
         return {"status": status, "uptime_s": round(time.time() - self._started_at, 1),
                 "engine": {"device": engine.get("device"), "accepting": engine.get("accepting"),
-                           "models_loaded": engine.get("models_loaded", [])},
+                           "models_loaded": engine.get("models_loaded", []),
+                           "backend": engine.get("backend")},
                 "queue": {"length": engine.get("waiting", 0) + engine.get("running", 0),
                           "waiting": engine.get("waiting", 0), "running": engine.get("running", 0)},
                 "adapters": adapters}

@@ -384,9 +384,9 @@ class StyleService:
         return describe_methods(self.engine)
 
     def health(self) -> dict[str, Any]:
-        return {"device": self.engine.device, "waiting": self.queue.waiting_count,
+        return {"device": self.queue.backend.device, "waiting": self.queue.waiting_count,
                 "running": self.queue.running_count, "accepting": self.queue.accepting,
-                "models_loaded": self.engine.models.keys()}
+                "models_loaded": self.engine.models.keys(), "backend": self.queue.backend.health()}
 
 
 def check_request(settings: Settings, method: str | None, options: dict[str, Any], *,

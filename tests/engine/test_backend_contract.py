@@ -94,6 +94,8 @@ async def test_a_job_runs_to_done_with_progress_in_order(make_queue):
     assert isinstance(done, Done) and done.image.getpixel((0, 0)) == INVERTED
     assert done.meta.method == "toyportable" and done.meta.size == (32, 24)
     assert done.meta.device == queue.backend.device
+    health = queue.backend.health()  # what /healthz shows under "engine"
+    assert health["backend"] == queue.backend.name and health["state"] in ("ready", "running")
 
 
 async def test_cancel_stops_the_running_method_between_steps(make_queue, tmp_path):

@@ -74,3 +74,12 @@ def test_missing_ray_is_one_line_naming_the_install(tmp_path, monkeypatch):
     backend = RayBackend(StyleEngine(EngineSettings(home=tmp_path, engine="ray"), device="cpu"))
     with pytest.raises(UserError, match=r"not installed: pip install 'stylebot\[ray\]'\.$"):
         asyncio.run(backend.start())
+
+
+def test_gpu_methods_are_judged_by_the_replicas_gpus_not_the_bot_machines(tmp_path):
+    from engine.methods import get_method
+
+    nada = get_method("nada")  # needs a GPU
+    for gpus, refused in ((1.0, False), (0.0, True)):
+        settings = EngineSettings(home=tmp_path, engine="ray", ray_gpus_per_replica=gpus)
+        assert StyleEngine(settings, device="cpu").needs_missing_gpu(nada) is refused
