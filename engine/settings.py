@@ -76,8 +76,8 @@ class EngineSettings(BaseSettings):
 
     # Ray (engine = 'ray'; docs/scaling.md).
     ray_address: str | None = Field(
-        None, description="Ray cluster to join ('auto', 'ray://head:10001'); unset: start a "
-        "local Ray instance on this machine.")
+        None, description="Ray cluster to join: 'auto' (the cluster this machine joined with "
+        "`ray start`) or the head's 'host:6379'; unset: start a local Ray instance here.")
     ray_app_name: str = Field("stylebot", description="Serve application name; bot processes "
                               "sharing one cluster and one name share its replicas.")
     ray_min_replicas: int = Field(1, ge=1, description="Replicas kept running (each hosts every "
@@ -124,6 +124,14 @@ class EngineSettings(BaseSettings):
             except tomllib.TOMLDecodeError as exc:
                 raise UserError(f"STYLEBOT_CONFIG file '{config_file}' is not valid TOML: {exc}.") from None
         return tuple(sources)
+
+    @field_validator("ray_address", mode="after")
+    @classmethod
+    def _not_ray_client(cls, value: str | None) -> str | None:
+        if value and value.startswith("ray://"):
+            raise ValueError("a ray:// (Ray Client) address cannot stream progress; join the "
+                             "cluster with `ray start --address=HEAD:6379` and use 'auto'")
+        return value
 
     @field_validator("home", "weights_dir", mode="after")
     @classmethod

@@ -128,6 +128,24 @@ async def test_same_key_jobs_run_as_one_batch_with_a_result_each(make_queue):
         assert stages == {"batch of 3"}
 
 
+async def test_jobs_go_to_the_worker_that_already_holds_their_weights(make_queue):
+    queue = await make_queue()
+
+    async def worker_of(user):
+        handle = await queue.submit(portable(user, steps=1, report_pid=True))
+        assert isinstance(await handle.wait(), Done)
+        [stage] = {e.stage for e in await collect(handle) if isinstance(e, Progress)}
+        return stage
+
+    # Serve prefers a free replica over a busy holder; a replica counts a finished request
+    # as ongoing for a moment, so each job waits for the previous one to clear first.
+    workers = []
+    for i in range(5):
+        workers.append(await worker_of(f"u{i}"))
+        await asyncio.sleep(0.5)
+    assert workers == [workers[0]] * 5
+
+
 async def test_out_of_memory_retries_smaller_then_fails_only_that_job(make_queue):
     queue = await make_queue()
     retried = await queue.submit(portable("a", oom_above=25))  # 32 px fails, 22 px fits

@@ -83,3 +83,11 @@ def test_gpu_methods_are_judged_by_the_replicas_gpus_not_the_bot_machines(tmp_pa
     for gpus, refused in ((1.0, False), (0.0, True)):
         settings = EngineSettings(home=tmp_path, engine="ray", ray_gpus_per_replica=gpus)
         assert StyleEngine(settings, device="cpu").needs_missing_gpu(nada) is refused
+
+
+def test_a_ray_client_address_is_refused_at_start(monkeypatch):
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("STYLEBOT_RAY_ADDRESS", "ray://head:10001")
+    with pytest.raises(ValidationError, match="cannot stream progress"):
+        EngineSettings()

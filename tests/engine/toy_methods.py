@@ -133,6 +133,7 @@ class ToyPortable(Method):
         Option("oom_above", "int", 0, "run out of memory above this side; 0: never", min=0),
         Option("crashes", "int", 0, "attempts on which the process dies", min=0, max=5),
         Option("marker", "str", "", "folder counting the attempts that died"),
+        Option("report_pid", "bool", False, "name the process in the progress stage"),
         SIZE, SEED,
     ])
     batchable = True
@@ -162,10 +163,11 @@ class ToyPortable(Method):
 
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
         steps = opts["steps"]
+        stage = f"batch of {len(inputs)}" + (f" in pid {os.getpid()}" if opts["report_pid"] else "")
         for i in range(steps):
             time.sleep(opts["delay"])
             try:
-                ctx.progress((i + 1) / steps, f"batch of {len(inputs)}")
+                ctx.progress((i + 1) / steps, stage)
             except JobCancelled:
                 if marker is not None:
                     (marker / f"stopped-after-{i + 1}").touch()  # proof the cancel got here
