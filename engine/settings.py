@@ -92,7 +92,9 @@ class EngineSettings(BaseSettings):
     ray_max_queued_requests: int = Field(
         64, ge=-1, description="Batches waiting in Serve for a free replica (-1: no bound); "
         "beyond it a job is refused as 'busy'.")
-    ray_cpus_per_replica: float = Field(1.0, ge=0, description="CPUs Ray reserves per replica.")
+    ray_cpus_per_replica: float = Field(
+        1.0, ge=0, description="CPUs Ray reserves per replica; its compute threads too, unless "
+        "cpu_threads is set.")
     ray_gpus_per_replica: float = Field(
         0.0, ge=0, description="GPUs Ray reserves per replica: 1 on a GPU cluster (one replica "
         "per GPU), 0 on CPU machines.")

@@ -188,8 +188,12 @@ def travelling(job: "PreparedJob") -> "PreparedJob":
 
 def replica_settings(settings: "EngineSettings") -> "EngineSettings":
     """The engine's part of ``settings`` (an application's subclass also holds tokens and
-    database URLs, which replicas must never receive)."""
+    database URLs, which replicas must never receive). Unless ``cpu_threads`` is set, a
+    replica computes on as many threads as the CPUs Ray reserved for it, not on every core
+    of a machine it shares with other replicas."""
     from ..settings import EngineSettings
 
     values = {name: getattr(settings, name) for name in EngineSettings.model_fields}
+    if not values["cpu_threads"]:
+        values["cpu_threads"] = max(1, int(settings.ray_cpus_per_replica))
     return EngineSettings.model_construct(**values)

@@ -28,6 +28,12 @@ def test_replicas_never_receive_tokens_or_the_database_url(tmp_path):
     assert b"tok-7f3a-secret" not in wire and b"pw-9c1e" not in wire
 
 
+@pytest.mark.parametrize("cpus, threads, expected", [(2.0, 0, 2), (0.5, 0, 1), (2.0, 3, 3)])
+def test_a_replica_computes_on_the_cpus_ray_reserved_for_it(tmp_path, cpus, threads, expected):
+    settings = EngineSettings(home=tmp_path, ray_cpus_per_replica=cpus, cpu_threads=threads)
+    assert replica_settings(settings).cpu_threads == expected
+
+
 def test_deployment_follows_the_ray_settings(monkeypatch):
     pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[test]'")
     from engine.backends.ray_app import deployment_for
