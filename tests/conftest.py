@@ -93,7 +93,6 @@ def toy_methods(monkeypatch):
     monkeypatch.setitem(methods.METHOD_PATHS, "toystyle", "tests.engine.toy_methods:ToyStyled")
     monkeypatch.setitem(methods.METHOD_PATHS, "toyfade", "tests.engine.toy_methods:ToyFade")
     monkeypatch.setitem(methods.METHOD_PATHS, "toypreview", "tests.engine.toy_methods:ToyPreview")
-    monkeypatch.setitem(methods.METHOD_PATHS, "toyportable", "tests.engine.toy_methods:ToyPortable")
     methods.get_method.cache_clear()
     methods.loadable_methods.cache_clear()
     toys.BATCHES.clear()
@@ -102,6 +101,20 @@ def toy_methods(monkeypatch):
     toys.GATE.set()
     yield toys
     toys.GATE.set()
+    methods.get_method.cache_clear()
+    methods.loadable_methods.cache_clear()
+
+
+@pytest.fixture
+def portable_toy(toy_methods, monkeypatch):
+    """Also register ``toyportable`` (the backend contract's toy, whose behaviour is all in its
+    options); apart, so listings that the other toys fill keep their size."""
+    from engine import methods
+
+    monkeypatch.setitem(methods.METHOD_PATHS, "toyportable", "tests.engine.toy_methods:ToyPortable")
+    methods.get_method.cache_clear()
+    methods.loadable_methods.cache_clear()
+    yield toy_methods
     methods.get_method.cache_clear()
     methods.loadable_methods.cache_clear()
 

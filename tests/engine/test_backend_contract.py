@@ -43,7 +43,7 @@ def backend(request):
 
 
 @pytest.fixture
-async def make_queue(tmp_path, toy_methods, backend):
+async def make_queue(tmp_path, portable_toy, backend):
     queues = []
 
     async def factory(**overrides):

@@ -60,7 +60,7 @@ def test_the_queue_may_send_one_batch_per_replica_slot(tmp_path):
 
 
 def test_a_job_travels_without_its_raw_uploads_and_routes_by_method_and_weights(tmp_path,
-                                                                                toy_methods):
+                                                                                portable_toy):
     engine = StyleEngine(EngineSettings(home=tmp_path, device="cpu"), device="cpu")
     job = engine.prepare(toy_request(method="toyportable", steps=3))
     slim = travelling(job)
