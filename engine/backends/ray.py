@@ -95,7 +95,7 @@ class RayBackend(Backend):
         up for the other bot processes (``serve.delete`` by hand retires it)."""
         if self._owns_ray:
             await asyncio.to_thread(self._shutdown)
-        self._handle = None if self._owns_ray else self._handle
+            self._handle = None  # a later start brings up a fresh Ray
 
     def _shutdown(self) -> None:
         import ray
