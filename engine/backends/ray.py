@@ -85,8 +85,13 @@ class RayBackend(Backend):
             self._owns_ray = True
         logging.getLogger("ray.serve").setLevel(log.getEffectiveLevel())  # its INFO is chatty
         serve.start(proxy_location="Disabled")  # handles only, no HTTP proxy
-        self._handle = serve.run(build_app(replica_settings(s)), name=s.ray_app_name,
-                                 route_prefix=None)
+        try:  # waits until every replica is up (Serve logs replicas it cannot place)
+            self._handle = serve.run(build_app(replica_settings(s)), name=s.ray_app_name,
+                                     route_prefix=None)
+        except RuntimeError as exc:  # a replica's constructor failed, e.g. a bad setting there
+            raise UserError(f"The Ray Serve application '{s.ray_app_name}' did not start: "
+                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__} "
+                            "(replica logs: /tmp/ray/session_latest/logs on its node).") from None
         log.info("ray: application %r ready (%d-%d replicas)", s.ray_app_name,
                  s.ray_min_replicas, s.ray_max_replicas)
 
