@@ -139,7 +139,15 @@ class StyleEngine:
 
     def needs_missing_gpu(self, method: Method) -> bool:
         """True when ``method`` would be refused here for want of a GPU."""
-        return method.needs_gpu and self.device == "cpu" and not self._cpu_allowed(method)
+        return method.needs_gpu and not self.runs_on_gpu and not self._cpu_allowed(method)
+
+    @property
+    def runs_on_gpu(self) -> bool:
+        """Whether jobs run on a GPU: this machine's device, or Ray replicas given GPUs
+        (the bot process itself may have none)."""
+        if self.settings.engine == "ray":
+            return self.settings.ray_gpus_per_replica > 0
+        return self.device != "cpu"
 
     def _cpu_allowed(self, method: Method) -> bool:
         return method.name == "nada" and self.settings.allow_cpu_nada

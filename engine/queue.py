@@ -1,6 +1,7 @@
 """One asyncio job queue in front of the engine, served by a single worker.
 
-The worker hands one batch at a time to the engine's backend (``engine/backends``): a
+The worker hands batches to the engine's backend (``engine/backends``), as many at once as
+the backend's ``concurrency`` (one for this machine's device, one per replica on Ray): a
 thread of this process by default, so the event loop (and every chat adapter on it) stays
 responsive, or a Ray Serve cluster. Batches take turns between users (``engine/order.py``),
 and jobs that the method can batch and that share a batch key are run together. The
@@ -161,8 +162,10 @@ class JobQueue:
         self._turns = Turns()
         self.observers: list[Observer] = list(observers or [])
         self._waiting: deque[Job] = deque()
-        self._running: list[Job] = []
-        self._running_cancel = threading.Event()  # stops the running batch once all its jobs cancel
+        self._running: list[Job] = []  # the jobs of every batch in flight
+        # Each batch in flight with the event that stops it once all its jobs are cancelled.
+        self._batches: list[tuple[list[Job], threading.Event]] = []
+        self._ended: list[Turn] = []  # slots of ended batches, handed back with the next ask
         self._jobs: dict[str, Job] = {}
         self._finished: deque[str] = deque()
         self._wakeup = asyncio.Event()
@@ -314,40 +317,61 @@ class JobQueue:
 
     def _stop_batch_if_all_cancelled(self) -> None:
         """A batch keeps running while any of its jobs still wants the result."""
-        if self._running and all(job.cancel_event.is_set() for job in self._running):
-            self._running_cancel.set()
+        for batch, stop in self._batches:
+            if all(job.cancel_event.is_set() for job in batch):
+                stop.set()
 
     # -- the worker ------------------------------------------------------------------
 
     async def _work(self) -> None:
-        held: Turn | None = None  # the last batch's slot, handed back with the next request
-        while True:
-            while not self._waiting:
-                if held is not None:
-                    self.admission.end(held)
-                    held = None
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            turn, held = await self._next_turn(held), None
-            if turn is None:
-                continue
-            if not self._waiting:  # all cancelled while waiting for the turn
-                self.admission.end(turn)
-                continue
-            batch = self._take_batch(turn.user)
-            self.admission.started(turn, [job.id for job in batch])
-            self._announce_positions()
-            try:
-                await self._run_batch(batch)
-            except Exception:  # the worker must survive anything one batch does
-                log.exception("worker error on jobs %s", [j.id for j in batch])
-                for job in batch:
-                    if job.final is None:
-                        self._finish(job, Failed(job.id, _bug_message(job.id), internal=True),
-                                     state="failed")
-            finally:
-                self._running = []
-                held = turn
+        in_flight: set[asyncio.Task] = set()
+        try:
+            while True:
+                while not self._waiting or len(in_flight) >= self.backend.concurrency:
+                    if not self._waiting:
+                        self._end_turns()
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                ending = self._ended.pop() if self._ended else None
+                turn = await self._next_turn(ending)
+                if turn is None:
+                    continue
+                if not self._waiting:  # all cancelled while waiting for the turn
+                    self.admission.end(turn)
+                    continue
+                batch = self._take_batch(turn.user)
+                self.admission.started(turn, [job.id for job in batch])
+                self._announce_positions()
+                task = asyncio.create_task(self._serve_batch(batch, turn))
+                in_flight.add(task)
+                task.add_done_callback(lambda done: (in_flight.discard(done), self._wakeup.set()))
+        finally:
+            for task in in_flight:
+                task.cancel()
+            self._end_turns()
+
+    def _end_turns(self) -> None:
+        """Give back the slots of ended batches that no next batch is asking to follow."""
+        while self._ended:
+            self.admission.end(self._ended.pop())
+
+    async def _serve_batch(self, batch: list[Job], turn: Turn) -> None:
+        stop = threading.Event()
+        self._batches.append((batch, stop))
+        try:
+            await self._run_batch(batch, stop)
+        except Exception:  # the worker must survive anything one batch does
+            log.exception("worker error on jobs %s", [j.id for j in batch])
+            for job in batch:
+                if job.final is None:
+                    self._finish(job, Failed(job.id, _bug_message(job.id), internal=True),
+                                 state="failed")
+        finally:
+            self._batches.remove((batch, stop))
+            self._running = [job for job in self._running if job not in batch]
+            # The slot is handed back with the next turn asked for, so this process's users
+            # line up for the next slot alongside everyone else's instead of behind them.
+            self._ended.append(turn)
 
     async def _next_turn(self, ending: Turn | None) -> Turn | None:
         """Wait until the admission lets this process run a batch, keeping it told which
@@ -378,8 +402,7 @@ class JobQueue:
         for job in batch:
             self._waiting.remove(job)
         self._turns.serve([job.user for job in batch])
-        self._running = batch
-        self._running_cancel = threading.Event()
+        self._running.extend(batch)
         return batch
 
     def _announce_positions(self) -> None:
@@ -388,14 +411,13 @@ class JobQueue:
             if last is None or last.position != position:
                 self._emit(job, Queued(job.id, position))
 
-    async def _run_batch(self, batch: list[Job]) -> None:
+    async def _run_batch(self, batch: list[Job], batch_cancel: threading.Event) -> None:
         device = self.backend.device
         for job in batch:
             job.state = "running"
             job.started = time.monotonic()
             self._emit(job, Started(job.id, device))
         loop = asyncio.get_running_loop()
-        batch_cancel = self._running_cancel
         throttle = {"at": 0.0, "fraction": -1.0}
 
         def on_progress(fraction: float, stage: str, preview) -> None:

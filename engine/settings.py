@@ -83,15 +83,36 @@ class EngineSettings(BaseSettings):
         "auto", description="Who keeps the per-user limits and hands out turns: 'local' (this "
         "process), 'ray' (one shared actor for every bot process on the Ray cluster); 'auto' is "
         "'ray' when engine is 'ray', else 'local'.")
-    ray_address: str | None = Field(
-        None, description="Ray cluster to join ('auto', 'host:6379', 'ray://host:10001'); unset "
-        "does what ray.init does (RAY_ADDRESS, else a new local cluster).")
     admission_slots: int = Field(
         1, ge=1, description="Batches the shared backend runs at once, all bot processes "
         "together (its replicas); the shared admission grants this many turns.")
     admission_lease_s: float = Field(
         30.0, gt=0, description="A bot process silent this long is taken for dead: its jobs "
         "count no more and its turns are freed.")
+    # Ray (engine = 'ray'; docs/scaling.md).
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join: 'auto' (the cluster this machine joined with "
+        "`ray start`) or the head's 'host:6379'; unset: start a local Ray instance here.")
+    ray_app_name: str = Field("stylebot", description="Serve application name; bot processes "
+                              "sharing one cluster and one name share its replicas.")
+    ray_min_replicas: int = Field(1, ge=1, description="Replicas kept running (each hosts every "
+                                  "method on one device).")
+    ray_max_replicas: int = Field(1, ge=1, description="Replicas autoscaling may grow to; above "
+                                  "ray_min_replicas, Serve scales on ray_target_ongoing_requests.")
+    ray_target_ongoing_requests: float = Field(
+        1.0, gt=0, description="Batches per replica that autoscaling aims for.")
+    ray_max_ongoing_requests: int = Field(
+        1, ge=1, description="Batches one replica accepts at once (it runs one at a time on "
+        "its device; more only wait there).")
+    ray_max_queued_requests: int = Field(
+        64, ge=-1, description="Batches waiting in Serve for a free replica (-1: no bound); "
+        "beyond it a job is refused as 'busy'.")
+    ray_cpus_per_replica: float = Field(
+        1.0, ge=0, description="CPUs Ray reserves per replica; its compute threads too, unless "
+        "cpu_threads is set.")
+    ray_gpus_per_replica: float = Field(
+        0.0, ge=0, description="GPUs Ray reserves per replica: 1 on a GPU cluster (one replica "
+        "per GPU), 0 on CPU machines.")
 
     # Methods.
     sd_model: str = Field("stabilityai/sd-turbo", description="HF model id or local folder for `sd`.")
@@ -120,6 +141,14 @@ class EngineSettings(BaseSettings):
             except tomllib.TOMLDecodeError as exc:
                 raise UserError(f"STYLEBOT_CONFIG file '{config_file}' is not valid TOML: {exc}.") from None
         return tuple(sources)
+
+    @field_validator("ray_address", mode="after")
+    @classmethod
+    def _not_ray_client(cls, value: str | None) -> str | None:
+        if value and value.startswith("ray://"):
+            raise ValueError("a ray:// (Ray Client) address cannot stream progress; join the "
+                             "cluster with `ray start --address=HEAD:6379` and use 'auto'")
+        return value
 
     @field_validator("home", "weights_dir", mode="after")
     @classmethod

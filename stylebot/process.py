@@ -34,7 +34,7 @@ ADAPTER_FLUSH_S = 5.0
 HTTP_SHUTDOWN_S = 3.0  # open page connections get this long once the queue is stopped
 BOT = web.AppKey("bot", "Bot")
 # What /healthz shows of the backend: where methods run and how that process is doing.
-ENGINE_HEALTH = ("backend", "process", "state", "pid", "restarts", "last_crash", "last_crash_at")
+ENGINE_HEALTH = ("backend", "process", "app", "state", "pid", "restarts", "last_crash", "last_crash_at")
 
 
 @dataclass

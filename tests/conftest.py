@@ -110,6 +110,33 @@ def toy_methods(monkeypatch):
     methods.loadable_methods.cache_clear()
 
 
+@pytest.fixture
+def portable_toy(toy_methods, monkeypatch):
+    """Also register ``toyportable`` (the backend contract's toy, whose behaviour is all in its
+    options); apart, so listings that the other toys fill keep their size."""
+    from engine import methods
+
+    monkeypatch.setitem(methods.METHOD_PATHS, "toyportable", "tests.engine.toy_methods:ToyPortable")
+    methods.get_method.cache_clear()
+    methods.loadable_methods.cache_clear()
+    yield toy_methods
+    methods.get_method.cache_clear()
+    methods.loadable_methods.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One real local Ray for the whole session (Serve runs on it for real, not in its local
+    testing mode); skipped where ray is not installed."""
+    ray = pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[test]'")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """One real PostgreSQL for the whole session (tests/postgres.py); skipped where none is installed."""

@@ -33,6 +33,11 @@ class Backend(ABC):
     def device(self) -> str:
         """The device results are made on, as shown to users ('cpu', 'cuda:0', 'ray')."""
 
+    @property
+    def concurrency(self) -> int:
+        """How many batches the queue may hand over at once (one per device it can reach)."""
+        return 1
+
     async def start(self) -> None:
         """Connect or spawn what the backend needs; called once before the first batch."""
 

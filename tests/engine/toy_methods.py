@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from engine.errors import UserError
+from engine.errors import JobCancelled, UserError
 from engine.methods.base import Method, MethodInput, RunContext
 from engine.options import SEED, SIZE, STRENGTH, Option, OptionSet
 from tests.engine.shared_state import SharedDict, SharedGate, SharedList
@@ -168,3 +168,65 @@ def _exhaust_memory() -> None:
     hoard = []
     while True:
         hoard.append(bytearray(32 * 2**20))
+
+
+class ToyPortable(Method):
+    """Inverts colours; every behaviour is an option, none a module global, so it acts the
+    same in this process and in a Ray replica (the backend contract tests use it).
+
+    ``oom_above``: out of memory above that side (0: never). ``crashes``: the process dies
+    (``os._exit``) on that many attempts, counted as files in the ``marker`` folder, so a
+    retry in a fresh process can tell it is not the first; a cancelled run leaves a
+    ``stopped-after-N`` file there. Progress stages name the batch size.
+    """
+
+    name = "toyportable"
+    title = "Portable toy"
+    summary = "Inverts colours; fails, dies or runs out of memory when its options say so."
+    options = OptionSet([
+        Option("steps", "int", 5, "progress steps", min=1, max=1000),
+        Option("delay", "float", 0.0, "seconds per step", min=0, max=5),
+        Option("fail", "choice", "no", "how to fail", choices=("no", "bug", "user")),
+        Option("oom_above", "int", 0, "run out of memory above this side; 0: never", min=0),
+        Option("crashes", "int", 0, "attempts on which the process dies", min=0, max=5),
+        Option("marker", "str", "", "folder counting the attempts that died"),
+        Option("report_pid", "bool", False, "name the process in the progress stage"),
+        SIZE, SEED,
+    ])
+    batchable = True
+
+    def batch_key(self, inp: MethodInput):
+        return inp.content.size
+
+    def run(self, inp: MethodInput, ctx: RunContext):
+        return self.run_batch([inp], ctx)[0]
+
+    def run_batch(self, inputs: list[MethodInput], ctx: RunContext):
+        import os
+        from pathlib import Path
+
+        opts = inputs[0].options
+        marker = Path(opts["marker"]) if opts["marker"] else None
+        if opts["crashes"] and marker is not None:
+            if len(list(marker.glob("died-*"))) < opts["crashes"]:
+                (marker / f"died-{os.getpid()}").touch()
+                os._exit(1)
+        if opts["fail"] == "bug":
+            raise RuntimeError("toy bug")
+        if opts["fail"] == "user":
+            raise UserError("toy says no")
+        if opts["oom_above"] and max(inputs[0].content.size) > opts["oom_above"]:
+            import torch
+
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        steps = opts["steps"]
+        stage = f"batch of {len(inputs)}" + (f" in pid {os.getpid()}" if opts["report_pid"] else "")
+        for i in range(steps):
+            time.sleep(opts["delay"])
+            try:
+                ctx.progress((i + 1) / steps, stage)
+            except JobCancelled:
+                if marker is not None:
+                    (marker / f"stopped-after-{i + 1}").touch()  # proof the cancel got here
+                raise
+        return [ImageOps.invert(inp.content) for inp in inputs]

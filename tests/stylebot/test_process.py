@@ -171,6 +171,7 @@ async def test_adapters_report_state_and_are_told_to_stop(settings, monkeypatch)
         await asyncio.sleep(0.05)
         health = bot.health()
         assert health["status"] == "ok"
+        assert (health["engine"]["backend"], health["engine"]["state"]) == ("local", "ready")
         assert health["adapters"]["discord"]["state"] == "connected"
         assert health["adapters"]["discord"]["detail"] == "as TestBot#0001"
         assert health["adapters"]["slack"]["state"] == "starting"
