@@ -16,12 +16,17 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
 RUN_LOG = Path(sys.argv[1]) if __name__ == "__main__" else None
+# The toys keep their gate in files under STYLEBOT_TOY_STATE, inherited from the test that
+# started this process: each bot process needs a gate of its own.
+os.environ.pop("STYLEBOT_TOY_STATE", None)
 
 from engine import methods
+from engine.backends.inprocess import InProcessBackend
 from engine.engine import StyleEngine
 from engine.errors import UserError
 from engine.events import Started, is_final
@@ -58,7 +63,8 @@ def png(side: int) -> bytes:
 
 
 async def main() -> None:
-    queue = JobQueue(StyleEngine(EngineSettings(device="cpu"), device="cpu"))
+    engine = StyleEngine(EngineSettings(device="cpu"), device="cpu")
+    queue = JobQueue(engine, backend=InProcessBackend(engine))  # __main__'s toy: not in a child
 
     async def record(job, event) -> None:
         tag = job.prepared.options["tag"]
