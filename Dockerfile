@@ -19,8 +19,10 @@ COPY engine ./engine
 COPY storage ./storage
 COPY bot ./bot
 COPY stylebot ./stylebot
-# torch comes with the base image (CUDA build); everything else from PyPI.
-RUN pip install . && stylebot --help >/dev/null
+# torch comes with the base image (CUDA build); everything else from PyPI. compose.yaml
+# builds with EXTRAS=ray,postgres for the scaled-out deployment (docs/scaling.md).
+ARG EXTRAS=""
+RUN pip install ".${EXTRAS:+[$EXTRAS]}" && stylebot --help >/dev/null
 
 USER stylebot
 VOLUME ["/data"]
