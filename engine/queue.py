@@ -211,8 +211,8 @@ class JobQueue:
         except asyncio.CancelledError:
             pass
         self._worker = None
+        await self.admission.stop()  # first: the backend may stop the Ray the admission uses
         await self.backend.stop()
-        await self.admission.stop()
         await self.drain_observers()
         if self._observer_task is not None:
             self._observer_task.cancel()

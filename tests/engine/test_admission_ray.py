@@ -21,16 +21,9 @@ WAIT_S = 90.0  # generous: the machine is shared; nothing here measures time
 
 
 @pytest.fixture(scope="session")
-def ray_address():
-    """One local Ray for the session; bot processes join it by its GCS address."""
-    ray = pytest.importorskip("ray")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, namespace=NAMESPACE, logging_level="WARNING",
-                 log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    if started:
-        ray.shutdown()
+def ray_address(ray_cluster):
+    """The session's one local Ray (tests/conftest.py); bot processes join it by its GCS address."""
+    return ray_cluster.get_runtime_context().gcs_address
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The backend contract: a queue behaves the same whichever backend runs its batches.
 
-Every test runs against ``local`` (a thread of this process) and ``ray`` (real Ray Serve
-replicas in other processes, started once per session). The toy method used,
+Every test runs against ``local`` (a thread of this process), ``child`` (the local
+backend's default: the engine process, ``engine/backends/process.py``) and ``ray`` (real
+Ray Serve replicas in other processes, started once per session). The toy method used,
 ``toyportable``, takes every behaviour from its options, so it acts the same in a replica.
 """
 
@@ -36,10 +37,10 @@ def ray_backend(ray_cluster, tmp_path_factory):
     return backend
 
 
-@pytest.fixture(params=["local", pytest.param("ray", marks=pytest.mark.ray)])
+@pytest.fixture(params=["local", "child", pytest.param("ray", marks=pytest.mark.ray)])
 def backend(request):
-    """None: the queue makes its default (local) backend."""
-    return request.getfixturevalue("ray_backend") if request.param == "ray" else None
+    """The Ray backend, or the local backend's mode (the queue makes that one itself)."""
+    return request.getfixturevalue("ray_backend") if request.param == "ray" else request.param
 
 
 @pytest.fixture
@@ -47,9 +48,11 @@ async def make_queue(tmp_path, portable_toy, backend):
     queues = []
 
     async def factory(**overrides):
+        local = isinstance(backend, str)
+        mode = {"engine_process": "child" if backend == "child" else "inline"} if local else {}
         settings = EngineSettings(home=tmp_path, device="cpu", weights_dir=None,
-                                  allow_downloads=False, **overrides)
-        queue = JobQueue(StyleEngine(settings, device="cpu"), backend=backend)
+                                  allow_downloads=False, **mode, **overrides)
+        queue = JobQueue(StyleEngine(settings, device="cpu"), backend=None if local else backend)
         await queue.start()
         queues.append(queue)
         return queue
@@ -186,11 +189,11 @@ async def test_a_job_past_the_time_limit_fails_and_the_next_still_runs(make_queu
 
 @pytest.mark.parametrize("backend", [
     pytest.param("local", marks=pytest.mark.skip(
-        reason="the local backend runs methods in this process: a method that kills its process "
+        reason="inline, the local backend runs methods in this process: a method that kills its process "
                "kills the bot, so there is no worker to lose and retry (see the raising-method "
                "case above for what local does with a failing method)")),
-    pytest.param("ray", marks=pytest.mark.ray)], indirect=True)
-async def test_a_worker_that_dies_is_retried_once_then_fails_clearly(make_queue, tmp_path):
+    "child", pytest.param("ray", marks=pytest.mark.ray)], indirect=True)
+async def test_a_worker_that_dies_is_retried_once_then_fails_clearly(make_queue, tmp_path, backend):
     queue = await make_queue()
     once, twice = tmp_path / "once", tmp_path / "twice"
     once.mkdir()
@@ -202,8 +205,11 @@ async def test_a_worker_that_dies_is_retried_once_then_fails_clearly(make_queue,
     lost = await queue.submit(portable("b", dims=(12, 12), crashes=2, marker=str(twice)))
     failed = await lost.wait()
     assert isinstance(failed, Failed) and not failed.internal
-    assert failed.message == ("The machine running your job stopped unexpectedly, twice; "
-                              "please try again in a few minutes.")
+    if backend == "child":  # the engine process can tell the job itself killed it twice
+        assert failed.message.startswith("This job crashed the style engine twice")
+    else:  # a replica's machine may be lost under any job
+        assert failed.message == ("The machine running your job stopped unexpectedly, twice; "
+                                  "please try again in a few minutes.")
     assert len(list(twice.glob("died-*"))) == 2
     after = await queue.submit(portable("c", dims=(13, 13)))  # the replicas came back
     assert isinstance(await after.wait(), Done)
