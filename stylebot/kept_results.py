@@ -37,7 +37,8 @@ def record_of(job: "Job", meta: ResultMeta, options: dict[str, Any]) -> ResultRe
         preset=request.preset, style_weights=request.style_weights,
         space=place.space if place else None, room=place.room if place else None,
         info={"seconds": meta.seconds, "device": meta.device, "size": list(meta.size),
-              "prompt": meta.prompt},
+              "prompt": meta.prompt, "extra": {k: v for k, v in meta.extra.items()  # a clip's frames
+                                               if isinstance(v, (str, int, float, bool))}},
         images=images)
 
 
@@ -57,5 +58,6 @@ def result_of(record: ResultRecord) -> Result:
     size = info.get("size") or [0, 0]
     meta = ResultMeta(method=record.method, options=dict(record.options),
                       seconds=float(info.get("seconds") or 0.0), device=str(info.get("device") or ""),
-                      seed=record.seed, size=(int(size[0]), int(size[1])), prompt=info.get("prompt"))
+                      seed=record.seed, size=(int(size[0]), int(size[1])), prompt=info.get("prompt"),
+                      extra=dict(info.get("extra") or {}))
     return Result(request, meta)

@@ -1,6 +1,6 @@
 """What happens to a finished result, the same on every platform.
 
-The buttons under a result (Re-roll, Stronger, Weaker, Save as preset) need the request
+The buttons under a result (Re-roll, Stronger, Weaker, Save as preset, Info) need the request
 that made it; the service finds it among the queue's recent jobs, or as the database kept it
 (``stylebot.kept_results``). ``result_actions`` says which buttons a result gets,
 ``check_clicker`` who may click them and ``variant`` builds the request behind a click; the
@@ -26,13 +26,13 @@ if TYPE_CHECKING:
     from engine.request import Requester, StyleRequest
 
 NUDGED = "strength"  # what Stronger/Weaker move: the option each method gives that name
-REROLL, STRONGER, WEAKER, SAVE = "reroll", "stronger", "weaker", "save"
+REROLL, STRONGER, WEAKER, SAVE, INFO = "reroll", "stronger", "weaker", "save", "info"
 VARIANTS = (REROLL, STRONGER, WEAKER)
 
 
 # what a click does, as the refusal says it
 CLICK_WORDS = {REROLL: "re-roll it", STRONGER: "make it stronger", WEAKER: "make it weaker",
-               SAVE: "save it as a preset"}
+               SAVE: "save it as a preset", INFO: "see its settings"}
 
 
 @dataclass(frozen=True, repr=False)
@@ -103,7 +103,7 @@ def changed_options(method_options: Iterable["Option"], options: dict[str, Any])
 
 def result_actions(meta: "ResultMeta") -> list[str]:
     """The buttons a result gets: Re-roll only where a seed changes something, Stronger and
-    Weaker only where the strength has room to move, Save always."""
+    Weaker only where the strength has room to move, Save and Info always."""
     method = get_method(meta.method)
     actions = [REROLL] if "seed" in method.options else []
     option = nudged_option(meta.method)
@@ -113,7 +113,7 @@ def result_actions(meta: "ResultMeta") -> list[str]:
             actions.append(STRONGER)
         if nudge(option, current, -1) != current:
             actions.append(WEAKER)
-    return actions + [SAVE]
+    return actions + [SAVE, INFO]
 
 
 def check_clicker(result: Result, action: str, requester: "Requester") -> None:
@@ -218,9 +218,10 @@ def _typed(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def reuse_command(settings: dict[str, Any]) -> str:
+def reuse_command(settings: dict[str, Any], *, style_weights: list[float] | None = None) -> str:
     """"Use these settings": the /stylize command that restyles a new photo the same way
-    (options that differ from the defaults, and the seed where the method takes one)."""
+    (options that differ from the defaults, the seed where the method takes one, and the
+    blend of several style images where it is known)."""
     from .commands import STYLIZE, ParsedCommand
 
     method = get_method(settings["method"])
@@ -231,7 +232,7 @@ def reuse_command(settings: dict[str, Any]) -> str:
     if settings.get("seed") is not None and "seed" in known:
         options["seed"] = str(settings["seed"])
     return ParsedCommand(name=STYLIZE, method=method.name, options=options,
-                         prompt=settings.get("prompt")).to_text()
+                         style_weights=style_weights, prompt=settings.get("prompt")).to_text()
 
 
 def settings_lines(settings: dict[str, Any]) -> list[str]:

@@ -37,7 +37,8 @@ from .limits import RateLimiter
 from .listings import describe_methods
 from .owners import Owner, is_gone, this_process
 from .server_settings import PlaceRules, PlaceSettingsView, parse_changes
-from .results import PresetStyle, Result, changed_options, check_clicker, result_actions, variant
+from .result_info import ResultInfo, info_of
+from .results import INFO, PresetStyle, Result, changed_options, check_clicker, result_actions, variant
 from .settings import Settings
 from .trained_styles import TrainedStyles
 from .training_jobs import TrainingHandle, TrainingJobs
@@ -352,6 +353,12 @@ class StyleService:
         """Re-roll, Stronger or Weaker on a result: a new job for ``requester``."""
         result = await self.check_click(job_id, action, requester)
         return await self.submit(variant(result, action, requester))
+
+    async def result_info(self, job_id: str, requester: Requester) -> ResultInfo:
+        """Info on a result: how it was made and the command that makes it again, for whoever
+        may click its buttons (``check_click``), from memory or as the database kept it."""
+        result = await self.check_click(job_id, INFO, requester)
+        return info_of(job_id.strip(), result, requester)
 
     async def save_result(self, job_id: str, requester: Requester, name: str, *,
                           replace: bool = False) -> PresetRecord:

@@ -191,6 +191,10 @@ class InteractionFlow:
             await interaction.message.delete()
             return
         requester = requester_of(interaction.user)
+        if action == "info":
+            info = await self.service.result_info(job_id, requester)
+            await interaction.response.send_message(render.info_text(info), ephemeral=True)
+            return
         await self.service.check_click(job_id, action, requester)  # answered at once, without a deferral
         if action == "save":
             await interaction.response.send_modal(SavePresetModal(job_id))

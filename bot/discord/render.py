@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from engine.events import ResultMeta
     from stylebot.fitting import FittedClip
     from stylebot.service import PresetRecord, PresetSummary
-    from stylebot.service import QueuedJob
+    from stylebot.service import QueuedJob, ResultInfo
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,13 @@ def settings_text(settings: dict[str, Any], command: str) -> str:
     lines = _clip("\n".join(settings_lines(settings)), 1000)
     command = _clip(command.replace("`", "'"), 900)  # inside a code block, which must close
     return f"**Stylebot settings**\n{lines}\nUse these settings on a new photo:\n```\n{command}\n```"
+
+
+def info_text(info: "ResultInfo") -> str:
+    """The Info button: how the result was made, and the command that makes it again."""
+    lines = _clip("\n".join(info.lines), 1400)
+    command = _clip(info.command.replace("`", "'"), 500)  # inside a code block, which must close
+    return f"**How this result was made**\n{lines}\nUse these settings on a new photo:\n```\n{command}\n```"
 
 
 def encode_for_upload(image: "Image.Image", meta: "ResultMeta", limit: int,

@@ -17,17 +17,19 @@ if TYPE_CHECKING:
     from engine.events import ResultMeta
     from engine.methods.base import Method
     from stylebot.fitting import FittedClip
-    from stylebot.service import PresetRecord, PresetSummary
+    from stylebot.service import PresetRecord, PresetSummary, ResultInfo
 
 MAX_STYLE_FILES = 4  # file_input allows up to 10; no method takes more than a few styles
 
 # action_ids of the buttons and callback_ids of the modals, one place for both sides.
 # A result button's action_id is the prefix and the service's action name ("reroll", ...).
 ACTION_PREFIX = "stylebot_"
-REROLL, STRONGER, WEAKER, SAVE, CANCEL = (ACTION_PREFIX + a for a in
-                                          ("reroll", "stronger", "weaker", "save", "cancel"))
+REROLL, STRONGER, WEAKER, SAVE, INFO, CANCEL = (ACTION_PREFIX + a for a in
+                                                ("reroll", "stronger", "weaker", "save", "info",
+                                                 "cancel"))
 RUN_VIEW, SHORTCUT_VIEW, SAVE_VIEW = "stylebot_run", "stylebot_shortcut", "stylebot_save_preset"
 SHORTCUT_ID = "stylebot_restyle"
+# a shortcut's callback_id, another namespace than the Info button's action_id (spelt alike)
 INFO_SHORTCUT_ID = "stylebot_info"
 TRAIN_SHORTCUT_ID, TRAIN_VIEW = "stylebot_train", "stylebot_train_view"
 
@@ -55,6 +57,13 @@ def settings_text(settings: dict[str, Any], command: str) -> str:
     lines = "\n".join(esc(line) for line in settings_lines(settings))
     command = esc(command.replace("`", "'"))  # inside a code block
     return f"*Stylebot settings*\n{lines}\nUse these settings on a new photo:\n```{command}```"
+
+
+def info_text(info: "ResultInfo") -> str:
+    """The Info button: how the result was made, and the command that makes it again."""
+    lines = "\n".join(esc(line) for line in info.lines)
+    command = esc(info.command.replace("`", "'"))  # inside a code block
+    return f"*How this result was made*\n{lines}\nUse these settings on a new photo:\n```{command}```"
 
 
 # -- the progress message --------------------------------------------------------------------
@@ -123,7 +132,7 @@ def result_blocks(job_id: str, meta: "ResultMeta", shown: dict[str, Any], user: 
             facts.append(esc(clip.note))
     facts.append(f"job `{job_id}`")
     labels = {REROLL: "🎲 Re-roll", STRONGER: "➕ Stronger", WEAKER: "➖ Weaker",
-              SAVE: "💾 Save as preset"}
+              SAVE: "💾 Save as preset", INFO: "ℹ️ Info"}
     elements = [{"type": "button", "action_id": ACTION_PREFIX + a, "value": job_id,
                  "text": _plain(labels[ACTION_PREFIX + a])} for a in actions]
     blocks: list[dict[str, Any]] = [

@@ -263,6 +263,10 @@ class Forms:
             return
         action = kind.removeprefix(blocks.ACTION_PREFIX)
         requester = self.core.requester(place)
+        if kind == blocks.INFO:
+            await self.core.flow.tell(place, blocks.info_text(
+                await self.core.service.result_info(job_id, requester)))
+            return
         result = await self.core.service.check_click(job_id, action, requester)  # before any form or job
         if kind == blocks.SAVE:
             meta = result.meta

@@ -252,12 +252,12 @@ async def test_submit_applies_the_same_check(service):
 async def test_buttons_under_a_result_and_what_their_clicks_run(service):
     handle = await service.submit(toy_request("alice", method="toyfade", strength="0.9", seed="7"))
     assert isinstance(await handle.wait(), Done)
-    assert service.result_actions(handle.id) == ["reroll", "stronger", "weaker", "save"]
+    assert service.result_actions(handle.id) == ["reroll", "stronger", "weaker", "save", "info"]
 
     stronger = await service.rerun(handle.id, "stronger", BOB)  # anyone may click
     assert isinstance(await stronger.wait(), Done)
     assert stronger.requester == BOB and stronger.options["strength"] == 1.0 and stronger.seed == 7
-    assert service.result_actions(stronger.id) == ["reroll", "weaker", "save"]  # no room left
+    assert service.result_actions(stronger.id) == ["reroll", "weaker", "save", "info"]  # no room left
     with pytest.raises(UserError, match="'strength' is already at its maximum"):
         await service.rerun(stronger.id, "stronger", ALICE)
 

@@ -1,4 +1,4 @@
-"""The buttons under a result: Re-roll, Stronger/Weaker, Save as preset, Delete; and restarts."""
+"""The buttons under a result: Re-roll, Stronger/Weaker, Save as preset, Info, Delete; and restarts."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ async def click(bot, fake, message, custom_id, who=ALICE):
 
 async def test_re_roll_runs_the_same_request_with_a_new_seed(bot, fake):
     first, message = await first_result(bot, fake, seed=5, strength=0.5)
-    assert [c.split(":")[1] for c in first.custom_ids()] == ["reroll", "stronger", "weaker", "save", "delete"]
+    assert [c.split(":")[1] for c in first.custom_ids()] == ["reroll", "stronger", "weaker", "save", "info",
+                                                          "delete"]
     payload, deferral = await click(bot, fake, message, button(first, "reroll"), who=BOB)
     assert deferral.json == {"type": 5, "data": {"flags": 64}}
     again = await fake.wait_call("POST", f"/webhooks/{APP_ID}/{payload['token']}")
@@ -52,7 +53,7 @@ async def test_re_roll_runs_the_same_request_with_a_new_seed(bot, fake):
 
 async def test_stronger_and_weaker_step_the_strength_and_keep_the_seed(bot, fake):
     first, message = await first_result(bot, fake, seed=9)  # strength defaults to 1, its maximum
-    assert [c.split(":")[1] for c in first.custom_ids()] == ["reroll", "weaker", "save", "delete"]
+    assert [c.split(":")[1] for c in first.custom_ids()] == ["reroll", "weaker", "save", "info", "delete"]
     payload, _ = await click(bot, fake, message, button(first, "weaker"))
     weaker = await fake.wait_call("POST", f"/webhooks/{APP_ID}/{payload['token']}")
     assert fields(weaker)["Options"] == "strength=0.8" and fields(weaker)["Seed"] == "9"
@@ -76,6 +77,19 @@ async def test_save_as_preset_asks_a_name_and_saves_for_the_clicker(bot, fake):
     [preset] = await bot.service.list_presets(Requester("discord", BOB["id"]))
     assert (preset.name, preset.method, preset.options) == ("Faded", "toyfade", {"strength": 0.6})
     assert await bot.service.list_presets(Requester("discord", ALICE["id"])) == []
+
+
+async def test_info_tells_the_clicker_alone_how_the_result_was_made(bot, fake):
+    first, message = await first_result(bot, fake, seed=3, strength=0.6)
+    job_id = first.json["embeds"][0]["footer"]["text"].split()[1]
+    _, answer = await click(bot, fake, message, button(first, "info"), who=BOB)
+    assert answer.json["type"] == 4 and answer.json["data"]["flags"] & 64  # ephemeral, no deferral
+    text = answer.json["data"]["content"]
+    assert text.startswith("**How this result was made**\nMade with Stylebot ")
+    assert "method toyfade\nOptions: strength=0.6\nSeed: 3\nSize: 24x16\nTime: " in text
+    assert f"Job: {job_id}" in text
+    assert text.endswith("```\n/stylize method:toyfade strength:0.6 seed:3\n```")
+    assert len(fake.find("POST", f"/webhooks/{APP_ID}/")) == 1  # nothing posted in the channel
 
 
 async def test_only_the_requester_may_delete_a_result(bot, fake):
@@ -140,6 +154,10 @@ async def test_after_a_restart_old_results_buttons_still_work(bot, fake, service
         answer = await fake.wait_call("POST", f"/interactions/{submitted['id']}/")
         assert answer.json["data"]["content"].startswith("💾 Saved preset **Kept** (toyfade, strength=0.6")
 
+        _, info = await click(restarted, fake, message, button(first, "info"), who=BOB)
+        assert info.json["data"]["flags"] & 64
+        assert info.json["data"]["content"].endswith("/stylize method:toyfade strength:0.6 seed:9\n```")
+
         _, answer = await click(restarted, fake, message, button(first, "delete"), who=BOB)
         assert answer.json["data"]["content"] == "⚠️ Only the person who asked for this result can delete it."
         send(restarted, fake.component(message, button(first, "delete")))
@@ -179,9 +197,10 @@ async def test_others_clicks_on_a_result_made_with_a_private_preset_are_refused(
     used = send(bot, fake.slash("preset", {"name": "Night", "content": content}, sub="use"))
     first = await fake.wait_call("POST", f"/webhooks/{APP_ID}/{used['token']}")
     message = fake.messages[first.response["id"]]
-    assert [c.split(":")[1] for c in first.custom_ids()] == ["reroll", "save", "delete"]
+    assert [c.split(":")[1] for c in first.custom_ids()] == ["reroll", "save", "info", "delete"]
 
-    for action, words in (("reroll", "re-roll it"), ("save", "save it as a preset")):
+    for action, words in (("reroll", "re-roll it"), ("save", "save it as a preset"),
+                          ("info", "see its settings")):
         payload = send(bot, fake.component(message, button(first, action), who=BOB))
         assert await ephemeral_refusal(fake, payload) == REFUSED.format(words)  # no form, no job
     assert len(fake.find("POST", f"/webhooks/{APP_ID}/")) == 1  # Alice's result, nothing more
@@ -193,3 +212,5 @@ async def test_others_clicks_on_a_result_made_with_a_private_preset_are_refused(
     assert again.json["embeds"][0]["footer"]["text"].endswith("for Alice")
     payload, modal = await click(bot, fake, message, button(first, "save"))
     assert modal.json["type"] == 9
+    _, info = await click(bot, fake, message, button(first, "info"))
+    assert "Preset: Night (yours)" in info.json["data"]["content"]

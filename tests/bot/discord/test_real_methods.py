@@ -52,7 +52,7 @@ async def test_fast_candy_through_discord_matches_the_reference(real_bot, fake):
     fields = {f["name"]: f["value"] for f in result.json["embeds"][0]["fields"]}
     assert fields["Options"] == "model=candy"  # the result names the network it used
     # candy's strength defaults to its maximum: Stronger has no room, so it is not offered
-    assert [c.split(":")[1] for c in result.custom_ids()] == ["weaker", "save", "delete"]
+    assert [c.split(":")[1] for c in result.custom_ids()] == ["weaker", "save", "info", "delete"]
 
     # Weaker: the same network at strength 0.8, i.e. closer to the photo than full candy.
     message = fake.messages[result.response["id"]]

@@ -71,7 +71,7 @@ async def test_stylize_defers_edits_and_posts_the_result_with_buttons(bot, fake)
     assert embed["image"]["url"] == f"attachment://{upload.filename}"
     job_id = embed["footer"]["text"].split()[1]
     assert follow_up.custom_ids() == [f"stylebot:reroll:{job_id}", f"stylebot:save:{job_id}",
-                                      f"stylebot:delete:{job_id}:{ALICE['id']}"]
+                                      f"stylebot:info:{job_id}", f"stylebot:delete:{job_id}:{ALICE['id']}"]
     link = await fake.wait_call("PATCH", payload["token"], where=lambda c: "https://" in c.content)
     assert link.content.startswith("✅ Done in ") and f"(job `{job_id}`): https://discord.com/channels/" in link.content
 

@@ -38,7 +38,7 @@ async def test_stylize_uses_the_latest_image_the_user_shared(slack, fake, photo)
     assert "strength=" not in context  # strength 1 is the default, so not "chosen"
     assert "steps=3" in context and "seed 3" in context
     buttons = [e["action_id"] for e in summary["blocks"][2]["elements"]]
-    assert buttons == [blocks.REROLL, blocks.WEAKER, blocks.SAVE]  # at full strength: no Stronger
+    assert buttons == [blocks.REROLL, blocks.WEAKER, blocks.SAVE, blocks.INFO]  # at full strength: no Stronger
     # one progress message: queued, then edited, then removed once the result is there
     progress = [m for m in fake.posted.values() if m is not summary]
     assert len(progress) == 1 and progress[0]["deleted"] and progress[0]["edits"]

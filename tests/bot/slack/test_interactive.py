@@ -76,7 +76,7 @@ async def test_reroll_gives_a_new_seed_and_weaker_keeps_it(slack, fake, photo):
     summary = await first_result(slack, fake, photo)
     job = job_of(summary)
     assert [e["action_id"] for e in summary["blocks"][2]["elements"]] == [
-        blocks.REROLL, blocks.STRONGER, blocks.WEAKER, blocks.SAVE]
+        blocks.REROLL, blocks.STRONGER, blocks.WEAKER, blocks.SAVE, blocks.INFO]
 
     await slack.click(summary["ts"], blocks.REROLL, job, user="U2")
     await fake.delivered(2)
@@ -93,6 +93,19 @@ async def test_reroll_gives_a_new_seed_and_weaker_keeps_it(slack, fake, photo):
     distance = [sum(abs(a - b) for a, b in zip(fake.result_image(i).getpixel((0, 0)), original))
                 for i in (0, 2)]
     assert distance[1] < distance[0]  # weaker stays closer to the photo
+
+
+async def test_info_tells_the_clicker_alone_how_the_result_was_made(slack, fake, photo):
+    summary = await first_result(slack, fake, photo)
+    job = job_of(summary)
+    await slack.click(summary["ts"], blocks.INFO, job, user="U2")
+    [told] = await fake.wait_for(lambda: fake.called("chat.postEphemeral"), what="the info")
+    assert told.args["user"] == "U2" and told.args["channel"] == "C1"
+    text = told.args["text"]
+    assert text.startswith("*How this result was made*\nMade with Stylebot ")
+    assert "method tint\nOptions: strength=0.6\nSeed: 5\n" in text and f"Job: {job}" in text
+    assert text.endswith("```/stylize method:tint strength:0.6 seed:5```")
+    assert len(fake.results()) == 1  # nothing new in the channel
 
 
 async def test_save_as_preset_from_a_result(slack, fake, photo):
@@ -149,7 +162,8 @@ async def test_others_clicks_on_a_result_made_with_a_private_preset_are_refused(
     await slack.command("/stylize", "preset=night")
     summary = (await fake.delivered())[0]
     job = job_of(summary)
-    assert [e["action_id"] for e in summary["blocks"][2]["elements"]] == [blocks.REROLL, blocks.SAVE]
+    assert [e["action_id"] for e in summary["blocks"][2]["elements"]] == [blocks.REROLL, blocks.SAVE,
+                                                                        blocks.INFO]
 
     for n, (action, words) in enumerate(((blocks.REROLL, "re-roll it"), (blocks.SAVE, "save it as a preset"))):
         await slack.click(summary["ts"], action, job, user="U2")

@@ -53,6 +53,11 @@ async def test_a_results_buttons_work_after_a_restart(slack, fake, photo, servic
         assert weaker.request.requester.user_id == "U2"
         assert weaker.request.content.data == photo  # the photo, kept byte for byte
 
+        await again.click(summary["ts"], blocks.INFO, job, user="U2")
+        told = await fake.wait_for(lambda: fake.called("chat.postEphemeral"), what="the info")
+        assert told[0].args["user"] == "U2"
+        assert told[0].args["text"].endswith("```/stylize method:tint strength:0.6 seed:5```")
+
         await again.click(summary["ts"], blocks.SAVE, job, user="U2")
         view = (await fake.wait_for(lambda: fake.called("views.open")))[0].args["view"]
         status, body = await again.submit(view, user="U2", name="pink")
@@ -76,6 +81,9 @@ async def test_a_private_preset_results_buttons_stay_the_owners_after_a_restart(
         texts = await fake.wait_for(lambda: fake.ephemeral_texts()[1:], what="the refusal")
         assert REFUSED.format("re-roll it") in texts[0]
         assert len(fake.results()) == 1
+        await again.click(summary["ts"], blocks.INFO, job, user="U2")
+        texts = await fake.wait_for(lambda: fake.ephemeral_texts()[2:], what="the info refusal")
+        assert REFUSED.format("see its settings") in texts[0]
         await again.click(summary["ts"], blocks.REROLL, job)  # the owner keeps every button
         await fake.delivered(2)
         rerun = again.bot.flow.service.recent_result(job_of(fake.results()[1]))
