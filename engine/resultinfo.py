@@ -2,8 +2,9 @@
 
 What goes in is built from the job's ``ResultMeta`` only (method, options, seed, prompt,
 size and the Stylebot version): never who asked, a preset's name or its style images, or
-a path on this machine. PNG keeps it in a text chunk (key ``stylebot``), JPEG and WebP in
-EXIF UserComment, GIF in its comment; the JSON is the same in every case.
+a path on this machine. PNG (and APNG) keeps it in a text chunk (key ``stylebot``), JPEG
+and WebP in EXIF UserComment, GIF in its comment, MP4, MOV and WebM in the container's
+``comment`` tag; the JSON is the same in every case.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ KEY = "stylebot"  # the PNG text chunk's keyword
 MAX_TEXT = 64 * 1024  # larger metadata is not ours
 _EXIF_ASCII = b"ASCII\x00\x00\x00"  # the UserComment character-code prefix
 _GIF_PREFIX = KEY.encode() + b":"
+VIDEO_TAG = "comment"  # the container metadata tag of MP4, MOV and WebM results
 # A value that names a file on this machine (an operator's model folder): never written out.
 _PATH = re.compile(r"^(/|~|\.\.?[/\\]|[A-Za-z]:[/\\]|\\\\)|[\\]")
 
@@ -77,11 +79,30 @@ def save_params(fmt: str, settings: dict[str, Any] | None) -> dict[str, Any]:
     return {}
 
 
+def video_comment(settings: dict[str, Any]) -> str:
+    """The container ``comment`` of a video result: the GIF comment's text."""
+    return _GIF_PREFIX.decode() + json.dumps(settings, ensure_ascii=True, separators=(",", ":"))
+
+
+def _video_text(data: bytes) -> str | None:
+    """The settings' JSON in a video container's comment; ``ValueError`` when not a video."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            tags = {key.lower(): value for key, value in container.metadata.items()}  # WebM: COMMENT
+            comment = str(tags.get(VIDEO_TAG) or "")
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        raise ValueError("not an image or video") from exc
+    prefix = _GIF_PREFIX.decode()
+    return comment[len(prefix):] if comment.startswith(prefix) else None
+
+
 def embedded_text(data: bytes) -> str | None:
-    """The settings' JSON text inside an image file, unparsed; None when it has none.
+    """The settings' JSON text inside an image or video file, unparsed; None when it has none.
 
     Reads headers and metadata only, never the pixels. ``ValueError`` when the bytes are
-    not an image at all.
+    neither an image nor a video.
     """
     from PIL import ExifTags, Image, UnidentifiedImageError
 
@@ -101,7 +122,9 @@ def embedded_text(data: bytes) -> str | None:
                     raw = comment[len(_EXIF_ASCII):]
                 elif isinstance(comment, str) and comment.lstrip().startswith("{"):
                     raw = comment
-    except (UnidentifiedImageError, OSError, SyntaxError, EOFError) as exc:
+    except UnidentifiedImageError:
+        raw = _video_text(data)
+    except (OSError, SyntaxError, EOFError) as exc:
         raise ValueError("not an image") from exc
     if raw is None:
         return None

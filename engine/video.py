@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
+from . import resultinfo
 from .errors import ImageError
 from .images import fitted_size, megabytes, to_rgb
 
@@ -182,14 +183,16 @@ def _decode_video(data: bytes, max_pixels: int, max_frames: int, max_seconds: fl
 # -- encoding ---------------------------------------------------------------------------
 
 
-def encode_clip(clip: Clip, fmt: str | None = None) -> tuple[bytes, str]:
-    """``clip`` encoded as ``fmt`` (a file extension; default: the kind it came as)."""
+def encode_clip(clip: Clip, fmt: str | None = None,
+                settings: dict | None = None) -> tuple[bytes, str]:
+    """``clip`` encoded as ``fmt`` (a file extension; default: the kind it came as), with
+    ``settings`` (``resultinfo.settings_of``) inside the file as a still result has them."""
     fmt = (fmt or clip.kind).lower().lstrip(".")
     fmt = "png" if fmt == "apng" else fmt
     if fmt not in CLIP_FORMATS:
         raise ImageError(f"A clip can be written as {', '.join(CLIP_FORMATS)}, not '{fmt}'.")
     if fmt in VIDEO_FORMATS:
-        return _encode_video(clip, fmt), fmt
+        return _encode_video(clip, fmt, settings), fmt
     buffer = io.BytesIO()
     params = {"save_all": True, "append_images": clip.frames[1:], "duration": clip.durations_ms}
     if clip.loop is not None or fmt != "gif":
@@ -197,11 +200,13 @@ def encode_clip(clip: Clip, fmt: str | None = None) -> tuple[bytes, str]:
     if fmt == "webp":
         params["lossless"] = False
         params["quality"] = 90
-    clip.frames[0].save(buffer, format={"gif": "GIF", "webp": "WEBP", "png": "PNG"}[fmt], **params)
+    pil_format = {"gif": "GIF", "webp": "WEBP", "png": "PNG"}[fmt]
+    params.update(resultinfo.save_params(pil_format, settings))
+    clip.frames[0].save(buffer, format=pil_format, **params)
     return buffer.getvalue(), fmt
 
 
-def _encode_video(clip: Clip, fmt: str) -> bytes:
+def _encode_video(clip: Clip, fmt: str, settings: dict | None = None) -> bytes:
     import av
 
     codec = next((c for c in VIDEO_CODECS[fmt] if c in av.codecs_available), None)
@@ -211,6 +216,8 @@ def _encode_video(clip: Clip, fmt: str) -> bytes:
     buffer = io.BytesIO()
     rate = Fraction(clip.fps).limit_denominator(1001)
     with av.open(buffer, mode="w", format={"mov": "mov", "webm": "webm"}.get(fmt, "mp4")) as out:
+        if settings is not None:
+            out.metadata[resultinfo.VIDEO_TAG] = resultinfo.video_comment(settings)
         stream = out.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if codec == "libx264":

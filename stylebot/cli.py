@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stylize(sub)
     _add_presets(sub)
     info = sub.add_parser("info", help="print the settings a Stylebot result carries in its file")
-    info.add_argument("file", help="a PNG, JPEG, WebP or GIF that Stylebot made")
+    info.add_argument("file", help="an image (PNG, JPEG, WebP, GIF) or video (MP4, MOV, WebM) that Stylebot made")
     info.add_argument("--json", action="store_true")
     me = sub.add_parser("methods", help="each method, its options, and whether its weights are here")
     me.add_argument("--json", action="store_true")
@@ -211,7 +211,7 @@ async def _stylize(request, output: Path, *, as_json: bool, quiet: bool) -> int:
                 bar.refresh()
             elif isinstance(event, Done):
                 if event.clip is not None:
-                    _save_clip(event.clip, output)
+                    _save_clip(event.clip, event.meta, output)
                 else:
                     _save_atomically(event.image, event.meta, output)
                 meta = {"job": event.job_id, "output": str(output), "method": event.meta.method,
@@ -241,12 +241,14 @@ async def _stylize(request, output: Path, *, as_json: bool, quiet: bool) -> int:
     return EXIT_BUG  # pragma: no cover - the event stream always ends with a final event
 
 
-def _save_clip(clip, output: Path) -> None:
-    """A styled clip in the container ``output``'s suffix names (the source's kind otherwise)."""
+def _save_clip(clip, meta, output: Path) -> None:
+    """A styled clip in the container ``output``'s suffix names (the source's kind otherwise),
+    with its settings inside as a still result has them."""
     from engine.files import atomic_write
+    from engine.resultinfo import settings_of
     from engine.video import encode_clip
 
-    data, _ = encode_clip(clip, output.suffix or None)
+    data, _ = encode_clip(clip, output.suffix or None, settings_of(meta))
     atomic_write(output, lambda tmp: Path(tmp).write_bytes(data))
 
 
@@ -269,7 +271,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     settings = read_settings(file.read_bytes())
     if settings is None:
         raise CliError(f"'{file.name}' carries no Stylebot settings (only results Stylebot "
-                       "wrote as PNG, JPEG, WebP or GIF do).")
+                       "wrote as PNG, JPEG, WebP, GIF, MP4, MOV or WebM do).")
     if args.json:
         print(json.dumps({**settings, "command": reuse_command(settings)}))
     else:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from PIL import Image
 
 from engine.errors import UserError
+from engine.events import ResultMeta
+from engine.resultinfo import settings_of
 from engine.video import Clip, encode_clip
 
 from .clips import MIME_BY_KIND, VIDEO_KINDS, clip_facts
@@ -151,15 +153,17 @@ def _sample(clip: Clip) -> tuple[Clip, float]:
     return sample, n / len(picks)
 
 
-def fit_clip(clip: Clip, limit: int, where: str) -> FittedClip:
+def fit_clip(clip: Clip, limit: int, where: str, meta: ResultMeta | None = None) -> FittedClip:
     """``clip`` encoded as its own kind within ``limit`` bytes: fps lowered first (not under
     ``MIN_FPS``), then size (not under ``MIN_SIDE``), then a GIF's colours. ``UserError``
     (one line naming ``where``'s limit) when even the least of all three does not fit.
+    ``meta``'s settings go inside the file, as in a still result (``engine.resultinfo``).
 
     Each rung is judged by encoding a sample of the frames (a long clip's full encode costs
     seconds); only a rung whose estimate fits is encoded whole, and if the estimate was off
     (audio, motion between the sampled runs), the next rungs are judged with that error."""
     kind = clip.kind
+    settings = settings_of(meta) if meta is not None else None
     max_step = max(1, math.floor(clip.fps / MIN_FPS + 1e-9)) if len(clip.frames) > 1 else 1
     setting = _Setting(side=max(clip.size))
     correction, encodes, estimates = 1.0, 0, 0
@@ -170,7 +174,7 @@ def fit_clip(clip: Clip, limit: int, where: str) -> FittedClip:
             sample, scale = _sample(stepped)
             estimates += 1
             applied = _apply(sample, setting)
-            sampled = encode_clip(applied, kind)[0]
+            sampled = encode_clip(applied, kind, settings)[0]
             estimate = len(sampled) * scale * correction
             lower = _lower(setting, estimate / limit, max_step, kind)
             if estimate <= limit or lower is None or estimates >= MAX_ESTIMATES:
@@ -178,7 +182,7 @@ def fit_clip(clip: Clip, limit: int, where: str) -> FittedClip:
             setting = lower
         # The whole clip at that rung (already encoded when the sample was the whole clip).
         final = applied if scale == 1.0 else _apply(stepped, setting)
-        data = sampled if scale == 1.0 else encode_clip(final, kind)[0]
+        data = sampled if scale == 1.0 else encode_clip(final, kind, settings)[0]
         encodes += 1
         spent = encodes >= MAX_ENCODES or estimates >= MAX_ESTIMATES
         if len(data) <= limit or lower is None or spent:

@@ -148,7 +148,8 @@ class InteractionFlow:
         stem, fitted = f"stylebot-{handle.id}", None
         if event.clip is not None:
             try:
-                fitted = await asyncio.to_thread(fit_clip, event.clip, reply.upload_limit, "Discord")
+                fitted = await asyncio.to_thread(fit_clip, event.clip, reply.upload_limit, "Discord",
+                                                 event.meta)
             except UserError as exc:  # not even the least fps, size and colours fit
                 await reply.finish(render.refused(exc.message))
                 return

@@ -31,7 +31,7 @@ class Result:
 def encode(final: Done, limit: int) -> Result:
     """``final``'s result; ``UserError`` when a clip cannot fit ``limit`` at all."""
     if final.clip is not None:
-        fitted = fit_clip(final.clip, limit, "the playground")
+        fitted = fit_clip(final.clip, limit, "the playground", final.meta)
         return Result(fitted.data, fitted.mime, fitted.kind, fitted)
     from engine.images import encode_result
 

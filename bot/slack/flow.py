@@ -325,7 +325,8 @@ class JobFlow:
         fitted = None
         if done.clip is not None:
             try:
-                fitted = await asyncio.to_thread(fit_clip, done.clip, self.upload_limit, "Slack")
+                fitted = await asyncio.to_thread(fit_clip, done.clip, self.upload_limit, "Slack",
+                                                 done.meta)
             except UserError as exc:  # not even the least fps, size and colours fit
                 await message.finish(blocks.failed(done.job_id, place.user, exc.message))
                 return

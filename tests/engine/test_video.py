@@ -4,6 +4,7 @@ methods on every frame, smoothing, and the same kind back; every clip generated 
 from __future__ import annotations
 
 import io
+import json
 import threading
 from fractions import Fraction
 
@@ -251,6 +252,22 @@ def test_video_cli_writes_the_container_its_suffix_names(tmp_path, monkeypatch, 
     code = main(["stylize", str(tmp_path / "clip.gif"), "--method", "fast", "--size", "64",
                  "-o", str(tmp_path / "out.mp4"), "--quiet"])
     assert code == 0 and streams_of((tmp_path / "out.mp4").read_bytes())[:2] == (4, "h264")
+    capsys.readouterr()
+    for name in ("out.gif", "out.mp4"):  # a clip result carries its settings as a still does
+        assert main(["info", str(tmp_path / name), "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["method"] == "fast" and info["options"]["size"] == 64, name
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp", "png", "mp4", "webm", "mov"])
+def test_clip_results_carry_their_settings_in_every_container(fmt):
+    from engine.resultinfo import embedded_text
+
+    clip = decode_clip(animation_bytes(moving_frames(3)), **LIMITS)
+    settings = {"stylebot": "0.1.0", "method": "hub", "options": {"strength": 0.5}, "seed": 7}
+    data, written = encode_clip(clip, fmt, settings)
+    assert json.loads(embedded_text(data)) == settings, written
+    assert embedded_text(encode_clip(clip, fmt)[0]) is None  # nothing unless asked
 
 
 @pytest.mark.parametrize("data", [b"this is not an image at all", b"\x89PNG\r\n\x1a\n broken",

@@ -292,7 +292,7 @@ def test_info_on_a_file_without_settings_is_one_line_and_exit_2(home, capsys):
     code, stdout, err = run(capsys, "info", home / "content.png")
     assert code == 2 and stdout == ""
     assert err == ("stylebot: 'content.png' carries no Stylebot settings (only results Stylebot "
-                   "wrote as PNG, JPEG, WebP or GIF do).\n")
+                   "wrote as PNG, JPEG, WebP, GIF, MP4, MOV or WebM do).\n")
     code, _, err = run(capsys, "info", home / "notes.txt")
     assert (code, err) == (2, "stylebot: That file is not an image Stylebot can read.\n")
 

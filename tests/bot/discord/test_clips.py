@@ -53,6 +53,9 @@ async def test_a_gif_comes_back_as_a_gif_with_frames_fps_and_per_frame_progress(
     out = decode_clip(upload.data, max_bytes=1 << 30, max_pixels=10**8, max_frames=100,
                       max_seconds=60.0)
     assert out.frames[5].getpixel((30, 30)) == ImageOps.invert(frames[5]).getpixel((30, 30))
+    from stylebot.results import read_settings  # what "Stylebot info" reads from the file
+
+    assert read_settings(upload.data)["method"] == "toyclip"
 
 
 async def test_an_mp4_comes_back_as_an_mp4_playing_from_the_attachment(bot, fake):
@@ -64,6 +67,9 @@ async def test_an_mp4_comes_back_as_an_mp4_playing_from_the_attachment(bot, fake
     assert frames_of(upload.data)[:3] == ("mp4", 6, 12.0)
     assert clip_field(follow_up) == "6 frames at 12 fps (0.5 s)"
     assert "image" not in follow_up.json["embeds"][0]  # an embed cannot play a video
+    from stylebot.results import read_settings
+
+    assert read_settings(upload.data)["method"] == "toyclip"
 
 
 async def test_a_tiny_upload_limit_lowers_fps_then_size_and_says_so(bot, fake):
