@@ -10,9 +10,10 @@ one training step however long the training is.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import AsyncIterator, Callable, Iterator
 
 from .errors import JobCancelled
 
@@ -49,6 +50,27 @@ class DeviceTurns:
             with self._cond:
                 self._interactive -= 1
                 self._cond.notify_all()
+
+    @property
+    def background_held(self) -> bool:
+        """Whether a background step holds the device now (for health and tests)."""
+        return self._background
+
+    @asynccontextmanager
+    async def interactive_on_loop(self) -> AsyncIterator[None]:
+        """``interactive`` for a coroutine whose batch runs elsewhere (the engine process):
+        the wait for the step in progress happens on a worker thread, not the event loop."""
+        turn = self.interactive()
+        entering = asyncio.ensure_future(asyncio.to_thread(turn.__enter__))
+        try:
+            await asyncio.shield(entering)
+        except asyncio.CancelledError:
+            entering.add_done_callback(lambda _: turn.__exit__(None, None, None))
+            raise
+        try:
+            yield
+        finally:
+            turn.__exit__(None, None, None)
 
     @contextmanager
     def background(self, cancel: threading.Event | None = None) -> Iterator[None]:
