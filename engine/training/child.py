@@ -52,7 +52,7 @@ def train_in_process(config: "TrainConfig", settings: "EngineSettings", out_dir:
     ours, theirs = context.Pipe(duplex=True)
     process = context.Process(
         target=serve, name=f"stylebot-train-{label}".rstrip("-"), daemon=True,
-        args=(TRAINER, config, engine_settings(settings), str(out_dir), theirs,
+        args=(TRAINER, config, engine_settings(settings), Path(out_dir), theirs,
               logging.getLogger().getEffectiveLevel()))
     process.start()
     theirs.close()  # the child holds its own copy; ours would hide its death

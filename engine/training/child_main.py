@@ -24,6 +24,7 @@ from ..errors import JobCancelled, UserError
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
+    from pathlib import Path
 
     from ..settings import EngineSettings
     from .fast import TrainConfig
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 EXIT_OUT_OF_MEMORY = 75  # as the engine process: quit rather than carry on half-broken
 
 
-def serve(trainer: str, config: "TrainConfig", settings: "EngineSettings", out_dir: str,
+def serve(trainer: str, config: "TrainConfig", settings: "EngineSettings", out_dir: "Path",
           conn: "Connection", log_level: int = logging.INFO) -> None:
     """The training process's main: train, one granted turn per use of the device."""
     from ..backends.process_main import _die_with_parent, _portable
