@@ -60,10 +60,10 @@ def train_in_process(config: "TrainConfig", settings: "EngineSettings", out_dir:
     finished = False
     try:
         with ExitStack() as turn:
-            last_words = _converse(ours, turns, cancel, on_step, turn)
-            if isinstance(last_words, int):
-                finished = True
-                return last_words
+            steps, last_words = _converse(ours, turns, cancel, on_step, turn)
+        if steps is not None:
+            finished = True
+            return steps
         process.join(JOIN_S)
         raise TrainingCrashed(last_words or describe_exit(process.exitcode))
     finally:
@@ -74,9 +74,11 @@ def train_in_process(config: "TrainConfig", settings: "EngineSettings", out_dir:
 
 
 def _converse(conn: Any, turns: "DeviceTurns", cancel: threading.Event,
-              on_step: Callable[[int, int], None], turn: ExitStack) -> int | str | None:
-    """Answer the training process until its result (the steps), or its death (its last
-    words, if it said any); ``turn`` holds the background turn it was granted."""
+              on_step: Callable[[int, int], None],
+              turn: ExitStack) -> tuple[int | None, str | None]:
+    """Answer the training process until it ends: (steps, None) once it finished, or
+    (None, its last words if it said any) once it died; ``turn`` holds the background
+    turn it was granted."""
     said = None
     while True:
         if not conn.poll(POLL_S):
@@ -86,20 +88,20 @@ def _converse(conn: Any, turns: "DeviceTurns", cancel: threading.Event,
         try:
             message = conn.recv()
         except (EOFError, OSError):
-            return said  # the process died: end-of-file on the pipe, whatever killed it
+            return None, said  # the process died: end-of-file on the pipe, whatever killed it
         kind = message[0]
         if kind == "turn":
             turn.enter_context(turns.background(cancel))  # JobCancelled if cancelled meanwhile
             try:
                 conn.send(("go",))
             except (OSError, ValueError):
-                return said
+                return None, said
         elif kind == "turned":
             turn.close()
         elif kind == "step":
             on_step(message[1], message[2])
         elif kind == "result":
-            return int(message[1])
+            return int(message[1]), None
         elif kind == "fatal":
             said = message[1]
         elif kind == "error":
