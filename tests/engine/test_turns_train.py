@@ -234,3 +234,37 @@ def test_a_waiting_training_step_sees_queued_work_and_can_be_cancelled():
     queued["jobs"] = 0
     with turns.background(cancel):
         assert not turns.interactive_pending()
+
+
+async def test_a_batch_for_the_engine_process_waits_on_the_loop_and_a_cancel_frees_its_claim():
+    """``interactive_on_loop``: waits for the step in progress without blocking the loop,
+    stops new steps meanwhile, and a batch cancelled while waiting leaves nothing held."""
+    turns = DeviceTurns()
+    holding, release = threading.Event(), threading.Event()
+
+    def step() -> None:
+        with turns.background():
+            holding.set()
+            release.wait(30)
+
+    trainer = threading.Thread(target=step, daemon=True)
+    trainer.start()
+    assert await asyncio.to_thread(holding.wait, 30)
+    entered = []
+
+    async def batch() -> None:
+        async with turns.interactive_on_loop():
+            entered.append(True)
+
+    waiting = asyncio.create_task(batch())
+    while not turns.interactive_pending():
+        await asyncio.sleep(0.01)  # the loop keeps running while the batch waits
+    assert not entered and turns.background_held
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert not turns.interactive_pending()  # the cancelled batch holds no claim
+    release.set()
+    await asyncio.to_thread(trainer.join, 30)
+    await batch()
+    assert entered == [True] and not turns.interactive_pending()
