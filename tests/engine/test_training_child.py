@@ -9,7 +9,10 @@ no partial file left. The real trainer's crashes: tests/stylebot/test_train_cras
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -103,3 +106,59 @@ def test_a_training_process_that_aborts_mid_write_is_a_crash_and_leaves_no_parti
         run("aborting_train", turns=turns)
     assert not turns.background_held  # the turn the dead process held is free again
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def hanging_train(config, settings, *, out_dir, turn, on_step):
+    """Holds its turn for good: only being killed ends it."""
+    with turn():
+        on_step(1, 3)
+        while True:
+            time.sleep(1)
+
+
+BOT_SCRIPT = """
+import sys, threading, time
+from pathlib import Path
+from engine.device_turns import DeviceTurns
+from engine.settings import EngineSettings
+from engine.training import child
+from engine.training.fast import TrainConfig
+
+home = Path(sys.argv[1])
+settings = EngineSettings(home=home, device="cpu", weights_dir=None, allow_downloads=False)
+config = TrainConfig(style=home / "style.png", images=home / "photos", name="mine")
+child.TRAINER = "tests.engine.test_training_child:hanging_train"
+stepped = threading.Event()
+threading.Thread(target=child.train_in_process, daemon=True,
+                 args=(config, settings, home / "out"),
+                 kwargs=dict(turns=DeviceTurns(), cancel=threading.Event(),
+                             on_step=lambda *a: stepped.set(), label="t")).start()
+stepped.wait(60)
+import multiprocessing
+[process] = multiprocessing.active_children()
+print(process.pid, flush=True)  # inside its step now
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_training_process_dies_with_the_bot_not_only_on_a_crash_of_its_own(tmp_path):
+    """A bot killed outright mid-step leaves no training process holding the GPU."""
+    from tests.engine.test_engine_process import REPO, _alive
+
+    bot = subprocess.Popen([sys.executable, "-c", BOT_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True, cwd=REPO,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        training_pid = int(bot.stdout.readline())
+        assert _alive(training_pid)
+        bot.kill()
+        bot.wait(30)
+        for _ in range(500):
+            if not _alive(training_pid):
+                break
+            time.sleep(0.02)
+        assert not _alive(training_pid)
+    finally:
+        bot.kill()
+        bot.stdout.close()
