@@ -10,9 +10,10 @@ one training step however long the training is.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import AsyncIterator, Callable, Iterator
 
 from .errors import JobCancelled
 
@@ -39,16 +40,46 @@ class DeviceTurns:
     @contextmanager
     def interactive(self) -> Iterator[None]:
         """Hold the device for an interactive batch, after the background step in progress."""
-        with self._cond:
-            self._interactive += 1
-            while self._background:
-                self._cond.wait()
+        self._want_interactive()
         try:
+            self._wait_for_background()
             yield
         finally:
-            with self._cond:
-                self._interactive -= 1
-                self._cond.notify_all()
+            self._end_interactive()
+
+    @asynccontextmanager
+    async def interactive_on_loop(self) -> AsyncIterator[None]:
+        """``interactive`` for a coroutine whose batch runs elsewhere (the engine process):
+        a wait for the step in progress happens on a worker thread, not the event loop."""
+        busy = self._want_interactive()
+        try:
+            if busy:
+                await asyncio.to_thread(self._wait_for_background)
+            yield
+        finally:
+            self._end_interactive()  # also when cancelled while waiting: nothing was held
+
+    @property
+    def background_held(self) -> bool:
+        """Whether a background step holds the device now (for health and tests)."""
+        return self._background
+
+    def _want_interactive(self) -> bool:
+        """Count one more interactive batch (no new background step starts); True while a
+        background step still holds the device."""
+        with self._cond:
+            self._interactive += 1
+            return self._background
+
+    def _wait_for_background(self) -> None:
+        with self._cond:
+            while self._background:
+                self._cond.wait()
+
+    def _end_interactive(self) -> None:
+        with self._cond:
+            self._interactive -= 1
+            self._cond.notify_all()
 
     @contextmanager
     def background(self, cancel: threading.Event | None = None) -> Iterator[None]:

@@ -48,7 +48,8 @@ class EngineSettings(BaseSettings):
         "Serve cluster, see docs/scaling.md).")
     engine_process: Literal["child", "inline"] = Field(
         "child", description="For the 'local' engine: 'child' runs methods in a process of "
-        "their own, restarted if it crashes; 'inline' on a thread of the bot's process "
+        "their own, restarted if it crashes, and each /train training in another; 'inline' on "
+        "threads of the bot's process "
         "(simpler to debug, but a crash in native code takes the bot down).")
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'...")
     half_precision: bool = Field(True, description="fp16/bf16 on GPU where a method supports it.")

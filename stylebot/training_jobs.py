@@ -2,7 +2,10 @@
 
 The trainer is the same code as `stylebot train fast` (``engine.training.fast.train``), told
 to save into the requester's own folder (``trained_styles``) and to take a background turn
-of the device (``engine.turns``) around each step, so stylize jobs go first. At most
+of the device (``engine.turns``) around each step, so stylize jobs go first. With
+``engine_process=child`` (the default) each training runs in a process of its own
+(``engine.training.child``), so a crash in it fails that training alone; ``inline`` keeps
+it on a thread of this process. At most
 ``trainings_at_once`` train together; later ones wait in line (``TrainingWaiting``). Who may
 train what (the CPU rule, the content photos, per-user limits) is decided here, once, for
 every front end; the front ends only show a ``TrainingHandle``'s events.
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Union
 from engine.errors import JobCancelled, UserError
 from engine.images import encode_png
 from engine.request import ImageUpload, Requester
+from engine.training.child import TrainingCrashed
 
 from .trained_styles import TrainedStyles
 
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CRASHED = ("Your training stopped unexpectedly (training {id}); nothing was saved. You can "
+           "start it again, perhaps with another style image.")
 STOPPED = "Stylebot is restarting, so your training was stopped; start it again in a while."
 LINE_POLL_S = 0.2  # how often a waiting training looks for a free slot (and its cancel flag)
 STYLE_SIDE = 1024  # the style image is read at the training size anyway; keep the copy small
@@ -192,6 +198,10 @@ class TrainingJobs:
             log.info("training %s: '%s' ready after %d steps", handle.id, handle.name, steps)
         except JobCancelled:
             handle.emit(TrainingFailed(handle.cancel_reason))
+        except TrainingCrashed as exc:
+            log.error("training %s ('%s' for %s): its process died: %s", handle.id, handle.name,
+                      handle.requester.key, exc)
+            handle.emit(TrainingFailed(CRASHED.format(id=handle.id), internal=True))
         except UserError as exc:
             log.info("training %s refused: %s", handle.id, exc.message)
             handle.emit(TrainingFailed(exc.message))
@@ -231,6 +241,7 @@ class TrainingJobs:
 
     def _train(self, handle: TrainingHandle, image, folder: Path, on_step) -> int:
         """In a worker thread: the real trainer, a step per background turn of the device."""
+        from engine.training.child import train_in_process
         from engine.training.fast import TrainConfig, train
 
         s = self.settings
@@ -243,6 +254,10 @@ class TrainingJobs:
                                  epochs=epochs, max_steps=s.training_steps,
                                  batch_size=s.training_batch_size, image_size=s.training_image_size,
                                  checkpoint_every=10**9, device=self.engine.device, workers=0)
+            if s.engine_process == "child":
+                return train_in_process(config, s, folder, turns=self.engine.turns,
+                                        cancel=handle.cancel_event, on_step=on_step,
+                                        label=handle.id)
             result = train(config, s, out_dir=folder, on_step=on_step,
                            turn=lambda: self.engine.turns.background(handle.cancel_event))
         return result.step

@@ -190,7 +190,9 @@ class ProcessBackend(Backend):
             if attempt == 2:
                 on_progress(0.0, "The engine restarted after a crash; running your job again", None)
             try:
-                return await self._run_on(child, jobs, on_progress, cancel)
+                # A /train step in its own process may hold the device: wait for it to end.
+                async with self.engine.turns.interactive_on_loop():
+                    return await self._run_on(child, jobs, on_progress, cancel)
             except EngineCrashed as crash:
                 if cancel.is_set():
                     raise JobCancelled() from crash

@@ -51,7 +51,7 @@ def serve(settings: "EngineSettings", commands: "Connection", replies: "Connecti
     """The engine process's main: build the engine, then run batches on this thread until
     told to stop or until the bot's process goes away (the command pipe closes)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the bot's; it stops us in order
-    _die_with_parent()
+    die_with_parent()
     logging.basicConfig(level=log_level,
                         format="%(asctime)s engine-process %(levelname)s %(name)s: %(message)s")
     sender = _Sender(replies)
@@ -78,7 +78,7 @@ def serve(settings: "EngineSettings", commands: "Connection", replies: "Connecti
     os._exit(0)  # a thread a method started must not keep us alive
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """On Linux, have the kernel end this process when the bot's process dies, even mid-batch."""
     try:
         import ctypes
@@ -127,7 +127,7 @@ class _Worker:
         except JobCancelled:
             self.sender.send(("error", batch, "cancelled", None))
         except UserError as exc:
-            self.sender.send(("error", batch, "user", _portable(exc)))
+            self.sender.send(("error", batch, "user", portable_user_error(exc)))
         except BaseException as exc:  # noqa: BLE001 - a bug in a method: the bot logs it
             self.sender.send(("error", batch, "bug",
                               (f"{type(exc).__name__}: {exc}", traceback.format_exc())))
@@ -145,7 +145,7 @@ class _Worker:
             os._exit(code)
 
 
-def _portable(exc: UserError) -> Any:
+def portable_user_error(exc: UserError) -> Any:
     """The exception itself when it survives pickling, else a plain UserError with its message."""
     try:
         pickle.loads(pickle.dumps(exc))

@@ -124,8 +124,10 @@ async def test_one_training_at_a_time_per_user_and_cancel_stops_it(bot, fake, sh
     cancel = send(bot, fake.slash("cancel", {}))
     answer = await fake.wait_call("POST", f"/interactions/{cancel['id']}/")
     assert answer.json["data"]["content"] == f"🛑 Cancelling job `{training.id}`."
-    stopped = await fake.wait_call("PATCH", CHANNEL, n=2, timeout=60,
-                                   where=lambda c: "stopped" in c.json["content"])
+    # Bob's and Alice's stops may reach the channel in either order (a training process
+    # is ended at once; a waiting training notices at its next look at the line).
+    stopped = await fake.wait_call("PATCH", CHANNEL, timeout=60,
+                                   where=lambda c: "**long** stopped" in c.json["content"])
     assert stopped.json["content"] == (f"⚠️ Training **long** stopped: cancelled by you (training "
                                        f"{training.id}); nothing was saved.")
 
