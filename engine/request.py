@@ -47,6 +47,8 @@ class StyleRequest:
     options validate and convert them. ``preset`` names a saved preset of the requester
     whose method, options and style images fill whatever the request leaves out.
     ``place`` says where it was asked (None: a CLI, the playground), for per-place settings.
+    ``init_image`` is a picture the method starts from instead of the content photo (methods
+    with ``takes_init_image`` only: gatys optimises it further); the engine fits it to the content.
     """
 
     method: str | None
@@ -59,3 +61,4 @@ class StyleRequest:
     preset: str | None = None
     mask: ImageUpload | None = None
     place: Place | None = None
+    init_image: ImageUpload | None = None
