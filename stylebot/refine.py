@@ -39,7 +39,7 @@ REFINER = "gatys"
 DRAFTERS = ("adain", "hub")  # the first one whose weights are here makes the draft
 SHARED = ("size", "seed", "preserve_color")  # what the draft takes from the request, if it has it
 STOP = results.STOP  # the button under a draft being refined (its owner's: results.check_clicker)
-STOPPED = "refining stopped by the requester; the draft is kept"
+STOPPED = "refining stopped"  # the refinement's cancel reason: the draft is kept
 
 
 def take_quality(options: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
 
@@ -22,6 +23,7 @@ from engine.events import Cancelled, Done, Failed, Progress, Queued, Started
 from engine.methods import get_method
 from engine.request import StyleRequest
 
+from stylebot import refine
 from stylebot.previews import PREVIEW_INTERVAL_S, preview_jpeg
 from stylebot.results import changed_options, format_options, read_settings, reuse_command
 
@@ -140,17 +142,53 @@ class InteractionFlow:
         finally:
             watch.cancel()
 
-    async def _deliver(self, handle: "JobHandle", event: Done, reply: Reply) -> None:
+    async def _result(self, handle: "JobHandle", event: Done, reply: Reply):
+        """(file bytes, filename, embed, view) of a finished job's result message."""
         data, filename, note = await asyncio.to_thread(render.encode_for_upload, event.image, event.meta,
                                                        reply.upload_limit, f"stylebot-{handle.id}")
         shown = changed_options(get_method(event.meta.method).options, event.meta.options)
         embed = render.result_embed(handle.id, event.meta, shown, filename, prompt=handle.prompt,
                                     requester=reply.user.display_name, note=note)
         view = result_view(handle.id, reply.user.id, self.service.result_actions(handle.id))
-        await reply.deliver(data, filename, embed, view, seconds=event.meta.seconds,
-                            ephemeral=not self.service.result_is_public(handle.id))
-        log.info("job %s delivered to discord user %s (%d bytes%s)", handle.id, reply.user.id,
-                 len(data), f", {note}" if note else "")
+        return data, filename, embed, view
+
+    async def _deliver(self, handle: "JobHandle", event: Done, reply: Reply) -> None:
+        data, filename, embed, view = await self._result(handle, event, reply)
+        refinement = self.service.refinement(handle.id)
+        message = await reply.deliver(data, filename, embed, view, seconds=event.meta.seconds,
+                                      ephemeral=not self.service.result_is_public(handle.id),
+                                      content=refine.refining_text(None) if refinement else None)
+        log.info("job %s delivered to discord user %s (%d bytes)", handle.id, reply.user.id, len(data))
+        if refinement is not None:
+            await self._refine(handle, refinement, message, reply)
+
+    async def _refine(self, draft: "JobHandle", refinement: refine.Refinement,
+                      message: discord.Message, reply: Reply) -> None:
+        """quality=refine: edit the draft's message with the refinement's progress, then with
+        its result; when it is stopped or fails, the draft stays, with its own buttons."""
+        job = await refinement.refinement()
+        final = None
+        if job is not None:
+            last = float("-inf")
+            async for event in job.events():
+                if isinstance(event, (Started, Progress)):
+                    fraction = event.fraction if isinstance(event, Progress) else 0.0
+                    if time.monotonic() - last >= self.edit_interval_s:
+                        last = time.monotonic()
+                        message = await reply.edit_result(message,
+                                                          content=refine.refining_text(fraction))
+                elif isinstance(event, (Done, Failed, Cancelled)):
+                    final = event
+        if isinstance(final, Done):
+            data, filename, embed, view = await self._result(job, final, reply)
+            await reply.edit_result(message, content="", upload=(data, filename), embed=embed, view=view)
+            log.info("job %s: refined result replaced draft %s for discord user %s", job.id, draft.id,
+                     reply.user.id)
+            return
+        reason = (final.reason if isinstance(final, Cancelled) else final.message if final is not None
+                  else refinement.problem or refine.STOPPED)
+        view = result_view(draft.id, reply.user.id, self.service.result_actions(draft.id))
+        await reply.edit_result(message, content=refine.kept_text(reason), view=view)
 
     async def idle(self) -> None:
         """Wait until every job being followed has been delivered (shutdown and tests)."""
@@ -172,6 +210,11 @@ class InteractionFlow:
             await interaction.message.delete()
             return
         requester = requester_of(interaction.user)
+        if action == refine.STOP:
+            self.service.stop_refining(job_id, requester)
+            await interaction.response.send_message("⏹️ Stopping the refinement; the draft stays.",
+                                                    ephemeral=True)
+            return
         self.service.check_click(job_id, action, requester)  # answered at once, without a deferral
         if action == "save":
             await interaction.response.send_modal(SavePresetModal(job_id))

@@ -23,8 +23,8 @@ MAX_STYLE_FILES = 4  # file_input allows up to 10; no method takes more than a f
 # action_ids of the buttons and callback_ids of the modals, one place for both sides.
 # A result button's action_id is the prefix and the service's action name ("reroll", ...).
 ACTION_PREFIX = "stylebot_"
-REROLL, STRONGER, WEAKER, SAVE, CANCEL = (ACTION_PREFIX + a for a in
-                                          ("reroll", "stronger", "weaker", "save", "cancel"))
+REROLL, STRONGER, WEAKER, SAVE, CANCEL, STOP = (
+    ACTION_PREFIX + a for a in ("reroll", "stronger", "weaker", "save", "cancel", "stop"))
 RUN_VIEW, SHORTCUT_VIEW, SAVE_VIEW = "stylebot_run", "stylebot_shortcut", "stylebot_save_preset"
 SHORTCUT_ID = "stylebot_restyle"
 INFO_SHORTCUT_ID = "stylebot_info"
@@ -103,8 +103,13 @@ def preview_block(file_id: str) -> dict[str, Any]:
 # -- the result ----------------------------------------------------------------------------------
 
 def result_blocks(job_id: str, meta: "ResultMeta", shown: dict[str, Any], user: str, *,
-                  prompt: str | None, actions: Iterable[str]) -> list[dict[str, Any]]:
-    """The summary under a result: method, what was chosen, seed and time, and its buttons."""
+                  prompt: str | None, actions: Iterable[str], status: str | None = None,
+                  image: str | None = None) -> list[dict[str, Any]]:
+    """The summary under a result: method, what was chosen, seed and time, and its buttons.
+
+    quality=refine edits it in place: ``status`` says how the refinement of a draft goes,
+    and ``image`` (an uploaded file's id) shows the refined picture that replaced the draft.
+    """
     lines = [f"*Restyled with {esc(meta.method)}* for <@{user}>"]
     if prompt:
         lines.append(f"> {esc(prompt[:500])}")
@@ -114,13 +119,18 @@ def result_blocks(job_id: str, meta: "ResultMeta", shown: dict[str, Any], user: 
     facts += [f"{meta.seconds:.1f} s on {esc(meta.device)}", f"{meta.size[0]}×{meta.size[1]}",
               f"job `{job_id}`"]
     labels = {REROLL: "🎲 Re-roll", STRONGER: "➕ Stronger", WEAKER: "➖ Weaker",
-              SAVE: "💾 Save as preset"}
+              SAVE: "💾 Save as preset", STOP: "⏹️ Stop refining"}
     elements = [{"type": "button", "action_id": ACTION_PREFIX + a, "value": job_id,
                  "text": _plain(labels[ACTION_PREFIX + a])} for a in actions]
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(facts)}]},
     ]
+    if status:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": esc(status)}]})
+    if image:
+        blocks.append({"type": "image", "block_id": f"refined_{job_id}", "slack_file": {"id": image},
+                       "alt_text": f"Refined with {meta.method}"})
     if elements:
         blocks.append({"type": "actions", "block_id": f"result_{job_id}", "elements": elements})
     return blocks

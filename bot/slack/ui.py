@@ -210,6 +210,10 @@ class Forms:
             return
         action = kind.removeprefix(blocks.ACTION_PREFIX)
         requester = self.core.requester(place)
+        if kind == blocks.STOP:
+            self.core.service.stop_refining(job_id, requester)
+            await self.core.flow.tell(place, "Stopping the refinement; the draft stays.")
+            return
         result = self.core.service.check_click(job_id, action, requester)  # before any form or job
         if kind == blocks.SAVE:
             meta = result.meta

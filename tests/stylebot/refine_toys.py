@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 from engine import methods
 from engine.methods.base import Method, MethodInput, RunContext
 from engine.methods.gatys import GatysMethod
-from engine.options import PRESERVE_COLOR, SEED, SIZE, STRENGTH, OptionSet
+from engine.options import PRESERVE_COLOR, SIZE, STRENGTH, OptionSet
 
 STARTS: list[Image.Image | None] = []  # the start image of every ToyGatys run, in order
 GATE = threading.Event()  # cleared: ToyGatys waits at each step (still cancellable)
@@ -26,7 +26,7 @@ class ToyDraft(Method):
     name = "hub"
     title = "Toy draft"
     summary = "Inverts the photo at once, as a real-time draft."
-    options = OptionSet([SIZE, STRENGTH, PRESERVE_COLOR, SEED])
+    options = OptionSet([SIZE, STRENGTH, PRESERVE_COLOR])  # hub's own: no seed
     min_styles = 1
     max_styles = 4
 

@@ -48,17 +48,18 @@ async def test_refine_is_a_draft_then_gatys_with_the_options_each_takes(service)
     draft = await service.submit(refine_request(iterations="7", style_weight="1e5", size="64",
                                                 seed="3", preserve_color="true", tv_weight="2"))
     assert draft.method == "hub"
-    assert {k: draft.options[k] for k in ("size", "seed", "preserve_color")} == \
-        {"size": 64, "seed": 3, "preserve_color": True}
+    assert {k: draft.options[k] for k in ("size", "preserve_color")} == \
+        {"size": 64, "preserve_color": True}
+    assert "seed" not in draft.options  # hub has none; gatys keeps it
     assert draft.options["strength"] == 1.0  # gatys' strength would be its slider: not the draft's
     assert isinstance(await draft.wait(), Done)
 
     _, job = await refined(service, draft.id)
     assert job.method == "gatys"
     assert {k: job.options[k] for k in ("iterations", "style_weight", "size", "tv_weight",
-                                        "preserve_color", "init")} == \
+                                        "preserve_color", "init", "seed")} == \
         {"iterations": 7, "style_weight": 1e5, "size": 64, "tv_weight": 2.0, "preserve_color": True,
-         "init": "content"}
+         "init": "content", "seed": 3}
     assert "quality" not in job.options and "quality" not in draft.options
     assert isinstance(await job.wait(), Done)
 
@@ -170,3 +171,32 @@ def test_refine_drafts_with_adain_where_its_weights_are_else_hub(tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"present")
     assert refine.pick_drafter(engine) == "adain"
+
+
+def test_refine_cli_writes_the_draft_then_replaces_it_with_the_refinement(tmp_path, monkeypatch,
+                                                                          capsys):
+    import json
+
+    from PIL import Image
+
+    from stylebot.cli import main
+
+    refine_toys.register(monkeypatch)
+    monkeypatch.setenv("STYLEBOT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STYLEBOT_DEVICE", "cpu")
+    monkeypatch.setenv("STYLEBOT_ALLOW_DOWNLOADS", "false")
+    monkeypatch.delenv("STYLEBOT_WEIGHTS_DIR", raising=False)
+    (tmp_path / "content.png").write_bytes(png_bytes((64, 48), (200, 30, 30)))
+    (tmp_path / "style.png").write_bytes(png_bytes((20, 20), (0, 0, 200)))
+    out = tmp_path / "out.png"
+    code = main(["stylize", str(tmp_path / "content.png"), "--style", str(tmp_path / "style.png"),
+                 "--quality", "refine", "--iterations", "3", "-o", str(out), "--json", "--quiet"])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    draft, refined = (json.loads(line) for line in stdout.splitlines())
+    assert draft["method"] == "hub" and refined["method"] == "gatys"
+    assert refined["options"]["iterations"] == 3 and refined["output"] == draft["output"] == str(out)
+    draft_pixel = refine_toys.STARTS[0].getpixel((3, 3))
+    assert draft_pixel == (55, 225, 225)  # the stand-in draft inverts the photo
+    written = Image.open(out).convert("RGB").getpixel((3, 3))
+    assert max(abs(a - (b + 128) / 2) for a, b in zip(written, draft_pixel)) <= 1  # refined from it

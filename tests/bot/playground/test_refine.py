@@ -1,0 +1,80 @@
+"""quality:refine in the playground: one event stream shows the draft's result, then names the
+refinement and follows it to the refined result; Stop refining ends it with the draft kept.
+Stand-ins take hub's and gatys' places (tests/stylebot/refine_toys.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import pytest
+from PIL import Image
+
+from tests.bot.helpers import bot_settings, form, png_bytes, running_bot, sse_events
+from tests.stylebot import refine_toys
+
+RED = (200, 30, 30)
+
+
+@pytest.fixture
+def refine_settings(settings, monkeypatch):
+    refine_toys.register(monkeypatch)
+    yield bot_settings(settings)
+    refine_toys.unregister()
+
+
+async def submit(http):
+    files = {"content": png_bytes(Image.new("RGB", (64, 48), RED)),
+             "style": png_bytes(Image.new("RGB", (20, 20), (0, 0, 200)))}
+    async with http.post("/api/command", data=form("/stylize quality:refine iterations:3",
+                                                   **files)) as response:
+        body = await response.json()
+        assert response.status == 200, body
+    return body
+
+
+async def image_at(http, path):
+    async with http.get(path) as response:
+        assert response.status == 200
+        return Image.open(io.BytesIO(await response.read())).convert("RGB")
+
+
+async def test_refine_streams_the_draft_then_the_refinement_to_its_result(refine_settings):
+    async with running_bot(refine_settings) as (bot, http):
+        job = await submit(http)
+        assert job["method"] == "hub"
+        events = await sse_events(http, job["events"])
+        draft_done = next(e for e in events if e["type"] == "done")
+        assert draft_done["job"] == job["job"] and draft_done["refining"] is True
+        refining = next(e for e in events if e["type"] == "refining")
+        assert refining["job"] == job["job"]
+        final = events[-1]
+        assert final["type"] == "done" and final["job"] == refining["refinement"]
+        assert "refining" not in final
+        assert final["meta"]["method"] == "gatys" and final["meta"]["options"]["iterations"] == 3
+        assert any(e["type"] == "progress" and e["job"] == final["job"] for e in events)
+
+        draft = await image_at(http, draft_done["result"])
+        refined = await image_at(http, final["result"])
+        assert draft.getpixel((3, 3)) == tuple(255 - c for c in RED)
+        assert max(abs(a - (b + 128) / 2) for a, b in zip(refined.getpixel((3, 3)),
+                                                           draft.getpixel((3, 3)))) <= 1
+
+
+async def test_refine_stop_ends_the_stream_with_the_draft_kept(refine_settings):
+    refine_toys.GATE.clear()
+    async with running_bot(refine_settings) as (bot, http):
+        job = await submit(http)
+        reading = asyncio.ensure_future(sse_events(http, job["events"]))
+        refinement = bot.service.refinement(job["job"])
+        assert await asyncio.wait_for(refinement.refinement(), 10) is not None
+        async with http.post(f"/api/jobs/{job['job']}/stop") as response:
+            assert response.status == 200
+            assert (await response.json())["message"] == "Stopping the refinement; the draft stays."
+        events = await asyncio.wait_for(reading, 10)
+        assert events[-1]["type"] == "kept"
+        assert events[-1]["reason"] == "Draft kept as the result (refining stopped)."
+        assert [e["type"] for e in events].count("done") == 1  # the draft's, and no other
+        async with http.post(f"/api/jobs/{job['job']}/stop") as response:
+            assert response.status == 400
+            assert "not being refined any more" in (await response.json())["error"]
