@@ -425,14 +425,16 @@ function follow(reply) {
 
 function onEvent(event) {
   if (["queued", "done", "failed", "cancelled"].includes(event.type)) pollHealth();
+  // While gatys refines a draft, every line says so (the draft stays in view until replaced).
+  const lead = state.draft ? "Draft shown. Refining with gatys: " : "";
   if (event.type === "queued") {
-    showStatus("queued", event.position === 1 ? "Queued: next in line." : `Queued: position ${event.position}.`);
+    showStatus("queued", lead + (event.position === 1 ? "Queued: next in line." : `Queued: position ${event.position}.`));
   } else if (event.type === "started") {
-    showStatus("running", `Running on ${event.device}\u2026`);
+    showStatus("running", `${state.draft ? "Draft shown. Refining with gatys " : "Running "}on ${event.device}\u2026`);
     setProgress(0, true);
   } else if (event.type === "progress") {
     const pct = Math.round(event.fraction * 100);
-    showStatus("running", `${event.stage ? event.stage[0].toUpperCase() + event.stage.slice(1) : "Working"}: ${pct}%`);
+    showStatus("running", lead + `${event.stage ? event.stage[0].toUpperCase() + event.stage.slice(1) : "Working"}: ${pct}%`);
     setProgress(event.fraction, true);
     if (event.preview) showResult(event.preview, true);
   } else if (event.type === "done") {

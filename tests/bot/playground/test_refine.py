@@ -78,3 +78,58 @@ async def test_refine_stop_ends_the_stream_with_the_draft_kept(refine_settings):
         async with http.post(f"/api/jobs/{job['job']}/stop") as response:
             assert response.status == 400
             assert "not being refined any more" in (await response.json())["error"]
+
+
+@pytest.mark.slow
+async def test_refine_in_the_browser_shows_the_draft_then_stop_keeps_it_then_refined(
+        refine_settings, tmp_path):
+    """The page: Quality writes quality:refine; the draft shows while Cancel reads Stop refining;
+    stopping keeps the draft; a second run ends with gatys' result in the same frame."""
+    from tests.bot.playground.test_e2e import CHROMIUM, CHROMIUM_ARGS, wait_done
+
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
+    from playwright.async_api import async_playwright
+
+    content, style = tmp_path / "content.png", tmp_path / "style.png"
+    Image.new("RGB", (64, 48), RED).save(content)
+    Image.new("RGB", (20, 20), (0, 0, 200)).save(style)
+    refine_toys.GATE.clear()
+    errors: list[str] = []
+    async with running_bot(refine_settings) as (bot, http):
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = await browser.new_page()
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(bot.url)
+            await page.wait_for_selector("body[data-ready='1']")
+            await page.select_option("#method", "hub")
+            assert not await page.is_visible("#quality-field")  # refine is gatys' alone
+            await page.select_option("#method", "gatys")
+            await page.select_option("#quality", "refine")
+            assert await page.input_value("#command") == "/stylize method:gatys quality:refine"
+            await page.set_input_files("#content-input", str(content))
+            await page.set_input_files("#style-input", str(style))
+            await page.click("#run")
+
+            await page.wait_for_function(
+                "() => document.querySelector('#cancel').textContent === 'Stop refining'"
+                " && !document.querySelector('#cancel').disabled", timeout=30_000)
+            draft_src = await page.get_attribute("#result-img", "src")
+            assert "Refining with gatys" in await page.inner_text("#status")
+            await page.click("#cancel")
+            await page.wait_for_function(
+                "() => document.querySelector('#status').textContent.startsWith('Draft kept')",
+                timeout=30_000)
+            assert await page.inner_text("#status") == "Draft kept as the result (refining stopped)."
+            assert await page.get_attribute("#result-img", "src") == draft_src
+            assert await page.inner_text("#cancel") == "Cancel" and await page.is_disabled("#cancel")
+
+            refine_toys.GATE.set()
+            await page.click("#run")
+            refined_job = await wait_done(page)
+            assert (await page.inner_text("#meta")).startswith("gatys")
+            assert bot.service.queue.get(refined_job).method == "gatys"
+            assert await page.inner_text("#cancel") == "Cancel"
+            await browser.close()
+    assert errors == []
