@@ -125,9 +125,11 @@ async def test_refine_in_the_browser_shows_the_draft_then_stop_keeps_it_then_ref
             assert await page.get_attribute("#result-img", "src") == draft_src
             assert await page.inner_text("#cancel") == "Cancel" and await page.is_disabled("#cancel")
 
+            kept_href = await page.get_attribute("#download", "href")
+            kept_job = kept_href.split("/api/jobs/")[1].split("/")[0]
             refine_toys.GATE.set()
             await page.click("#run")
-            refined_job = await wait_done(page)
+            refined_job = await wait_done(page, after_job=kept_job)
             assert (await page.inner_text("#meta")).startswith("gatys")
             assert bot.service.queue.get(refined_job).method == "gatys"
             assert await page.inner_text("#cancel") == "Cancel"
