@@ -9,6 +9,7 @@ buttons under a result do, and the job log. It holds no platform code and no SQL
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter, OrderedDict
@@ -152,7 +153,8 @@ class StyleService:
             preset = await preset_store.get_preset(self.db, request.requester.platform,
                                                    request.requester.user_id, preset_name)
             request = self._apply_preset(request, preset)
-        request.method = refine.method_for(request.method, request.options)
+        if refine.method_for(request.method, request.options) != request.method:
+            request = dataclasses.replace(request, method=refine.REFINER)
         rules = await self.place_rules(request.requester, request.place)
         if request.place is not None:
             request = rules.apply(request)
