@@ -200,3 +200,17 @@ def test_refine_cli_writes_the_draft_then_replaces_it_with_the_refinement(tmp_pa
     assert draft_pixel == (55, 225, 225)  # the stand-in draft inverts the photo
     written = Image.open(out).convert("RGB").getpixel((3, 3))
     assert max(abs(a - (b + 128) / 2) for a, b in zip(written, draft_pixel)) <= 1  # refined from it
+
+
+async def test_refine_a_gatys_preset_with_quality_refine_is_drafted_then_refined(service):
+    await service.save_preset(ALICE, "slow", "gatys", {"iterations": "9"},
+                              [ImageUpload(png_bytes((20, 20), (0, 0, 200)), "s.png")])
+    request = refine_request()
+    request.styles, request.preset = [], "slow"
+    draft = await service.submit(request)
+    assert draft.method == "hub" and isinstance(await draft.wait(), Done)
+    assert service.result(draft.id).request.styles[0].filename == "s.png"  # the preset's style
+    _, job = await refined(service, draft.id)
+    assert job.method == "gatys" and job.options["iterations"] == 9
+    with pytest.raises(UserError, match="no option 'quality'"):
+        await service.save_preset(ALICE, "kept", "gatys", {"quality": "refine"}, [])
