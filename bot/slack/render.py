@@ -176,6 +176,7 @@ def help_text(methods: list["Method"], window_s: int) -> str:
         "you pick:",
         "• `/sd <prompt> [strength=0.6 steps=30 seed=7 …]`: restyle with a text prompt",
         "• `/stylize method=<method> [preset=<name>] [option=value …]`",
+        "• `/stylize method=gatys quality=refine`: a draft at once, then gatys refines it in place",
         "• `/preset save|list|show|delete|use <name> …`: your own presets",
         "• the message shortcut *Restyle with Stylebot* on a message with an image",
         "• mention me in a message with an image: `@stylebot sd: oil painting` or "
