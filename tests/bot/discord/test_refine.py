@@ -93,3 +93,18 @@ async def test_refine_only_its_owner_can_stop_it(bot, fake, refine_methods):
     final = await fake.wait_call("PATCH", f"/webhooks/{APP_ID}/{payload['token']}/messages/{message['id']}",
                                  where=lambda c: bool(c.files))
     assert final.json["embeds"][0]["title"] == "Stylized with gatys"
+
+
+async def test_refine_past_the_interaction_token_edits_the_draft_as_the_bot_in_the_channel(
+        bot, fake, refine_methods):
+    """A refinement can outlive the 15-minute token: the same message is edited through the
+    channel instead (the bot's own message), never posted anew."""
+    refine_methods.GATE.clear()
+    payload, draft, message = await draft_posted(bot, fake)
+    fake.expire(payload["token"])
+    refine_methods.GATE.set()
+    final = await fake.wait_call("PATCH", f"/channels/{CHANNEL_ID}/messages/{message['id']}",
+                                 where=lambda c: bool(c.files))
+    assert final.json["embeds"][0]["title"] == "Stylized with gatys"
+    assert fake.messages[message["id"]]["embeds"][0]["title"] == "Stylized with gatys"
+    assert not fake.find("POST", f"/channels/{CHANNEL_ID}/messages")  # no second message
