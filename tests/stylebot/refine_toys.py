@@ -48,8 +48,11 @@ class ToyGatys(GatysMethod):
 
 
 def register(monkeypatch) -> None:
-    """Put the stand-ins in the registry for one test (hub and gatys; adain's real weights are
-    absent in the tests' settings, so hub drafts)."""
+    """Put the stand-ins in the registry for one test, as hub and gatys; hub drafts even where
+    adain's real weights are staged (``test_refine`` checks that choice on its own)."""
+    from stylebot import refine
+
+    monkeypatch.setattr(refine, "DRAFTERS", ("hub",))
     monkeypatch.setitem(methods.METHOD_PATHS, "hub", "tests.stylebot.refine_toys:ToyDraft")
     monkeypatch.setitem(methods.METHOD_PATHS, "gatys", "tests.stylebot.refine_toys:ToyGatys")
     methods.get_method.cache_clear()
