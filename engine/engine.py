@@ -99,6 +99,9 @@ class StyleEngine:
             takers = ", ".join(m.name for m in loadable_methods() if m.takes_clips)
             raise UserError(f"Method '{method.name}' takes still images only; for an animation "
                             f"or video use {takers}.")
+        if request.init_image is not None and (not method.takes_init_image or clip_upload):
+            raise OptionError(f"Method '{method.name}' cannot start from a given image"
+                              + (" for an animation or video." if clip_upload else "."))
         if self.needs_missing_gpu(method):
             raise UserError(f"Method '{method.name}' needs a GPU and this server has none; "
                             "try 'hub' or 'fast' instead.")
@@ -107,7 +110,8 @@ class StyleEngine:
         if requested_size is not None and requested_size > self.settings.max_side:
             raise OptionError(f"Option 'size' is {requested_size}, above this server's limit of "
                               f"{self.settings.max_side} pixels.")
-        uploads = [request.content, *request.styles] + ([request.mask] if request.mask is not None else [])
+        uploads = [request.content, *request.styles] + [u for u in (request.mask, request.init_image)
+                                                          if u is not None]
         self.check_request_pixels(uploads)
         # Each upload is decoded straight to its working size, one at a time.
         side = requested_size or self.settings.max_side
@@ -123,6 +127,8 @@ class StyleEngine:
         styles = self.decode_styles(request.styles, self.settings.max_side)
         mask = (self.decode(request.mask, "mask", fit=side).convert("L")
                 if request.mask is not None else None)
+        init_image = (_sized(self.decode(request.init_image, "start image", fit=side), content.size)
+                      if request.init_image is not None else None)
         release_memory()  # the decoders' full-width buffers, freed in this (pool) thread
         weights = normalise_style_weights(request.style_weights, len(styles))
         seed = options.get("seed")
@@ -132,7 +138,8 @@ class StyleEngine:
         inp = MethodInput(content=content, options=options, seed=seed, size=max(content.size),
                           styles=styles, style_weights=weights,
                           prompt=request.prompt.strip() if has_prompt else None, mask=mask,
-                          clip=clip, own_models=request.own_models)
+                          clip=clip, own_models=request.own_models,
+                          init_image=init_image)
         method.check_sizes(inp)
         method.check(inp, self.settings)
         return PreparedJob(method=method, input=inp, request=request)
@@ -244,6 +251,16 @@ class StyleEngine:
         content = resize_to_side(inp.content, side)
         clip = (inp.clip.with_frames([resize_to_side(f, side) for f in inp.clip.frames])
                 if inp.clip is not None else None)
+        init_image = _sized(inp.init_image, content.size) if inp.init_image is not None else None
         return MethodInput(content=content, options=inp.options, seed=inp.seed, size=max(content.size),
                            styles=inp.styles, style_weights=inp.style_weights, prompt=inp.prompt,
-                           mask=inp.mask, clip=clip, own_models=inp.own_models)
+                           mask=inp.mask, clip=clip, own_models=inp.own_models,
+                           init_image=init_image)
+
+
+
+def _sized(image: "Image.Image", size: tuple[int, int]) -> "Image.Image":
+    """``image`` at exactly ``size``: a start image must line up with the content pixel for pixel."""
+    from PIL import Image
+
+    return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)

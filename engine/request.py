@@ -50,6 +50,8 @@ class StyleRequest:
     ``place`` says where it was asked (None: a CLI, the playground), for per-place settings.
     ``own_models`` is the folder of networks the requester trained (``/train``), which only
     their requests may use; the application sets it from the requester, never a front end.
+    ``init_image`` is a picture the method starts from instead of the content photo (methods
+    with ``takes_init_image`` only: gatys optimises it further); the engine fits it to the content.
     """
 
     method: str | None
@@ -63,3 +65,4 @@ class StyleRequest:
     mask: ImageUpload | None = None
     place: Place | None = None
     own_models: Path | None = None
+    init_image: ImageUpload | None = None

@@ -124,6 +124,9 @@ def _add_stylize(sub) -> None:
     st.add_argument("-o", "--output", required=True, help="where to write the result")
     st.add_argument("--json", action="store_true", help="print the result's metadata as JSON")
     st.add_argument("--quiet", action="store_true", help="no progress bar")
+    st.add_argument("--quality", choices=["full", "refine"],
+                    help="refine: write a real-time draft at once, then replace it with gatys' "
+                         "refinement of it (Ctrl-C keeps the draft); see docs/refine.md")
     _add_method_option_flags(st)
 
 
@@ -186,21 +189,43 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         method=args.method, content=_read_upload(args.content, "content image"),
         requester=Requester(args.platform, args.user),
         styles=[_read_upload(p, "style image") for p in args.style],
-        style_weights=_parse_blend(args.blend), prompt=args.prompt, options=_given_options(args),
+        style_weights=_parse_blend(args.blend), prompt=args.prompt,
+        options={**_given_options(args), **({"quality": args.quality} if args.quality else {})},
         preset=args.preset, mask=_read_upload(args.mask, "mask") if args.mask else None)
     return asyncio.run(_stylize(request, output, as_json=args.json, quiet=args.quiet))
 
 
 async def _stylize(request, output: Path, *, as_json: bool, quiet: bool) -> int:
-    from tqdm import tqdm
-
-    from engine.events import Cancelled, Done, Failed, Progress, Started
+    from stylebot.refine import kept_text
     from stylebot.service import StyleService
 
     service = await StyleService.open(_settings())
-    bar = None
     try:
         handle = await service.submit(request)
+        code = await _follow(handle, output, as_json=as_json, quiet=quiet)
+        refinement = service.refinement(handle.id)
+        if code != EXIT_OK or refinement is None:
+            return code
+        refined = await refinement.refinement()  # quality=refine: the draft is written; now gatys
+        if refined is None:
+            _say(kept_text(refinement.problem))
+            return EXIT_OK
+        code = await _follow(refined, output, as_json=as_json, quiet=quiet)
+        if code != EXIT_OK:
+            _say(kept_text(None))
+        return EXIT_OK
+    finally:
+        await service.close(grace_s=0)
+
+
+async def _follow(handle, output: Path, *, as_json: bool, quiet: bool) -> int:
+    """Show one job's progress and write its result to ``output``; the exit code."""
+    from tqdm import tqdm
+
+    from engine.events import Cancelled, Done, Failed, Progress, Started
+
+    bar = None
+    try:
         async for event in handle.events():
             if isinstance(event, Started) and not quiet:
                 bar = tqdm(total=100, desc=f"{handle.method} on {event.device}",
@@ -237,7 +262,6 @@ async def _stylize(request, output: Path, *, as_json: bool, quiet: bool) -> int:
     finally:
         if bar is not None:
             bar.close()
-        await service.close(grace_s=0)
     return EXIT_BUG  # pragma: no cover - the event stream always ends with a final event
 
 

@@ -327,6 +327,7 @@ HELP = """Restyle an image: attach it and type
   /stylize method:<method> option:value ...   e.g. /stylize method:adain strength:0.5
   /<method> ...                               e.g. /sd prompt:"a watercolour fox" strength:0.6
   /stylize preset:<name>                      reuse a saved preset
+  /stylize method:gatys quality:refine        a draft at once, then gatys refines it
 Presets: /preset save name:<name> method:<method> option:value ... (attach style images),
   /presets, /preset show name:<name>, /preset delete name:<name>
 Also: /cancel, /queue, /methods, /help. Quote values with spaces: prompt:"two words"."""

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 NUDGED = "strength"  # what Stronger/Weaker move: the option each method gives that name
 REROLL, STRONGER, WEAKER, SAVE, INFO = "reroll", "stronger", "weaker", "save", "info"
+STOP = "stop"  # Stop refining, under a draft (``stylebot.refine``): its owner's alone
 VARIANTS = (REROLL, STRONGER, WEAKER)
 
 
@@ -126,6 +127,8 @@ def check_clicker(result: Result, action: str, requester: "Requester") -> None:
     """
     if requester.key == result.request.requester.key:
         return
+    if action == STOP:
+        raise UserError("Only the person who asked for this picture can stop refining it.")
     if any(isinstance(style, PresetStyle) for style in result.request.styles):
         raise UserError(f"Only the person who asked for this result can "
                         f"{CLICK_WORDS.get(action, 'use it')}: it was made with their private preset. "

@@ -9,6 +9,7 @@ buttons under a result do, and the job log. It holds no platform code and no SQL
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter, OrderedDict
@@ -33,6 +34,7 @@ from storage.db import Database, open_database
 from storage.presets import PresetRecord, PresetSummary, StyleBlob
 
 from .kept_results import record_of, result_of
+from . import refine
 from .limits import RateLimiter
 from .listings import describe_methods
 from .owners import Owner, is_gone, this_process
@@ -82,6 +84,7 @@ class StyleService:
         self.limiter = RateLimiter(settings.chat_rate_limit, RATE_WINDOW_S)
         self._ephemeral: OrderedDict[str, bool] = OrderedDict()  # job id -> result is ephemeral
         self._submitting: Counter[tuple[str, str]] = Counter()  # (user key, space) -> in submit()
+        self._refinements: OrderedDict[str, refine.Refinement] = OrderedDict()  # by draft job id
         queue.observers.append(self._record_event)
         self.trained = TrainedStyles(settings)
         self.trainings = TrainingJobs(settings, self.engine, self.trained)
@@ -142,6 +145,7 @@ class StyleService:
         """``check`` where the request is made: the place's default method stands in for a
         missing one, and a method not allowed there is refused at once."""
         rules = await self.place_rules(requester, place)
+        method = refine.method_for(method, options)
         if place is not None:
             method = (method or "").strip().lower() or rules.default_method or DEFAULT_METHOD
             rules.check_method(method)
@@ -164,6 +168,8 @@ class StyleService:
             preset = await preset_store.get_preset(self.db, request.requester.platform,
                                                    request.requester.user_id, preset_name)
             request = self._apply_preset(request, preset)
+        if refine.method_for(request.method, request.options) != request.method:
+            request = dataclasses.replace(request, method=refine.REFINER)
         rules = await self.place_rules(request.requester, request.place)
         if request.place is not None:
             request = rules.apply(request)
@@ -171,7 +177,10 @@ class StyleService:
         self.check(request.method, request.options, prompt=request.prompt,
                    n_styles=len(request.styles), has_mask=request.mask is not None,
                    requester=request.requester)
-        handle = await self._submit_within(request, rules)
+        if refine.wants_refine(request):
+            handle = await self._submit_refine(request, rules)
+        else:
+            handle = await self._submit_within(refine.without_quality(request), rules)
         self._ephemeral[handle.id] = not rules.public
         while len(self._ephemeral) > VISIBILITY_KEPT:
             self._ephemeral.popitem(last=False)
@@ -179,6 +188,34 @@ class StyleService:
             await preset_store.mark_used(self.db, request.requester.platform,
                                          request.requester.user_id, preset_name)
         return handle
+
+    async def _submit_refine(self, request: StyleRequest, rules: PlaceRules) -> JobHandle:
+        """quality=refine (``stylebot.refine``): queue the draft now; the refinement follows it.
+        The draft's handle is returned; ``refinement(draft id)`` finds what follows."""
+        plan = refine.plan(request, refine.pick_drafter(self.engine))
+        draft = await self._submit_within(plan.draft, rules)
+
+        async def submit_refinement(refinement: StyleRequest) -> JobHandle:
+            handle = await self.queue.submit(refinement)  # the draft already met the place's limits
+            self._ephemeral[handle.id] = self._ephemeral.get(draft.id, False)
+            return handle
+
+        self._refinements[draft.id] = refine.Refinement(draft, plan, submit_refinement)
+        while len(self._refinements) > VISIBILITY_KEPT:
+            self._refinements.popitem(last=False)
+        return draft
+
+    def refinement(self, job_id: str) -> refine.Refinement | None:
+        """The refinement following draft ``job_id`` (quality=refine), or None for other jobs."""
+        return self._refinements.get(job_id)
+
+    async def stop_refining(self, job_id: str, requester: Requester) -> None:
+        """The Stop refining button under a draft: its owner only; the draft stays the result."""
+        await self.check_click(job_id, refine.STOP, requester)
+        refinement = self._refinements.get(job_id)
+        if refinement is None or not refinement.active:
+            raise UserError("This draft is not being refined any more.")
+        refinement.stop()
 
     async def _submit_within(self, request: StyleRequest, rules: PlaceRules) -> JobHandle:
         """Queue the request, refusing it first if its user reached the place's job limit.
@@ -337,6 +374,9 @@ class StyleService:
     def result_actions(self, job_id: str) -> list[str]:
         """The buttons a result just delivered gets (see ``results.result_actions``)."""
         result = self.recent_result(job_id)
+        refinement = self._refinements.get(job_id)
+        if result is not None and refinement is not None and refinement.active:
+            return [refine.STOP]  # a draft being refined: nothing else until it is settled
         return [] if result is None else result_actions(result.meta)
 
     async def check_click(self, job_id: str, action: str, requester: Requester) -> Result:
@@ -476,6 +516,13 @@ def check_request(settings: Settings, method: str | None, options: dict[str, Any
     that has not found its images yet). ``submit`` runs the same check on the full
     request. ``InputError.field`` names the input at fault, for forms.
     """
+    try:
+        quality, options = refine.take_quality(options)
+        if quality == refine.REFINE:
+            method = refine.refined_method(refine.method_for(method, {refine.QUALITY: quality}))
+            refine.check_options(options)
+    except OptionError as exc:
+        raise InputError("options", exc.message) from None
     m = get_method(method or DEFAULT_METHOD)
     try:
         typed = m.options.validate(options, method=m.name)

@@ -17,6 +17,7 @@ from engine.errors import UserError
 from engine.methods import DEFAULT_METHOD, method_names
 from engine.request import StyleRequest
 
+from stylebot.refine import QUALITIES
 from stylebot.results import format_options
 from stylebot.server_settings import EPHEMERAL, PUBLIC, show_lines
 
@@ -77,18 +78,21 @@ async def model_names(interaction: discord.Interaction, current: str) -> list[ap
                        preset="One of your presets; its settings fill what you leave out",
                        prompt="Text prompt (sd, nada)",
                        model="Style network (fast): a built-in one or one you trained with /train",
+                       quality="refine: a draft within seconds, then gatys refines it (gatys only)",
                        **DESCRIBE_OPTIONS)
 @app_commands.autocomplete(preset=preset_names, model=model_names)
+@app_commands.choices(quality=[app_commands.Choice(name=q, value=q) for q in QUALITIES])
 async def stylize(interaction: discord.Interaction, content: discord.Attachment,
                   style: discord.Attachment | None = None, style2: discord.Attachment | None = None,
                   method: str | None = None, preset: str | None = None,
                   strength: float | None = None, style_weight: float | None = None,
                   preserve_color: bool | None = None, size: int | None = None,
                   prompt: str | None = None, seed: int | None = None,
-                  options: str | None = None, model: str | None = None) -> None:
+                  options: str | None = None, model: str | None = None,
+                  quality: str | None = None) -> None:
     """Restyle an image with neural style transfer."""
     typed = dict(strength=strength, style_weight=style_weight, preserve_color=preserve_color,
-                 size=size, seed=seed, model=model)
+                 size=size, seed=seed, model=model, quality=quality)
     extra, blend = parse_extra_options(options)
     await _stylize(interaction, method=method, preset=preset, content=content,
                    styles=[s for s in (style, style2) if s is not None], prompt=prompt,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
 
@@ -24,6 +25,7 @@ from engine.request import StyleRequest
 
 from stylebot.clips import is_content_type
 from stylebot.fitting import fit_clip
+from stylebot import refine
 from stylebot.previews import PREVIEW_INTERVAL_S, preview_jpeg
 from stylebot.results import changed_options, format_options, read_settings, reuse_command
 
@@ -144,15 +146,13 @@ class InteractionFlow:
         finally:
             watch.cancel()
 
-    async def _deliver(self, handle: "JobHandle", event: Done, reply: Reply) -> None:
+    async def _result(self, handle: "JobHandle", event: Done, reply: Reply):
+        """(file bytes, filename, embed, view, what fitting did) of a finished job's result
+        message; ``UserError`` when a clip cannot fit the upload limit at all."""
         stem, fitted = f"stylebot-{handle.id}", None
         if event.clip is not None:
-            try:
-                fitted = await asyncio.to_thread(fit_clip, event.clip, reply.upload_limit, "Discord",
-                                                 event.meta)
-            except UserError as exc:  # not even the least fps, size and colours fit
-                await reply.finish(render.refused(exc.message))
-                return
+            fitted = await asyncio.to_thread(fit_clip, event.clip, reply.upload_limit, "Discord",
+                                             event.meta)
             data, filename, note = fitted.data, fitted.filename(stem), ""  # the embed says fitted.note
         else:
             data, filename, note = await asyncio.to_thread(render.encode_for_upload, event.image,
@@ -161,11 +161,50 @@ class InteractionFlow:
         embed = render.result_embed(handle.id, event.meta, shown, filename, prompt=handle.prompt,
                                     requester=reply.user.display_name, note=note, clip=fitted)
         view = result_view(handle.id, reply.user.id, self.service.result_actions(handle.id))
-        await reply.deliver(data, filename, embed, view, seconds=event.meta.seconds,
-                            ephemeral=not self.service.result_is_public(handle.id))
-        said = fitted.note if fitted is not None else note
+        return data, filename, embed, view, (fitted.note if fitted is not None else note)
+
+    async def _deliver(self, handle: "JobHandle", event: Done, reply: Reply) -> None:
+        try:
+            data, filename, embed, view, said = await self._result(handle, event, reply)
+        except UserError as exc:  # a clip: not even the least fps, size and colours fit
+            await reply.finish(render.refused(exc.message))
+            return
+        refinement = self.service.refinement(handle.id)
+        message = await reply.deliver(data, filename, embed, view, seconds=event.meta.seconds,
+                                      ephemeral=not self.service.result_is_public(handle.id),
+                                      content=refine.refining_text(None) if refinement else None)
         log.info("job %s delivered to discord user %s (%d bytes%s)", handle.id, reply.user.id,
                  len(data), f", {said}" if said else "")
+        if refinement is not None:
+            await self._refine(handle, refinement, message, reply)
+
+    async def _refine(self, draft: "JobHandle", refinement: refine.Refinement,
+                      message: discord.Message, reply: Reply) -> None:
+        """quality=refine: edit the draft's message with the refinement's progress, then with
+        its result; when it is stopped or fails, the draft stays, with its own buttons."""
+        job = await refinement.refinement()
+        final = None
+        if job is not None:
+            last = float("-inf")
+            async for event in job.events():
+                if isinstance(event, (Started, Progress)):
+                    fraction = event.fraction if isinstance(event, Progress) else 0.0
+                    if time.monotonic() - last >= self.edit_interval_s:
+                        last = time.monotonic()
+                        message = await reply.edit_result(message,
+                                                          content=refine.refining_text(fraction))
+                elif isinstance(event, (Done, Failed, Cancelled)):
+                    final = event
+        if isinstance(final, Done):
+            data, filename, embed, view, _ = await self._result(job, final, reply)
+            await reply.edit_result(message, content="", upload=(data, filename), embed=embed, view=view)
+            log.info("job %s: refined result replaced draft %s for discord user %s", job.id, draft.id,
+                     reply.user.id)
+            return
+        reason = (final.reason if isinstance(final, Cancelled) else final.message if final is not None
+                  else refinement.problem or refine.STOPPED)
+        view = result_view(draft.id, reply.user.id, self.service.result_actions(draft.id))
+        await reply.edit_result(message, content=refine.kept_text(reason), view=view)
 
     def track(self, task: asyncio.Task) -> None:
         """Keep following ``task`` (a training's messages) as jobs are, until it ends."""
@@ -195,6 +234,11 @@ class InteractionFlow:
         if action == "info":
             info = await self.service.result_info(job_id, requester)
             await interaction.response.send_message(render.info_text(info), ephemeral=True)
+            return
+        if action == refine.STOP:
+            await self.service.stop_refining(job_id, requester)
+            await interaction.response.send_message("⏹️ Stopping the refinement; the draft stays.",
+                                                    ephemeral=True)
             return
         await self.service.check_click(job_id, action, requester)  # answered at once, without a deferral
         if action == "save":

@@ -138,7 +138,8 @@ class Reply:
         await self._to_channel(f"{self.user.mention} {text}")
 
     async def deliver(self, data: bytes, filename: str, embed: discord.Embed, view: discord.ui.View,
-                      *, seconds: float, ephemeral: bool = False) -> discord.Message:
+                      *, seconds: float, ephemeral: bool = False,
+                      content: str | None = None) -> discord.Message:
         """Post the result: a follow-up while the token lives, else in the channel (publicly), or,
         where the server's settings make results ephemeral, for the asker only (else by DM)."""
         self._close()
@@ -148,8 +149,8 @@ class Reply:
             if await self._edit(render.done(self.job_ref, seconds)):
                 try:
                     message = await self.interaction.followup.send(
-                        file=discord.File(io.BytesIO(data), filename), embed=embed, view=view, wait=True,
-                        ephemeral=ephemeral)
+                        content or "", file=discord.File(io.BytesIO(data), filename), embed=embed,
+                        view=view, wait=True, ephemeral=ephemeral)
                 except discord.HTTPException as exc:
                     if not token_gone(exc):
                         raise
@@ -157,8 +158,37 @@ class Reply:
             if message is not None:
                 await self._edit(render.done(self.job_ref, seconds, self._link(message)))
                 return message
-        return await self._to_channel(f"{self.user.mention} your result is ready.",
+        return await self._to_channel(f"{self.user.mention} your result is ready."
+                                      + (f" {content}" if content else ""),
                                       (data, filename), embed=embed, view=view, dm=ephemeral)
+
+    async def edit_result(self, message: discord.Message, *, content: str | None = None,
+                          upload: tuple[bytes, str] | None = None, **fields) -> discord.Message:
+        """Edit a delivered result (a refinement replacing its draft): through the interaction
+        while its token lives, else as the bot in the channel. A new image that neither can
+        place is posted in the channel instead; a progress edit that cannot land is dropped."""
+        if content is not None:
+            fields["content"] = content
+        if upload is not None:
+            fields["attachments"] = [discord.File(io.BytesIO(upload[0]), upload[1])]
+        if isinstance(message, discord.WebhookMessage) and not self.token_usable():
+            message = self.interaction.client.get_partial_messageable(
+                message.channel.id, guild_id=self.interaction.guild_id).get_partial_message(message.id)
+        try:
+            return await message.edit(**fields) or message
+        except discord.HTTPException as exc:
+            if isinstance(message, discord.WebhookMessage) and token_gone(exc):
+                self._token_died(exc)
+                return await self.edit_result(message, upload=upload, **fields)
+            if upload is None:
+                log.info("job %s: result message %s not edited: %s", self.job_ref, message.id, exc)
+                return message
+            log.info("job %s: result message %s not editable (%s); posting anew", self.job_ref,
+                     message.id, exc)
+            fields.pop("attachments", None)
+            fields.pop("content", None)
+            return await self._to_channel(f"{self.user.mention} your refined result is ready.",
+                                          upload, **fields)
 
     # -- plumbing --------------------------------------------------------------------------
 

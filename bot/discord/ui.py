@@ -22,12 +22,13 @@ BUTTONS = {
     "weaker": ("Weaker", "➖", discord.ButtonStyle.secondary),
     "save": ("Save as preset", "💾", discord.ButtonStyle.secondary),
     "info": ("Info", "ℹ️", discord.ButtonStyle.secondary),
+    "stop": ("Stop refining", "⏹️", discord.ButtonStyle.secondary),
     "delete": ("Delete", "🗑️", discord.ButtonStyle.danger),
 }
 
 
 class ResultButton(discord.ui.DynamicItem[discord.ui.Button],
-                   template=r"stylebot:(?P<action>reroll|stronger|weaker|save|info|delete)"
+                   template=r"stylebot:(?P<action>reroll|stronger|weaker|save|info|stop|delete)"
                             r":(?P<job>[0-9a-f]{1,32})(?::(?P<owner>[0-9]{1,20}))?"):
     """One button under a result; the owner's id is kept for Delete only."""
 

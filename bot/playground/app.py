@@ -26,10 +26,11 @@ from stylebot.commands import (HELP, STYLIZE, CommandError, ParsedCommand, build
 from bot.playground.inputs import MAX_FIELD_BYTES, Form, json_body, read_form
 from bot.playground.results import Results
 from engine.errors import UserError
-from engine.events import Cancelled, Done, Failed, JobEvent, Progress, Queued, Started
+from engine.events import Cancelled, Done, Failed, JobEvent, Progress, Queued, Started, is_final
 from engine.request import Requester
 from stylebot.checks import guards_host, is_own_host
 from stylebot.clips import CONTENT_HINT
+from stylebot.refine import STOPPED, kept_text
 from stylebot.results import queue_line, stats_lines
 from stylebot.listings import preset_data
 from stylebot.service import jsonable_options
@@ -224,13 +225,42 @@ class Playground:
             raise web.HTTPNotFound(reason=f"No playground job '{job_id}'.")
         return handle
 
+    async def stop(self, request: web.Request) -> web.Response:
+        """Stop refining a quality=refine draft: the draft stays the result."""
+        job_id = request.match_info["job"]
+        await self.service.stop_refining(job_id, REQUESTER)
+        return web.json_response({"job": job_id, "message": "Stopping the refinement; the draft stays."})
+
     async def events(self, request: web.Request) -> web.StreamResponse:
-        """The job's events as server-sent events, replayed from the start, ending with the last."""
+        """The job's events as server-sent events, replayed from the start, ending with the last.
+
+        A quality=refine draft's stream goes on after its ``done`` (marked ``refining``): a
+        ``refining`` event names the refinement job, whose events follow; a refinement that
+        ends without a result, or never starts, ends the stream with ``kept`` (the draft stays).
+        """
         handle = self._own_job(request.match_info["job"])
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache",
                                                "X-Accel-Buffering": "no"})
         await response.prepare(request)
+        try:
+            final = await self._stream(response, handle)
+            refinement = self.service.refinement(handle.id) if isinstance(final, Done) else None
+            if refinement is not None:
+                job = await refinement.refinement()
+                if job is None:
+                    await _send(response, {"job": handle.id, "type": "kept",
+                                           "reason": kept_text(refinement.problem or STOPPED)})
+                else:
+                    await _send(response, {"job": handle.id, "type": "refining", "refinement": job.id})
+                    await self._stream(response, job, refining=True)
+        except ConnectionResetError:
+            log.debug("event stream for job %s closed by the page", handle.id)
+        return response
+
+    async def _stream(self, response: web.StreamResponse, handle: "JobHandle", *,
+                      refining: bool = False) -> JobEvent | None:
+        """Write one job's events; its final event (None when the stream ended early)."""
         stream = handle.events()
         last_preview = 0.0
         pending: asyncio.Future | None = None
@@ -253,18 +283,21 @@ class Playground:
                     if now - last_preview >= PREVIEW_MIN_INTERVAL_S:
                         last_preview = now
                         data["preview"] = await asyncio.to_thread(_preview_url, event.preview)
-                await response.write(f"data: {json.dumps(data)}\n\n".encode())
-                if data["type"] in ("done", "failed", "cancelled"):
-                    break
-        except ConnectionResetError:
-            log.debug("event stream for job %s closed by the page", handle.id)
+                if isinstance(event, Done) and not refining and self.service.refinement(handle.id):
+                    data["refining"] = True
+                if refining and isinstance(event, (Failed, Cancelled)):
+                    data = {"job": event.job_id, "type": "kept", "reason": kept_text(
+                        event.reason if isinstance(event, Cancelled) else event.message)}
+                await _send(response, data)
+                if is_final(event):
+                    return event
         finally:
             if pending is not None and not pending.done():
                 pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                     await pending
             await stream.aclose()
-        return response
+        return None
 
     async def _done_dict(self, event: Done) -> dict[str, Any]:
         """The done event, with the clip as it will be served (fitted first, so the page can
@@ -367,6 +400,10 @@ class Playground:
         return web.json_response({"deleted": name})
 
 
+async def _send(response: web.StreamResponse, data: dict[str, Any]) -> None:
+    await response.write(f"data: {json.dumps(data)}\n\n".encode())
+
+
 def _parsed_dict(parsed: ParsedCommand) -> dict[str, Any]:
     return {"name": parsed.name, "method": parsed.method, "options": parsed.options,
             "prompt": parsed.prompt, "preset": parsed.preset, "blend": parsed.style_weights,
@@ -422,6 +459,7 @@ def add_playground(app: web.Application, service: "StyleService", settings: "Set
     r.add_get("/api/jobs", pg.jobs)
     r.add_delete("/api/jobs/{job}", pg.cancel)
     r.add_get("/api/jobs/{job}/events", pg.events)
+    r.add_post("/api/jobs/{job}/stop", pg.stop)
     r.add_get("/api/jobs/{job}/result", pg.result)
     r.add_get("/api/presets", pg.list_presets)
     r.add_post("/api/presets", pg.save_preset)

@@ -30,6 +30,7 @@ from engine.methods import get_method
 
 from . import render as blocks
 from stylebot.fitting import fit_clip
+from stylebot import refine
 from stylebot.previews import PREVIEW_INTERVAL_S, preview_jpeg
 from stylebot.results import changed_options
 
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOT_IN_CHANNEL = ("not_in_channel", "channel_not_found", "is_archived", "restricted_action")
+SHOW_TRIES = 5  # a fresh upload Slack is still processing is refused this often, a second apart
 
 
 @dataclass(frozen=True)
@@ -347,15 +349,74 @@ class JobFlow:
         if channel != message.place.channel:
             await self.tell(place, f"Your result (job `{done.job_id}`) was sent to you in a direct "
                                    "message: results here are private.")
-        await self.client.chat_postMessage(
+        refinement = self.service.refinement(done.job_id)
+        status = refine.refining_text(None) if refinement is not None else None
+        summary = await self.client.chat_postMessage(
             channel=channel, thread_ts=thread_ts,
             text=blocks.result_text(done.job_id, done.meta, place.user, fitted),
             blocks=blocks.result_blocks(done.job_id, done.meta, shown, place.user,
-                                        prompt=handle.prompt,
+                                        prompt=handle.prompt, status=status,
                                         actions=self.service.result_actions(done.job_id),
                                         clip=fitted))
         await message.delete()
         log.info("job %s delivered to %s in %.1f s", done.job_id, place.channel, done.meta.seconds)
+        if refinement is not None:
+            await self._refine(handle, done, refinement, place,
+                               summary.get("channel") or channel, summary["ts"])
+
+    async def _refine(self, draft: "JobHandle", drafted: Done, refinement: refine.Refinement,
+                      place: Place, channel: str, ts: str) -> None:
+        """quality=refine: edit the draft's summary (chat.update) with the refinement's progress,
+        then with the refined picture (a private upload the message shows) and its buttons; when
+        it is stopped or fails, the draft stays, with its own buttons."""
+        def summary(job_id: str, done: Done, **fields) -> list:
+            shown = changed_options(get_method(done.meta.method).options, done.meta.options)
+            return blocks.result_blocks(job_id, done.meta, shown, place.user, prompt=draft.prompt,
+                                        actions=self.service.result_actions(job_id), **fields)
+
+        text = blocks.result_text(draft.id, drafted.meta, place.user)
+        job = await refinement.refinement()
+        final = None
+        if job is not None:
+            last = float("-inf")
+            async for event in job.events():
+                if isinstance(event, (Started, Progress)):
+                    fraction = event.fraction if isinstance(event, Progress) else 0.0
+                    if time.monotonic() - last >= self.edit_interval_s:
+                        last = time.monotonic()
+                        status = refine.refining_text(fraction)
+                        try:
+                            await self.client.chat_update(channel=channel, ts=ts, text=text,
+                                                          blocks=summary(draft.id, drafted, status=status))
+                        except SlackApiError as exc:  # a missed progress edit is not worth failing over
+                            log.info("refine progress edit failed: %s", exc.response.get("error"))
+                elif isinstance(event, (Done, Failed, Cancelled)):
+                    final = event
+        if isinstance(final, Done):
+            encoded = await asyncio.to_thread(encode_result, final.image, final.meta)
+            uploaded = await self.client.files_upload_v2(
+                file=encoded.data, filename=f"stylebot-{final.job_id}.png",
+                title=f"{final.meta.method} · job {final.job_id}")
+            refined = summary(final.job_id, final, image=uploaded["file"]["id"])
+            await self._show(channel, ts, blocks.result_text(final.job_id, final.meta, place.user),
+                             refined)
+            log.info("job %s: refined result replaced draft %s in %s", final.job_id, draft.id, channel)
+            return
+        reason = (final.reason if isinstance(final, Cancelled) else final.message if final is not None
+                  else refinement.problem or refine.STOPPED)
+        await self.client.chat_update(channel=channel, ts=ts, text=text,
+                                      blocks=summary(draft.id, drafted, status=refine.kept_text(reason)))
+
+    async def _show(self, channel: str, ts: str, text: str, blocks_: list) -> None:
+        """chat.update with an image block of a fresh upload, which Slack may need a moment for."""
+        for attempt in range(SHOW_TRIES):
+            try:
+                await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks_)
+                return
+            except SlackApiError as exc:
+                if exc.response.get("error") != "invalid_blocks" or attempt == SHOW_TRIES - 1:
+                    raise
+                await asyncio.sleep(1.0)
 
     async def close(self, grace_s: float = 2.0) -> None:
         """Let jobs in flight send their last message, then stop following them."""

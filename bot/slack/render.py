@@ -24,9 +24,8 @@ MAX_STYLE_FILES = 4  # file_input allows up to 10; no method takes more than a f
 # action_ids of the buttons and callback_ids of the modals, one place for both sides.
 # A result button's action_id is the prefix and the service's action name ("reroll", ...).
 ACTION_PREFIX = "stylebot_"
-REROLL, STRONGER, WEAKER, SAVE, INFO, CANCEL = (ACTION_PREFIX + a for a in
-                                                ("reroll", "stronger", "weaker", "save", "info",
-                                                 "cancel"))
+REROLL, STRONGER, WEAKER, SAVE, INFO, CANCEL, STOP = (
+    ACTION_PREFIX + a for a in ("reroll", "stronger", "weaker", "save", "info", "cancel", "stop"))
 RUN_VIEW, SHORTCUT_VIEW, SAVE_VIEW = "stylebot_run", "stylebot_shortcut", "stylebot_save_preset"
 SHORTCUT_ID = "stylebot_restyle"
 # a shortcut's callback_id, another namespace than the Info button's action_id (spelt alike)
@@ -115,9 +114,14 @@ def preview_block(file_id: str) -> dict[str, Any]:
 
 def result_blocks(job_id: str, meta: "ResultMeta", shown: dict[str, Any], user: str, *,
                   prompt: str | None, actions: Iterable[str],
-                  clip: "FittedClip | None" = None) -> list[dict[str, Any]]:
+                  clip: "FittedClip | None" = None, status: str | None = None,
+                  image: str | None = None) -> list[dict[str, Any]]:
     """The summary under a result: method, what was chosen, seed and time, and its buttons;
-    for a clip, its frames and fps as uploaded and what fitting lowered."""
+    for a clip, its frames and fps as uploaded and what fitting lowered.
+
+    quality=refine edits it in place: ``status`` says how the refinement of a draft goes,
+    and ``image`` (an uploaded file's id) shows the refined picture that replaced the draft.
+    """
     lines = [f"*Restyled with {esc(meta.method)}* for <@{user}>"]
     if prompt:
         lines.append(f"> {esc(prompt[:500])}")
@@ -132,13 +136,18 @@ def result_blocks(job_id: str, meta: "ResultMeta", shown: dict[str, Any], user: 
             facts.append(esc(clip.note))
     facts.append(f"job `{job_id}`")
     labels = {REROLL: "🎲 Re-roll", STRONGER: "➕ Stronger", WEAKER: "➖ Weaker",
-              SAVE: "💾 Save as preset", INFO: "ℹ️ Info"}
+              SAVE: "💾 Save as preset", INFO: "ℹ️ Info", STOP: "⏹️ Stop refining"}
     elements = [{"type": "button", "action_id": ACTION_PREFIX + a, "value": job_id,
                  "text": _plain(labels[ACTION_PREFIX + a])} for a in actions]
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(facts)}]},
     ]
+    if status:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": esc(status)}]})
+    if image:
+        blocks.append({"type": "image", "block_id": f"refined_{job_id}", "slack_file": {"id": image},
+                       "alt_text": f"Refined with {meta.method}"})
     if elements:
         blocks.append({"type": "actions", "block_id": f"result_{job_id}", "elements": elements})
     return blocks
@@ -185,6 +194,7 @@ def help_text(methods: list["Method"], window_s: int) -> str:
         "you pick:",
         "• `/sd <prompt> [strength=0.6 steps=30 seed=7 …]`: restyle with a text prompt",
         "• `/stylize method=<method> [preset=<name>] [option=value …]`",
+        "• `/stylize method=gatys quality=refine`: a draft at once, then gatys refines it in place",
         "• `/preset save|list|show|delete|use <name> …`: your own presets",
         "• the message shortcut *Restyle with Stylebot* on a message with an image",
         "• mention me in a message with an image: `@stylebot sd: oil painting` or "

@@ -267,6 +267,10 @@ class Forms:
             await self.core.flow.tell(place, blocks.info_text(
                 await self.core.service.result_info(job_id, requester)))
             return
+        if kind == blocks.STOP:
+            await self.core.service.stop_refining(job_id, requester)
+            await self.core.flow.tell(place, "Stopping the refinement; the draft stays.")
+            return
         result = await self.core.service.check_click(job_id, action, requester)  # before any form or job
         if kind == blocks.SAVE:
             meta = result.meta

@@ -59,6 +59,7 @@ class MethodInput:
     For a clip, ``clip`` holds every frame (at the working size) and ``content`` is frame 0,
     so every check made on a still's content holds for the clip. ``own_models`` is the
     requester's own trained networks (``StyleRequest.own_models``).
+    ``init_image``, when the request gave one, is RGB at exactly the content's size.
     """
 
     content: "Image.Image"
@@ -71,6 +72,7 @@ class MethodInput:
     mask: "Image.Image | None" = None
     clip: "Clip | None" = None
     own_models: "Path | None" = None
+    init_image: "Image.Image | None" = None
 
     def style_mix(self) -> list[float]:
         """How much each style image counts, summing to 1."""
@@ -147,6 +149,7 @@ class Method(ABC):
     batchable: ClassVar[bool] = False
     takes_clips: ClassVar[bool] = False  # feed-forward methods: every frame of a clip, batched
     needs_gpu: ClassVar[bool] = False  # refused on CPU unless the settings allow it
+    takes_init_image: ClassVar[bool] = False  # may start from a given picture (``MethodInput.init_image``)
 
     def weight_names(self, options: dict[str, Any] | None = None) -> list[str]:
         """Catalogue names this method needs for ``options`` (``None``: its defaults)."""

@@ -71,7 +71,8 @@ OPTIONS = OptionSet([
            min=1e-4, max=1.0, log_scale=True),
     Option("init", "choice", "content",
            "Start from the content photo (keeps it recognisable) or from random noise "
-           "(the paper's choice; more texture, needs more iterations).",
+           "(the paper's choice; more texture, needs more iterations). A start image given "
+           "with the request (a draft to refine) replaces the photo.",
            choices=("content", "noise")),
     Option("style_layer_weights", "str", "1,1,1,1,1",
            "Five comma-separated weights for the style layers relu1_1,relu2_1,relu3_1,relu4_1,"
@@ -121,6 +122,7 @@ class GatysMethod(Method):
     max_styles = 4
     needs_gpu = False
     min_side = min_style_side = 16  # VGG19's four poolings halve 16 pixels down to 1
+    takes_init_image = True  # optimising from a given picture (a draft) instead of the photo
 
     # Longest side above which the run goes coarse to fine; None: the network module's
     # default (512). An attribute so a deployment (or a test) can move it.
@@ -136,6 +138,8 @@ class GatysMethod(Method):
 
     def check(self, inp: MethodInput, settings: "EngineSettings") -> None:
         self.check_options(inp.options, settings)
+        if inp.init_image is not None and inp.options["init"] == "noise":
+            raise OptionError("init=noise contradicts the given start image; leave out init.")
         inp.style_mix()
 
     def config(self, inp: MethodInput) -> "GatysConfig":
@@ -164,6 +168,7 @@ class GatysMethod(Method):
         device = next(vgg.parameters()).device
         content = to_tensor(inp.content, device)
         styles = [to_tensor(style, device) for style in inp.styles]
+        start = to_tensor(inp.init_image, device) if inp.init_image is not None else None
         every = max(1, config.iterations // PREVIEWS_PER_RUN)
         keep_colour = inp.options["preserve_color"]
 
@@ -182,13 +187,13 @@ class GatysMethod(Method):
             ctx.progress(done / total, stage, preview)
 
         started = time.monotonic()
-        result = stylize(vgg, content, styles, config, blend, on_step)
+        result = stylize(vgg, content, styles, config, blend, on_step, start=start)
         image = to_image(result.image)
         if keep_colour:
             image = preserve_color(inp.content, image)
         log.info("gatys done: %dx%d, %d iterations (%s, %s), %d scale(s), vgg %s, loss %.4g -> "
                  "%.4g, %.1f s", image.width, image.height, config.iterations, config.optimizer,
-                 config.init, len(result.sizes), vgg.convention, result.history[0].total,
+                 "start image" if start is not None else config.init, len(result.sizes), vgg.convention, result.history[0].total,
                  result.history[-1].total, time.monotonic() - started)
         return image, result
 

@@ -205,8 +205,12 @@ def fit_side(image: torch.Tensor, side: int) -> torch.Tensor:
     return resize(image, (max(1, round(w * scale)), max(1, round(h * scale))))
 
 
-def initial_image(content: torch.Tensor, config: GatysConfig) -> torch.Tensor:
-    """The starting picture: the content photo, or seeded white noise (the paper's choice)."""
+def initial_image(content: torch.Tensor, config: GatysConfig,
+                  start: torch.Tensor | None = None) -> torch.Tensor:
+    """The starting picture: ``start`` when given (at the content's size), else the content
+    photo, or seeded white noise (the paper's choice)."""
+    if start is not None:
+        return resize(start, (content.shape[-1], content.shape[-2])).clone()
     if config.init == "content":
         return content.clone()
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
@@ -216,11 +220,12 @@ def initial_image(content: torch.Tensor, config: GatysConfig) -> torch.Tensor:
 
 def stylize(vgg: VGGFeatures, content: torch.Tensor, styles: Sequence[torch.Tensor],
             config: GatysConfig, blend: Sequence[float] | None = None,
-            on_step: StepCallback | None = None) -> GatysResult:
+            on_step: StepCallback | None = None, start: torch.Tensor | None = None) -> GatysResult:
     """Run the optimisation; returns the image and the loss of every iteration.
 
     ``content`` and ``styles`` are RGB [1, 3, H, W] tensors in 0..1 on the VGG's device.
-    ``on_step`` is called after every iteration (it may raise to stop the run).
+    ``on_step`` is called after every iteration (it may raise to stop the run). ``start``,
+    like ``content``, is a picture to optimise from instead of ``config.init``'s (a draft).
     """
     if not styles:
         raise ValueError("stylize needs at least one style image")
@@ -239,10 +244,10 @@ def stylize(vgg: VGGFeatures, content: torch.Tensor, styles: Sequence[torch.Tens
         scaled_content = resize(content, size)
         scaled_styles = [fit_side(s, max(size)) for s in styles]
         objective = GatysLoss(vgg, scaled_content, scaled_styles, blend, config)
-        start = initial_image(scaled_content, config) if image is None else resize(image, size)
+        begin = initial_image(scaled_content, config, start) if image is None else resize(image, size)
         log.debug("gatys scale %d/%d: %dx%d, %d iterations", scale + 1, len(sizes), *size,
                   iterations)
-        for image, (content_loss, style_loss, tv_loss) in _iterate(objective, start, config,
+        for image, (content_loss, style_loss, tv_loss) in _iterate(objective, begin, config,
                                                                    iterations):
             step = Step(iteration=done, scale=scale, scales=len(sizes), size=size,
                         total=content_loss + style_loss + tv_loss, content=content_loss,

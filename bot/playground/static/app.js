@@ -29,6 +29,7 @@ const state = {
   method: "hub", options: {}, prompt: "", preset: null, presetData: null, blend: null,
   content: null, styles: [], mask: null,
   job: null, source: null, running: false, lastRunText: null, results: [],
+  draft: null,  // quality=refine: the draft's job while gatys refines it (Cancel stops refining)
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -263,6 +264,8 @@ function renderMethod() {
   $("#mask-drop").hidden = !method.uses_mask;
   $("#prompt-field").hidden = !method.needs_prompt;
   $("#prompt").value = state.prompt;
+  $("#quality-field").hidden = method.name !== "gatys";
+  $("#quality").value = state.options.quality === "refine" ? "refine" : "";
   $("#reroll").title = hasSeed() ? "the same settings with a new random seed"
     : `${method.name} gives the same result every time, so there is nothing to re-roll`;
   renderOptions();
@@ -397,7 +400,9 @@ async function runCommand(text) {
 function follow(reply) {
   if (state.source) state.source.close();
   state.job = reply.job;
+  state.draft = null;
   state.running = true;
+  setRefining(false);
   $("#cancel").disabled = false;
   $("#reroll").disabled = true;
   showStatus("queued", `Job ${reply.job} sent (${reply.method}${reply.seed === null ? "" : `, seed ${reply.seed}`})\u2026`);
@@ -408,7 +413,7 @@ function follow(reply) {
     const event = JSON.parse(message.data);
     if (event.job !== state.job) return;
     onEvent(event);
-    if (["done", "failed", "cancelled"].includes(event.type)) {
+    if (["done", "failed", "cancelled", "kept"].includes(event.type) && !event.refining) {
       source.close();
       if (state.source === source) state.source = null;
     }
@@ -427,14 +432,16 @@ function follow(reply) {
 
 function onEvent(event) {
   if (["queued", "done", "failed", "cancelled"].includes(event.type)) pollHealth();
+  // While gatys refines a draft, every line says so (the draft stays in view until replaced).
+  const lead = state.draft ? "Draft shown. Refining with gatys: " : "";
   if (event.type === "queued") {
-    showStatus("queued", event.position === 1 ? "Queued: next in line." : `Queued: position ${event.position}.`);
+    showStatus("queued", lead + (event.position === 1 ? "Queued: next in line." : `Queued: position ${event.position}.`));
   } else if (event.type === "started") {
-    showStatus("running", `Running on ${event.device}\u2026`);
+    showStatus("running", `${state.draft ? "Draft shown. Refining with gatys " : "Running "}on ${event.device}\u2026`);
     setProgress(0, true);
   } else if (event.type === "progress") {
     const pct = Math.round(event.fraction * 100);
-    showStatus("running", `${event.stage ? event.stage[0].toUpperCase() + event.stage.slice(1) : "Working"}: ${pct}%`);
+    showStatus("running", lead + `${event.stage ? event.stage[0].toUpperCase() + event.stage.slice(1) : "Working"}: ${pct}%`);
     setProgress(event.fraction, true);
     if (event.preview) showResult(event.preview, true);
   } else if (event.type === "done") {
@@ -457,6 +464,25 @@ function onEvent(event) {
     const frames = clip ? ` \u00b7 ${clip.facts}` : "";
     $("#meta").textContent = `${m.method}${seed} \u00b7 ${m.size[0]}\u00d7${m.size[1]}${frames}${opts ? " \u00b7 " + opts : ""}`;
     addRecent(event, m);
+    if (event.refining) {  // quality=refine: this is the draft; gatys' refinement follows
+      state.running = true;
+      state.draft = { job: event.job, result: `${event.result}?v=${event.job}` };
+      $("#cancel").disabled = false;
+      setRefining(true);
+      showStatus("running", `Draft in ${m.seconds.toFixed(1)} s. Refining with gatys\u2026`);
+    } else {
+      state.draft = null;
+      setRefining(false);
+    }
+  } else if (event.type === "refining") {
+    state.job = event.refinement;
+  } else if (event.type === "kept") {
+    state.running = false;
+    $("#cancel").disabled = true;
+    setRefining(false);
+    setProgress(0, false);
+    if (state.draft) showResult(state.draft.result, false);
+    showStatus("done", event.reason);
   } else if (event.type === "failed") {
     state.running = false;
     $("#cancel").disabled = true;
@@ -531,10 +557,19 @@ function setProgress(fraction, visible) {
   $("#progress-bar").style.width = `${Math.round(fraction * 100)}%`;
 }
 
+// quality=refine: while gatys refines a draft, Cancel is "Stop refining" (the draft stays).
+function setRefining(on) {
+  $("#cancel").textContent = on ? "Stop refining" : "Cancel";
+}
+
 async function cancelJob(quiet) {
   if (!state.job) return;
   const job = state.job;
   try {
+    if (state.draft && state.running) {
+      await api(`/api/jobs/${state.draft.job}/stop`, { method: "POST" });
+      return;
+    }
     await api(`/api/jobs/${job}`, { method: "DELETE" });
   } catch (err) {
     if (!quiet) showStatus("failed", err.message);
@@ -680,6 +715,7 @@ async function start() {
     writeCommand();
   });
   $("#prompt").addEventListener("input", () => { state.prompt = $("#prompt").value; writeCommand(); });
+  $("#quality").addEventListener("change", () => setOption("quality", $("#quality").value || null));
   $("#reroll").addEventListener("click", reroll);
   $("#cancel").addEventListener("click", () => cancelJob(false));
   $("#preset-save").addEventListener("click", savePreset);

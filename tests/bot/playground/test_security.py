@@ -32,6 +32,7 @@ ROUTES = [
     ("GET", "/api/jobs"),
     ("DELETE", "/api/jobs/{job}"),
     ("GET", "/api/jobs/{job}/events"),
+    ("POST", "/api/jobs/{job}/stop"),
     ("GET", "/api/jobs/{job}/result"),
     ("GET", "/api/presets"),
     ("POST", "/api/presets"),
