@@ -53,7 +53,10 @@ async def test_methods_describes_each_method_from_its_declarations(bot, fake, bo
     call = await fake.wait_call("POST", f"/interactions/{payload['id']}/")
     assert call.json["data"]["flags"] & 64
     embeds = list(call.json["data"]["embeds"])
-    for extra in fake.find("POST", f"/webhooks/{APP_ID}/{payload['token']}"):
+    follow_ups = f"/webhooks/{APP_ID}/{payload['token']}"
+    if len(embeds) < len(methods.method_names()):  # ten embeds a message: the rest follow
+        await fake.wait_call("POST", follow_ups)
+    for extra in fake.find("POST", follow_ups):
         embeds += extra.json["embeds"]
     by_name = {e["title"].split(":")[0]: e for e in embeds}
     assert set(by_name) == set(methods.method_names())
