@@ -136,7 +136,7 @@ class Bot:
         return {"status": status, "uptime_s": round(time.time() - self._started_at, 1),
                 "engine": {"device": engine.get("device"), "accepting": engine.get("accepting"),
                            "models_loaded": engine.get("models_loaded", []),
-                           **{key: backend.get(key) for key in ENGINE_HEALTH}},
+                           **{key: backend[key] for key in ENGINE_HEALTH if key in backend}},
                 "queue": {"length": engine.get("waiting", 0) + engine.get("running", 0),
                           "waiting": engine.get("waiting", 0), "running": engine.get("running", 0)},
                 "adapters": adapters}
