@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import JobCancelled, UserError
 from . import Backend
 from .engine_child import EngineChild
-from .process_main import method_path
+from .process_main import method_path, reported_error
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -234,7 +234,8 @@ class ProcessBackend(Backend):
                 self._models = message[3]
                 return message[2]
             elif kind == "error":
-                raise _error(message[2], message[3])
+                raise reported_error(message[2], message[3], bug=EngineProcessError,
+                                     where="engine process")
 
     def _refuse_poisoned(self, jobs: list["PreparedJob"]) -> None:
         if self._poisoned and any(_fingerprint(job) in self._poisoned for job in jobs):
@@ -248,17 +249,6 @@ class ProcessBackend(Backend):
                 "restarts": self.restarts, "last_crash": self.last_crash,
                 "last_crash_at": round(self.last_crash_at, 3) if self.last_crash_at else None,
                 "models_loaded": list(self._models)}
-
-
-def _error(kind: str, detail: Any) -> BaseException:
-    """The exception the engine process reported, as the queue expects it."""
-    if kind == "cancelled":
-        return JobCancelled()
-    if kind == "user":
-        return detail
-    summary, remote_traceback = detail
-    log.error("engine process traceback:\n%s", remote_traceback)
-    return EngineProcessError(summary)
 
 
 def _fingerprint(job: "PreparedJob") -> str:

@@ -145,6 +145,19 @@ class _Worker:
             os._exit(code)
 
 
+def reported_error(kind: str, detail: Any, *, bug: type[Exception], where: str) -> BaseException:
+    """The exception a child process reported as ``("error", kind, detail)``, raised again in
+    the parent: a cancellation, the user's own error, or ``bug`` with the child's traceback
+    logged (``where`` names the process in that log line)."""
+    if kind == "cancelled":
+        return JobCancelled()
+    if kind == "user":
+        return detail
+    summary, remote_traceback = detail
+    log.error("%s traceback:\n%s", where, remote_traceback)
+    return bug(summary)
+
+
 def portable_user_error(exc: UserError) -> Any:
     """The exception itself when it survives pickling, else a plain UserError with its message."""
     try:

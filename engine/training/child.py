@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..backends.engine_child import describe_exit, engine_settings
+from ..backends.process_main import reported_error
 from ..errors import JobCancelled
 from .child_main import serve
 
@@ -105,17 +106,8 @@ def _converse(conn: Any, turns: "DeviceTurns", cancel: threading.Event,
         elif kind == "fatal":
             said = message[1]
         elif kind == "error":
-            raise _error(message[1], message[2])
-
-
-def _error(kind: str, detail: Any) -> BaseException:
-    if kind == "cancelled":
-        return JobCancelled()
-    if kind == "user":
-        return detail
-    summary, remote_traceback = detail
-    log.error("training process traceback:\n%s", remote_traceback)
-    return TrainingProcessError(summary)
+            raise reported_error(message[1], message[2], bug=TrainingProcessError,
+                                 where="training process")
 
 
 def _end(process: Any, finished: bool) -> None:
