@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from engine.errors import OptionError, UserError
-from engine.events import Done
+from engine.events import Cancelled, Done, Progress, Started, is_final
 from engine.methods import get_method
 from engine.request import ImageUpload, StyleRequest
 
@@ -156,6 +157,28 @@ class Refinement:
         failed, or the queue refused it: ``problem`` says why)."""
         await self._settled.wait()
         return self.job
+
+    async def follow(self, show: Callable[[str], Awaitable[None]],
+                     interval_s: float) -> "tuple[JobHandle, Done] | str":
+        """Follow the refinement for a front end: ``show`` gets its progress line at most every
+        ``interval_s``. The refinement's job and ``Done`` once it made a result; otherwise
+        the line saying why the draft stays (stopped, failed, never queued)."""
+        job = await self.refinement()
+        final = None
+        if job is not None:
+            last = float("-inf")
+            async for event in job.events():
+                if isinstance(event, (Started, Progress)):
+                    if time.monotonic() - last >= interval_s:
+                        last = time.monotonic()
+                        await show(refining_text(event.fraction if isinstance(event, Progress) else 0.0))
+                elif is_final(event):
+                    final = event
+        if isinstance(final, Done):
+            return job, final
+        reason = (final.reason if isinstance(final, Cancelled) else final.message if final is not None
+                  else self.problem or STOPPED)
+        return kept_text(reason)
 
     def stop(self) -> None:
         self.stopped = True

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
 
@@ -182,29 +181,20 @@ class InteractionFlow:
                       message: discord.Message, reply: Reply) -> None:
         """quality=refine: edit the draft's message with the refinement's progress, then with
         its result; when it is stopped or fails, the draft stays, with its own buttons."""
-        job = await refinement.refinement()
-        final = None
-        if job is not None:
-            last = float("-inf")
-            async for event in job.events():
-                if isinstance(event, (Started, Progress)):
-                    fraction = event.fraction if isinstance(event, Progress) else 0.0
-                    if time.monotonic() - last >= self.edit_interval_s:
-                        last = time.monotonic()
-                        message = await reply.edit_result(message,
-                                                          content=refine.refining_text(fraction))
-                elif isinstance(event, (Done, Failed, Cancelled)):
-                    final = event
-        if isinstance(final, Done):
-            data, filename, embed, view, _ = await self._result(job, final, reply)
-            await reply.edit_result(message, content="", upload=(data, filename), embed=embed, view=view)
-            log.info("job %s: refined result replaced draft %s for discord user %s", job.id, draft.id,
-                     reply.user.id)
+        async def show(status: str) -> None:
+            nonlocal message
+            message = await reply.edit_result(message, content=status)
+
+        outcome = await refinement.follow(show, self.edit_interval_s)
+        if isinstance(outcome, str):  # the draft stays, with its own buttons
+            view = result_view(draft.id, reply.user.id, self.service.result_actions(draft.id))
+            await reply.edit_result(message, content=outcome, view=view)
             return
-        reason = (final.reason if isinstance(final, Cancelled) else final.message if final is not None
-                  else refinement.problem or refine.STOPPED)
-        view = result_view(draft.id, reply.user.id, self.service.result_actions(draft.id))
-        await reply.edit_result(message, content=refine.kept_text(reason), view=view)
+        job, final = outcome
+        data, filename, embed, view, _ = await self._result(job, final, reply)
+        await reply.edit_result(message, content="", upload=(data, filename), embed=embed, view=view)
+        log.info("job %s: refined result replaced draft %s for discord user %s", job.id, draft.id,
+                 reply.user.id)
 
     def track(self, task: asyncio.Task) -> None:
         """Keep following ``task`` (a training's messages) as jobs are, until it ends."""

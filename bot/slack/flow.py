@@ -375,37 +375,27 @@ class JobFlow:
                                         actions=self.service.result_actions(job_id), **fields)
 
         text = blocks.result_text(draft.id, drafted.meta, place.user)
-        job = await refinement.refinement()
-        final = None
-        if job is not None:
-            last = float("-inf")
-            async for event in job.events():
-                if isinstance(event, (Started, Progress)):
-                    fraction = event.fraction if isinstance(event, Progress) else 0.0
-                    if time.monotonic() - last >= self.edit_interval_s:
-                        last = time.monotonic()
-                        status = refine.refining_text(fraction)
-                        try:
-                            await self.client.chat_update(channel=channel, ts=ts, text=text,
-                                                          blocks=summary(draft.id, drafted, status=status))
-                        except SlackApiError as exc:  # a missed progress edit is not worth failing over
-                            log.info("refine progress edit failed: %s", exc.response.get("error"))
-                elif isinstance(event, (Done, Failed, Cancelled)):
-                    final = event
-        if isinstance(final, Done):
-            encoded = await asyncio.to_thread(encode_result, final.image, final.meta)
-            uploaded = await self.client.files_upload_v2(
-                file=encoded.data, filename=f"stylebot-{final.job_id}.png",
-                title=f"{final.meta.method} · job {final.job_id}")
-            refined = summary(final.job_id, final, image=uploaded["file"]["id"])
-            await self._show(channel, ts, blocks.result_text(final.job_id, final.meta, place.user),
-                             refined)
-            log.info("job %s: refined result replaced draft %s in %s", final.job_id, draft.id, channel)
+
+        async def show(status: str) -> None:
+            try:
+                await self.client.chat_update(channel=channel, ts=ts, text=text,
+                                              blocks=summary(draft.id, drafted, status=status))
+            except SlackApiError as exc:  # a missed progress edit is not worth failing over
+                log.info("refine progress edit failed: %s", exc.response.get("error"))
+
+        outcome = await refinement.follow(show, self.edit_interval_s)
+        if isinstance(outcome, str):  # the draft stays
+            await self.client.chat_update(channel=channel, ts=ts, text=text,
+                                          blocks=summary(draft.id, drafted, status=outcome))
             return
-        reason = (final.reason if isinstance(final, Cancelled) else final.message if final is not None
-                  else refinement.problem or refine.STOPPED)
-        await self.client.chat_update(channel=channel, ts=ts, text=text,
-                                      blocks=summary(draft.id, drafted, status=refine.kept_text(reason)))
+        _, final = outcome
+        encoded = await asyncio.to_thread(encode_result, final.image, final.meta)
+        uploaded = await self.client.files_upload_v2(
+            file=encoded.data, filename=f"stylebot-{final.job_id}.png",
+            title=f"{final.meta.method} · job {final.job_id}")
+        refined = summary(final.job_id, final, image=uploaded["file"]["id"])
+        await self._show(channel, ts, blocks.result_text(final.job_id, final.meta, place.user), refined)
+        log.info("job %s: refined result replaced draft %s in %s", final.job_id, draft.id, channel)
 
     async def _show(self, channel: str, ts: str, text: str, blocks_: list) -> None:
         """chat.update with an image block of a fresh upload, which Slack may need a moment for."""
